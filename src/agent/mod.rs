@@ -1,0 +1,97 @@
+//! The agent boundary: one `propose` call per turn, returning a description, a session id, token
+//! usage and an outcome. The engine owns everything else (git, verify, decisions, records).
+
+pub mod command;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::artifacts::state::Usage;
+use crate::engine::reducer::Directive;
+
+/// One agent turn.
+pub struct Request<'a> {
+    pub iteration: u64,
+    pub directive: Directive,
+    pub prompt: &'a str,
+    /// The repository root (the agent's working directory).
+    pub repo: &'a Path,
+    /// Where this turn's logs go (`.autoresearch/iter-0007`).
+    pub log_dir: &'a Path,
+    /// File stem for this turn's logs: `agent` or `rework-1`.
+    pub log_stem: &'a str,
+    /// Start a new session instead of continuing the current one (pivot, `--session fresh`).
+    pub fresh_session: bool,
+    /// Environment for the agent process.
+    pub env: &'a [(String, String)],
+}
+
+impl Request<'_> {
+    /// Returns the path of a log file of this turn, e.g. `agent.log`.
+    pub fn log(&self, ext: &str) -> PathBuf {
+        self.log_dir.join(format!("{}.{ext}", self.log_stem))
+    }
+}
+
+/// How an agent turn ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The turn completed; the tree holds the proposal.
+    Completed,
+    /// The agent failed (non-zero exit, model error); the reason is one line.
+    Failed(String),
+    /// The wall-clock or idle timeout killed it; the reason is one line.
+    TimedOut(String),
+    /// The engine received SIGINT/SIGTERM during the turn.
+    Interrupted(i32),
+    /// The model provider refused for quota or rate limits; retry later.
+    RateLimited(String),
+}
+
+/// What an agent turn produced.
+#[derive(Clone, Debug)]
+pub struct Proposal {
+    /// One-line summary of the change (may be empty).
+    pub description: String,
+    pub session_id: Option<String>,
+    /// Tokens used by this turn alone.
+    pub usage: Usage,
+    pub outcome: Outcome,
+    pub duration: Duration,
+    /// Something the log should say (e.g. "resume failed; started a fresh session").
+    pub notes: Vec<String>,
+    /// Files the agent says it changed (cross-checked against the engine's own diff).
+    pub reported_paths: Vec<String>,
+}
+
+impl Proposal {
+    /// Returns a proposal for a turn that ended with `outcome` and nothing else.
+    pub fn ended(outcome: Outcome, duration: Duration) -> Proposal {
+        Proposal {
+            description: String::new(),
+            session_id: None,
+            usage: Usage::default(),
+            outcome,
+            duration,
+            notes: Vec::new(),
+            reported_paths: Vec::new(),
+        }
+    }
+}
+
+/// A coding agent.
+pub trait Agent {
+    /// Returns the agent's name for logs (`command`, `codex`, `claude`).
+    fn name(&self) -> &'static str;
+
+    /// Returns a version line to print at run start, if the agent has one.
+    fn version(&self) -> Option<String> {
+        None
+    }
+
+    /// Continues an earlier session (from the state file) on the next turn.
+    fn restore_session(&mut self, _session_id: Option<String>) {}
+
+    /// Runs one turn.
+    fn propose(&mut self, req: &Request<'_>) -> Proposal;
+}

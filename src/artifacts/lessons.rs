@@ -1,0 +1,121 @@
+//! `autoresearch-lessons.md`: what worked (keeps) and what was abandoned (pivots), in the
+//! reference's block format. Appended only; the engine never rewrites it.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::row::one_line;
+use crate::error::Result;
+use crate::fsutil;
+
+/// The lessons file and the most recent entries (for prompts).
+pub struct Lessons {
+    path: PathBuf,
+    count: usize,
+    entries: Vec<String>,
+    stamp: Option<(u64, i128, u64)>,
+}
+
+/// One lesson to append.
+pub struct Lesson<'a> {
+    pub title: &'a str,
+    pub strategy: &'a str,
+    pub outcome: &'a str,
+    pub insight: &'a str,
+    pub context: String,
+    pub iteration: String,
+}
+
+fn field(v: &str) -> String {
+    let v = one_line(v);
+    if v.is_empty() { "-".into() } else { v }
+}
+
+impl Lessons {
+    /// Reads the lessons file if it exists (any content is accepted; entries start at `### `).
+    pub fn load(path: &Path) -> Lessons {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut entries: Vec<String> = Vec::new();
+        for line in text.lines() {
+            if line.starts_with("### ") {
+                entries.push(String::new());
+            }
+            if let Some(e) = entries.last_mut() {
+                e.push_str(line);
+                e.push('\n');
+            }
+        }
+        Lessons { path: path.to_path_buf(), count: entries.len(), entries, stamp: fsutil::fingerprint(path) }
+    }
+
+    /// Returns the number of entries.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Returns the last `n` entries as one text block.
+    pub fn recent(&self, n: usize) -> String {
+        let start = self.entries.len().saturating_sub(n);
+        self.entries[start..].iter().map(|e| e.trim_end()).collect::<Vec<_>>().join("\n\n")
+    }
+
+    /// Returns true when something else wrote to the file since it was read or appended.
+    pub fn tampered(&self) -> bool {
+        fsutil::fingerprint(&self.path) != self.stamp
+    }
+
+    /// Appends one lesson block.
+    pub fn append(&mut self, l: &Lesson<'_>) -> Result<()> {
+        let n = self.count + 1;
+        let mut title = field(l.title);
+        if title.chars().count() > 120 {
+            title = title.chars().take(119).collect::<String>() + "…";
+        }
+        let block = format!(
+            "### L-{n}: {title}\n- **Strategy:** {}\n- **Outcome:** {}\n- **Insight:** {}\n- **Context:** {}\n- **Iteration:** {}\n- **Timestamp:** {}\n\n",
+            field(l.strategy),
+            field(l.outcome),
+            field(l.insight),
+            field(&l.context),
+            field(&l.iteration),
+            crate::artifacts::state::now_utc(),
+        );
+        fsutil::append_durable(&self.path, block.as_bytes())?;
+        self.entries.push(block);
+        if self.entries.len() > 50 {
+            self.entries.remove(0);
+        }
+        self.count = n;
+        self.stamp = fsutil::fingerprint(&self.path);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_numbered_blocks_in_the_reference_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lessons.md");
+        let mut l = Lessons::load(&p);
+        for (i, title) in ["cache the parser", "switch to\nbatching"].iter().enumerate() {
+            l.append(&Lesson {
+                title,
+                strategy: title,
+                outcome: if i == 0 { "keep" } else { "pivot" },
+                insight: title,
+                context: "goal=g; scope=src/**; metric=m; direction=lower".into(),
+                iteration: format!("tag#{}", i + 1),
+            })
+            .unwrap();
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.starts_with("### L-1: cache the parser\n- **Strategy:** cache the parser\n- **Outcome:** keep\n"));
+        assert!(text.contains("### L-2: switch to batching\n"));
+        assert!(text.contains("- **Iteration:** tag#2\n"));
+        let again = Lessons::load(&p);
+        assert_eq!(again.count(), 2);
+        assert!(again.recent(1).starts_with("### L-2"));
+    }
+}

@@ -1,0 +1,141 @@
+//! Where the run's files live (`research-results.tsv`, `autoresearch-state.json`,
+//! `autoresearch-lessons.md`, `.autoresearch/`), their exclude entries, and `--fresh` archiving.
+
+pub mod inflight;
+pub mod lessons;
+pub mod lock;
+pub mod results;
+pub mod state;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+
+/// File name of the results log.
+pub const RESULTS: &str = "research-results.tsv";
+/// File name of the state snapshot.
+pub const STATE: &str = "autoresearch-state.json";
+/// File name of the lessons file.
+pub const LESSONS: &str = "autoresearch-lessons.md";
+/// Name of the engine's private directory.
+pub const PRIVATE: &str = ".autoresearch";
+
+/// The paths of one run's artifacts.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// The directory holding the artifacts (the repo root by default).
+    pub dir: PathBuf,
+    pub results: PathBuf,
+    pub state: PathBuf,
+    pub lessons: PathBuf,
+    /// `.autoresearch/`: lock, in-flight marker, per-iteration logs.
+    pub private: PathBuf,
+    pub lock: PathBuf,
+    pub inflight: PathBuf,
+    pub feedback: PathBuf,
+    /// The artifacts directory relative to the repository root, if it is inside it.
+    pub rel_in_repo: Option<String>,
+}
+
+impl Paths {
+    /// Returns the artifact paths for a repository root and an optional `--artifacts-dir`.
+    pub fn new(repo_root: &Path, artifacts_dir: Option<&Path>) -> Result<Paths> {
+        let dir = match artifacts_dir {
+            None => repo_root.to_path_buf(),
+            Some(d) => {
+                let d = if d.is_absolute() { d.to_path_buf() } else { repo_root.join(d) };
+                fs::create_dir_all(&d).ctx("create the artifacts directory", &d)?;
+                d.canonicalize().ctx("resolve", &d)?
+            }
+        };
+        let rel_in_repo = dir.strip_prefix(repo_root).ok().map(|p| p.to_string_lossy().replace('\\', "/"));
+        if rel_in_repo.as_deref().is_some_and(|r| r == ".git" || r.starts_with(".git/")) {
+            return Err(Error::Usage("--artifacts-dir may not be inside .git".into()));
+        }
+        let private = dir.join(PRIVATE);
+        Ok(Paths {
+            results: dir.join(RESULTS),
+            state: dir.join(STATE),
+            lessons: dir.join(LESSONS),
+            lock: private.join("lock"),
+            inflight: private.join("inflight.json"),
+            feedback: private.join("feedback.txt"),
+            private,
+            dir,
+            rel_in_repo,
+        })
+    }
+
+    /// Returns the per-iteration log directory, e.g. `.autoresearch/iter-0007`.
+    pub fn iter_dir(&self, iteration: u64) -> PathBuf {
+        self.private.join(format!("iter-{iteration:04}"))
+    }
+
+    /// Returns the `.git/info/exclude` entries (root-anchored) that hide the artifacts, or none
+    /// when the artifacts live outside the repository.
+    pub fn exclude_entries(&self) -> Vec<String> {
+        let Some(rel) = &self.rel_in_repo else { return Vec::new() };
+        let prefix = if rel.is_empty() { "/".to_string() } else { format!("/{rel}/") };
+        vec![
+            format!("{prefix}{RESULTS}"),
+            format!("{prefix}{STATE}"),
+            format!("{prefix}{LESSONS}"),
+            format!("{prefix}research-results.prev*.tsv"),
+            format!("{prefix}autoresearch-state.prev*.json"),
+            format!("{prefix}{PRIVATE}/"),
+        ]
+    }
+
+    /// Returns the artifact paths relative to the repository root (for the protected set).
+    pub fn protected_in_repo(&self) -> Vec<String> {
+        let Some(rel) = &self.rel_in_repo else { return Vec::new() };
+        let join = |name: &str| if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+        vec![join(RESULTS), join(STATE), join(LESSONS), join(PRIVATE)]
+    }
+
+    /// Returns true when a run's results or state exist here.
+    pub fn has_run(&self) -> bool {
+        self.results.exists() || self.state.exists()
+    }
+
+    /// Moves the results, state and iteration logs aside as the next free `.prev` generation
+    /// (`research-results.prev.tsv`, then `.prev2`, `.prev3`, ...; none is ever overwritten).
+    /// Lessons stay: they carry over between runs. Returns the new paths.
+    pub fn archive(&self) -> Result<Vec<PathBuf>> {
+        let mut generation = 1u32;
+        let name = |g: u32, stem: &str, ext: &str| {
+            if g == 1 { format!("{stem}.prev.{ext}") } else { format!("{stem}.prev{g}.{ext}") }
+        };
+        while self.dir.join(name(generation, "research-results", "tsv")).exists()
+            || self.dir.join(name(generation, "autoresearch-state", "json")).exists()
+            || self.private.join(format!("prev{generation}")).exists()
+        {
+            generation += 1;
+        }
+        let mut moved = Vec::new();
+        for (from, to) in [
+            (&self.results, self.dir.join(name(generation, "research-results", "tsv"))),
+            (&self.state, self.dir.join(name(generation, "autoresearch-state", "json"))),
+        ] {
+            if from.exists() {
+                fs::rename(from, &to).ctx("archive", from)?;
+                moved.push(to);
+            }
+        }
+        if let Ok(entries) = fs::read_dir(&self.private) {
+            let target = self.private.join(format!("prev{generation}"));
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().to_string();
+                if n.starts_with("iter-") || n == "feedback.txt" {
+                    fs::create_dir_all(&target).ctx("create", &target)?;
+                    fs::rename(e.path(), target.join(&n)).ctx("archive", &e.path())?;
+                }
+            }
+            if target.exists() {
+                moved.push(target);
+            }
+        }
+        Ok(moved)
+    }
+}

@@ -1,0 +1,248 @@
+//! The command line: clap definitions, conversion of flags to [`Settings`], dispatch, and the
+//! mapping of results to exit codes. Flag errors are one line and exit 2.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{AgentKind, Dur, Mode, Patterns, Rollback, Sandbox, Session, Settings, Source, StringOrList, VerifyFormat};
+use crate::engine::Direction;
+use crate::error::{Error, exit};
+use crate::output::{Output, Style};
+use crate::scope::split_patterns;
+
+/// Autonomous, metric-driven code improvement: an agent proposes, the engine measures and keeps
+/// only strict improvements.
+#[derive(Parser, Debug)]
+#[command(name = "codex-autoresearch", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the loop in the foreground; resumes the run in the repository if there is one.
+    Run(RunArgs),
+    /// Show the run in a repository: metrics, counts, last rows, whether it is running.
+    Status(StatusArgs),
+}
+
+/// The RUN FLAGS (GUIDE.md documents each one).
+#[derive(Args, Debug, Default)]
+pub struct RunArgs {
+    /// Repository to work in (default: the git root of the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Directory for the results, state, lessons and .autoresearch/ (default: the repo root).
+    #[arg(long, value_name = "DIR")]
+    pub artifacts_dir: Option<PathBuf>,
+    /// Prompt mode: loop or fix.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<Mode>,
+    /// What to achieve, in words.
+    #[arg(long, value_name = "TEXT")]
+    pub goal: Option<String>,
+    /// Files the agent may change (glob; repeatable or comma separated).
+    #[arg(long, value_name = "GLOB")]
+    pub scope: Vec<String>,
+    /// Name of the metric.
+    #[arg(long, value_name = "NAME")]
+    pub metric: Option<String>,
+    /// Which way is better: lower or higher.
+    #[arg(long, value_name = "lower|higher")]
+    pub direction: Option<Direction>,
+    /// Shell command that prints the metric.
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
+    /// How verify prints the metric: scalar, metrics-json or regex.
+    #[arg(long, value_name = "FORMAT")]
+    pub verify_format: Option<VerifyFormat>,
+    /// The metric's key in the JSON object (metrics-json; default: the metric name).
+    #[arg(long, value_name = "KEY")]
+    pub primary_metric_key: Option<String>,
+    /// Regex whose first capture group is the metric (regex format; last match wins).
+    #[arg(long, value_name = "RE")]
+    pub metric_regex: Option<String>,
+    /// Run verify N times and use the median.
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<u32>,
+    /// Shell command that must exit 0 for a keep.
+    #[arg(long, value_name = "CMD")]
+    pub guard: Option<String>,
+    /// Stop after N iterations (every results row counts).
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<u64>,
+    /// Stop when the retained metric meets it, e.g. "metric <= 0.5", "below 10".
+    #[arg(long, value_name = "TEXT")]
+    pub stop_condition: Option<String>,
+    /// The coding agent: codex, claude or command.
+    #[arg(long, value_name = "AGENT")]
+    pub agent: Option<AgentKind>,
+    /// The command agent's shell command (prompt on stdin; last stdout line = description).
+    #[arg(long, value_name = "CMD")]
+    pub agent_cmd: Option<String>,
+    /// Verify (and guard) timeout, e.g. 90s, 10m, 2h.
+    #[arg(long, value_name = "DUR")]
+    pub verify_timeout: Option<Dur>,
+    /// Wall-clock limit of one agent turn.
+    #[arg(long, value_name = "DUR")]
+    pub agent_timeout: Option<Dur>,
+    /// Limit on an agent turn without output.
+    #[arg(long, value_name = "DUR")]
+    pub agent_idle_timeout: Option<Dur>,
+    /// Guard-failure rework turns before discarding.
+    #[arg(long, value_name = "N")]
+    pub rework: Option<u32>,
+    /// Failed experiments in a row before a refine (0 disables).
+    #[arg(long, value_name = "N")]
+    pub refine_after: Option<u64>,
+    /// Failed experiments in a row before a pivot (0 disables).
+    #[arg(long, value_name = "N")]
+    pub pivot_after: Option<u64>,
+    /// Pivots without a keep before stopping for a human (0 disables).
+    #[arg(long, value_name = "N")]
+    pub max_pivots: Option<u64>,
+    /// How rejected trials leave the branch: reset or revert.
+    #[arg(long, value_name = "POLICY")]
+    pub rollback: Option<Rollback>,
+    /// Extra paths the agent must not change (glob; repeatable or comma separated).
+    #[arg(long, value_name = "GLOB")]
+    pub protect: Vec<String>,
+    /// Name of the run (default: derived from the goal).
+    #[arg(long, value_name = "TAG")]
+    pub run_tag: Option<String>,
+    /// Archive existing artifacts (*.prev) and start over.
+    #[arg(long)]
+    pub fresh: bool,
+    /// JSON lines on stdout instead of human lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Path of the codex binary (default: $CODEX_BIN, then `codex` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub codex_bin: Option<PathBuf>,
+    /// Path of the claude binary (default: $CLAUDE_BIN, then `claude` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub claude_bin: Option<PathBuf>,
+    /// What the agent may write: workspace-write or danger-full-access.
+    #[arg(long, value_name = "MODE")]
+    pub sandbox: Option<Sandbox>,
+    /// Model for the agent.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Extra argument passed to the agent CLI (repeatable).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub agent_arg: Vec<String>,
+    /// Agent sessions: resume (one per strategy) or fresh (new every iteration).
+    #[arg(long, value_name = "POLICY")]
+    pub session: Option<Session>,
+    /// Total time to wait out agent quota or rate limits before stopping.
+    #[arg(long, value_name = "DUR")]
+    pub max_quota_wait: Option<Dur>,
+}
+
+/// `status` flags.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Repository (default: the git root of the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Where the artifacts are, if not at the repo root.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts_dir: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RunArgs {
+    /// Returns the settings given as flags.
+    pub fn to_settings(&self) -> Settings {
+        Settings {
+            repo: self.repo.clone(),
+            artifacts_dir: self.artifacts_dir.clone(),
+            mode: self.mode,
+            goal: self.goal.clone(),
+            scope: (!self.scope.is_empty()).then(|| Patterns(split_patterns(&self.scope))),
+            metric: self.metric.clone(),
+            direction: self.direction,
+            verify: self.verify.clone(),
+            verify_format: self.verify_format,
+            primary_metric_key: self.primary_metric_key.clone(),
+            metric_regex: self.metric_regex.clone(),
+            repeat: self.repeat,
+            guard: self.guard.clone(),
+            iterations: self.iterations,
+            stop_condition: self.stop_condition.clone(),
+            agent: self.agent,
+            agent_cmd: self.agent_cmd.clone(),
+            codex_bin: self.codex_bin.clone(),
+            claude_bin: self.claude_bin.clone(),
+            sandbox: self.sandbox,
+            model: self.model.clone(),
+            agent_arg: (!self.agent_arg.is_empty()).then(|| StringOrList(self.agent_arg.clone())),
+            session: self.session,
+            verify_timeout: self.verify_timeout,
+            agent_timeout: self.agent_timeout,
+            agent_idle_timeout: self.agent_idle_timeout,
+            max_quota_wait: self.max_quota_wait,
+            rework: self.rework,
+            refine_after: self.refine_after,
+            pivot_after: self.pivot_after,
+            max_pivots: self.max_pivots,
+            rollback: self.rollback,
+            protect: (!self.protect.is_empty()).then(|| Patterns(split_patterns(&self.protect))),
+            run_tag: self.run_tag.clone(),
+            fresh: self.fresh.then_some(true),
+            json: self.json.then_some(true),
+        }
+    }
+}
+
+fn fail(out: &Output, e: &Error) -> ExitCode {
+    out.note(&format!("error: {e}"));
+    ExitCode::from(e.exit_code())
+}
+
+/// Parses the command line and runs the command; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return ExitCode::from(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { exit::BLOCKED } else { exit::OK });
+            }
+            let rendered = e.render().to_string();
+            let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("error: invalid arguments");
+            eprintln!("{first}");
+            return ExitCode::from(exit::BLOCKED);
+        }
+    };
+    match cli.command {
+        Command::Run(args) => {
+            let settings = args.to_settings();
+            let style = if args.json { Style::Json } else { Style::Human };
+            let out = Output { style };
+            let sources: BTreeMap<&'static str, Source> = settings.set_keys().into_iter().map(|k| (k, Source::Flag)).collect();
+            match crate::driver::run(crate::driver::Options { settings, sources, exec: false, output: out }) {
+                Ok(summary) => {
+                    out.finished(&summary);
+                    ExitCode::from(summary.exit_code)
+                }
+                Err(e) => fail(&out, &e),
+            }
+        }
+        Command::Status(args) => {
+            let out = Output { style: Style::Human };
+            match crate::status::status(args.repo.as_deref(), args.artifacts_dir.as_deref(), args.json) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&out, &e),
+            }
+        }
+    }
+}

@@ -1,0 +1,769 @@
+//! Run settings: one partial [`Settings`] per source (defaults, the resumed run, the config file,
+//! the environment, flags), layered in that order, then validated into a [`RunConfig`].
+//! The same keys name flags, TOML keys and the `config` object of `autoresearch-state.json`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::engine::Direction;
+use crate::engine::metric::MetricFormat;
+use crate::engine::reducer::Thresholds;
+use crate::engine::stop::{self, StopCondition};
+use crate::error::{Error, Result};
+use crate::scope::{PathSet, split_patterns};
+
+/// Declares a string-valued enum with `FromStr`, `Display` and serde as its words.
+macro_rules! word_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+        impl $name {
+            /// Every accepted word.
+            pub const WORDS: &'static [&'static str] = &[$($word),+];
+            /// Returns the word for this value.
+            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $word),+ } }
+        }
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> std::result::Result<Self, String> {
+                match s.trim() {
+                    $($word => Ok($name::$variant),)+
+                    other => Err(format!("`{}` is not one of {}", other, $name::WORDS.join(", "))),
+                }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+word_enum!(
+    /// The prompt mode.
+    Mode { Loop = "loop", Fix = "fix", Debug = "debug", Security = "security", Ship = "ship" }
+);
+word_enum!(
+    /// How verify prints the metric.
+    VerifyFormat { Scalar = "scalar", MetricsJson = "metrics-json", Regex = "regex" }
+);
+word_enum!(
+    /// Which coding agent proposes changes.
+    AgentKind { Codex = "codex", Claude = "claude", Command = "command" }
+);
+word_enum!(
+    /// How a rejected trial leaves the branch.
+    Rollback { Reset = "reset", Revert = "revert" }
+);
+word_enum!(
+    /// What the agent may write.
+    Sandbox { WorkspaceWrite = "workspace-write", DangerFullAccess = "danger-full-access" }
+);
+word_enum!(
+    /// Whether agent sessions carry over between iterations.
+    Session { Resume = "resume", Fresh = "fresh" }
+);
+
+impl Serialize for Direction {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Direction {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration written as text (`90s`, `10m`, `2h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        crate::duration::parse(s).map(Dur)
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::duration::format(self.0))
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Path patterns (`--scope`, `--protect`): a comma-separated string or a list; written as a
+/// comma-joined string (the form the reference keeps in its state).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Patterns(pub Vec<String>);
+
+impl Serialize for Patterns {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.join(","))
+    }
+}
+
+impl<'de> Deserialize<'de> for Patterns {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Patterns(split_patterns(&StringOrList::deserialize(d)?.0)))
+    }
+}
+
+/// A list of strings that may also be written as one string.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct StringOrList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StringOrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            One(String),
+            Many(Vec<String>),
+        }
+        match Either::deserialize(d).map_err(|_| serde::de::Error::custom("expected a string or a list of strings"))? {
+            Either::One(s) => Ok(StringOrList(vec![s])),
+            Either::Many(v) => Ok(StringOrList(v)),
+        }
+    }
+}
+
+/// Where a setting came from, for `config` and for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    /// The configuration stored in `autoresearch-state.json` of the run being resumed.
+    Resumed,
+    /// `autoresearch.toml` or `--config FILE` (with the line of the key).
+    File { path: PathBuf, line: usize },
+    /// An environment variable.
+    Env(String),
+    Flag,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::Resumed => f.write_str("resumed run"),
+            Source::File { path, line } => write!(f, "file {}:{line}", path.display()),
+            Source::Env(var) => write!(f, "environment {var}"),
+            Source::Flag => f.write_str("flag"),
+        }
+    }
+}
+
+macro_rules! settings {
+    ($( $(#[$m:meta])* $field:ident : $ty:ty ),* $(,)?) => {
+        /// Every run setting, each optional; one value of this per source.
+        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        pub struct Settings {
+            $( $(#[$m])* #[serde(default, skip_serializing_if = "Option::is_none")] pub $field: Option<$ty>, )*
+        }
+
+        impl Settings {
+            /// Every key, in snake_case (flags and TOML keys also accept `-`).
+            pub const KEYS: &'static [&'static str] = &[$( stringify!($field) ),*];
+
+            /// Lays `over` on top of `self`, recording `source` for every key it sets.
+            pub fn overlay(&mut self, over: Settings, source: &Source, sources: &mut BTreeMap<&'static str, Source>) {
+                $( if over.$field.is_some() {
+                    self.$field = over.$field;
+                    sources.insert(stringify!($field), source.clone());
+                } )*
+            }
+
+            /// Returns the keys that are set.
+            pub fn set_keys(&self) -> Vec<&'static str> {
+                let mut v = Vec::new();
+                $( if self.$field.is_some() { v.push(stringify!($field)); } )*
+                v
+            }
+        }
+    };
+}
+
+settings! {
+    repo: PathBuf,
+    artifacts_dir: PathBuf,
+    mode: Mode,
+    goal: String,
+    scope: Patterns,
+    metric: String,
+    direction: Direction,
+    verify: String,
+    verify_format: VerifyFormat,
+    primary_metric_key: String,
+    metric_regex: String,
+    repeat: u32,
+    guard: String,
+    iterations: u64,
+    stop_condition: String,
+    agent: AgentKind,
+    agent_cmd: String,
+    codex_bin: PathBuf,
+    claude_bin: PathBuf,
+    sandbox: Sandbox,
+    model: String,
+    agent_arg: StringOrList,
+    session: Session,
+    verify_timeout: Dur,
+    agent_timeout: Dur,
+    agent_idle_timeout: Dur,
+    max_quota_wait: Dur,
+    rework: u32,
+    refine_after: u64,
+    pivot_after: u64,
+    max_pivots: u64,
+    rollback: Rollback,
+    protect: Patterns,
+    run_tag: String,
+    fresh: bool,
+    json: bool,
+}
+
+/// Keys that define what a run measures; a resumed run refuses to change them.
+pub const IDENTITY_KEYS: &[&str] = &["goal", "metric", "direction", "verify", "verify_format", "primary_metric_key", "metric_regex"];
+
+/// Keys that belong to the machine, not the run: never stored in the state file.
+const LOCAL_KEYS: &[&str] = &["repo", "artifacts_dir", "codex_bin", "claude_bin", "fresh", "json"];
+
+/// Environment variables read as the lowest explicit source.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("AUTORESEARCH_GOAL", "goal"),
+    ("AUTORESEARCH_SCOPE", "scope"),
+    ("AUTORESEARCH_METRIC", "metric"),
+    ("AUTORESEARCH_DIRECTION", "direction"),
+    ("AUTORESEARCH_VERIFY", "verify"),
+    ("AUTORESEARCH_ITERATIONS", "iterations"),
+    ("AUTORESEARCH_GUARD", "guard"),
+];
+
+impl Settings {
+    /// Returns the built-in defaults.
+    pub fn defaults() -> Settings {
+        Settings {
+            mode: Some(Mode::Loop),
+            verify_format: Some(VerifyFormat::Scalar),
+            repeat: Some(1),
+            agent: Some(AgentKind::Codex),
+            sandbox: Some(Sandbox::WorkspaceWrite),
+            session: Some(Session::Resume),
+            verify_timeout: Some(Dur(Duration::from_secs(600))),
+            agent_timeout: Some(Dur(Duration::from_secs(1800))),
+            agent_idle_timeout: Some(Dur(Duration::from_secs(600))),
+            max_quota_wait: Some(Dur(Duration::from_secs(3600))),
+            rework: Some(2),
+            refine_after: Some(3),
+            pivot_after: Some(5),
+            max_pivots: Some(3),
+            rollback: Some(Rollback::Reset),
+            fresh: Some(false),
+            json: Some(false),
+            ..Settings::default()
+        }
+    }
+
+    /// Reads the environment fallbacks (`AUTORESEARCH_GOAL`, ...) through `get`.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(Settings, BTreeMap<&'static str, Source>)> {
+        let mut map = serde_json::Map::new();
+        let mut sources = BTreeMap::new();
+        for (var, key) in ENV_VARS {
+            if let Some(v) = get(var).filter(|v| !v.trim().is_empty()) {
+                let value = if *key == "iterations" {
+                    let n: u64 = v.trim().parse().map_err(|_| {
+                        Error::Usage(format!("{var}: `{v}` is not a whole number"))
+                    })?;
+                    serde_json::Value::from(n)
+                } else {
+                    serde_json::Value::from(v)
+                };
+                map.insert((*key).to_string(), value);
+                let k = Settings::KEYS.iter().find(|k| *k == key).copied().unwrap_or("goal");
+                sources.insert(k, Source::Env((*var).to_string()));
+            }
+        }
+        let s = serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| Error::Usage(format!("environment: {e}")))?;
+        Ok((s, sources))
+    }
+
+    /// Returns the settings stored with a run (machine-local keys removed), plus the
+    /// reference-compatible keys the resume checker expects.
+    pub fn to_saved(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        for k in LOCAL_KEYS {
+            map.remove(*k);
+        }
+        if let Some(r) = &self.rollback {
+            map.insert("rollback_policy".into(), r.as_str().into());
+        }
+        map.insert("parallel_mode".into(), "serial".into());
+        map.insert("web_search".into(), "disabled".into());
+        map.insert("session_mode".into(), "foreground".into());
+        map
+    }
+
+    /// Reads settings stored with a run; unknown keys (the reference's) are ignored.
+    pub fn from_saved(value: &serde_json::Value) -> Result<Settings> {
+        let mut s: Settings = serde_json::from_value(value.clone()).map_err(|e| {
+            Error::Refused(format!("the stored run configuration is unreadable ({e}); start over with --fresh"))
+        })?;
+        for k in LOCAL_KEYS {
+            match *k {
+                "repo" => s.repo = None,
+                "artifacts_dir" => s.artifacts_dir = None,
+                "codex_bin" => s.codex_bin = None,
+                "claude_bin" => s.claude_bin = None,
+                "fresh" => s.fresh = None,
+                _ => s.json = None,
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// A validated run configuration.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub mode: Mode,
+    pub goal: String,
+    pub scope: Vec<String>,
+    pub metric: String,
+    pub direction: Direction,
+    pub verify: String,
+    pub verify_format: VerifyFormat,
+    /// The JSON key of the metric (metrics-json), defaulting to the metric name.
+    pub primary_metric_key: String,
+    pub metric_regex: Option<String>,
+    pub repeat: u32,
+    pub guard: Option<String>,
+    pub iterations: Option<u64>,
+    pub stop_condition: Option<(String, StopCondition)>,
+    pub agent: AgentKind,
+    pub agent_cmd: Option<String>,
+    pub codex_bin: Option<PathBuf>,
+    pub claude_bin: Option<PathBuf>,
+    pub sandbox: Sandbox,
+    pub model: Option<String>,
+    pub agent_args: Vec<String>,
+    pub session: Session,
+    pub verify_timeout: Duration,
+    pub agent_timeout: Duration,
+    pub agent_idle_timeout: Duration,
+    pub max_quota_wait: Duration,
+    pub rework: u32,
+    pub thresholds: Thresholds,
+    pub rollback: Rollback,
+    pub protect: Vec<String>,
+    pub run_tag: Option<String>,
+    pub fresh: bool,
+    pub json: bool,
+    pub repo: Option<PathBuf>,
+    pub artifacts_dir: Option<PathBuf>,
+    /// The merged settings this was built from (stored with the run).
+    pub settings: Settings,
+}
+
+fn flag(key: &str) -> String {
+    format!("--{}", key.replace('_', "-"))
+}
+
+fn required<T: Clone>(v: &Option<T>, key: &str) -> Result<T> {
+    v.clone().ok_or_else(|| Error::Usage(format!("missing required flag {} (or `{key}` in autoresearch.toml)", flag(key))))
+}
+
+fn non_empty(v: String, key: &str) -> Result<String> {
+    if v.trim().is_empty() {
+        Err(Error::Usage(format!("{} must not be empty", flag(key))))
+    } else {
+        Ok(v.trim().to_string())
+    }
+}
+
+/// Agent arguments that would change the sandbox; `--sandbox` owns that.
+const SANDBOX_ARGS: &[&str] = &[
+    "-s",
+    "--sandbox",
+    "--dangerously-bypass-approvals-and-sandbox",
+    "--yolo",
+    "--full-auto",
+    "--permission-mode",
+    "--dangerously-skip-permissions",
+    "--add-dir",
+];
+
+/// Returns true for a valid run tag (usable as one git ref component).
+pub fn valid_run_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag.len() <= 64
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !tag.starts_with(['.', '-'])
+        && !tag.contains("..")
+        && !tag.ends_with(".lock")
+        && !tag.ends_with('.')
+}
+
+impl RunConfig {
+    /// Validates merged settings. Errors name the flag.
+    pub fn from_settings(s: Settings) -> Result<RunConfig> {
+        let mode = s.mode.unwrap_or(Mode::Loop);
+        if !matches!(mode, Mode::Loop | Mode::Fix) {
+            return Err(Error::Usage(format!(
+                "--mode {mode} is not available yet (available: loop, fix)"
+            )));
+        }
+        let goal = non_empty(required(&s.goal, "goal")?, "goal")?;
+        let scope = required(&s.scope, "scope")?.0;
+        if scope.is_empty() {
+            return Err(Error::Usage("--scope must name at least one path or glob".into()));
+        }
+        PathSet::new(&scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
+        let metric = non_empty(required(&s.metric, "metric")?, "metric")?;
+        if metric.contains(['\n', '\r']) {
+            return Err(Error::Usage("--metric must be one line".into()));
+        }
+        let direction = required(&s.direction, "direction")?;
+        let verify = non_empty(required(&s.verify, "verify")?, "verify")?;
+        let verify_format = s.verify_format.unwrap_or(VerifyFormat::Scalar);
+        let metric_regex = s.metric_regex.clone().filter(|r| !r.is_empty());
+        match (verify_format, &metric_regex) {
+            (VerifyFormat::Regex, None) => {
+                return Err(Error::Usage("--verify-format regex needs --metric-regex".into()));
+            }
+            (VerifyFormat::Regex, Some(re)) => {
+                let compiled = regex::Regex::new(re)
+                    .map_err(|e| Error::Usage(format!("--metric-regex: {}", e.to_string().lines().last().unwrap_or("invalid"))))?;
+                if compiled.captures_len() < 2 {
+                    return Err(Error::Usage("--metric-regex needs a capture group around the number, e.g. `score: ([0-9.]+)`".into()));
+                }
+            }
+            (_, Some(_)) => {
+                return Err(Error::Usage("--metric-regex only applies with --verify-format regex".into()));
+            }
+            _ => {}
+        }
+        if s.primary_metric_key.is_some() && verify_format != VerifyFormat::MetricsJson {
+            return Err(Error::Usage("--primary-metric-key only applies with --verify-format metrics-json".into()));
+        }
+        let primary_metric_key = s.primary_metric_key.clone().unwrap_or_else(|| metric.clone());
+        let repeat = s.repeat.unwrap_or(1);
+        if repeat == 0 {
+            return Err(Error::Usage("--repeat must be at least 1".into()));
+        }
+        if s.iterations == Some(0) {
+            return Err(Error::Usage("--iterations must be at least 1".into()));
+        }
+        let stop_condition = match s.stop_condition.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            None => None,
+            Some(text) => {
+                let names = [metric.as_str(), primary_metric_key.as_str()];
+                let cond = stop::parse(text, &names, direction)
+                    .map_err(|e| Error::Usage(format!("--stop-condition: {e}")))?;
+                Some((text.to_string(), cond))
+            }
+        };
+        if mode == Mode::Fix && direction == Direction::Higher {
+            return Err(Error::Usage(
+                "--mode fix drives an error count down to zero; use --direction lower".into(),
+            ));
+        }
+        let agent = s.agent.unwrap_or(AgentKind::Codex);
+        let agent_cmd = s.agent_cmd.clone().filter(|c| !c.trim().is_empty());
+        match (agent, &agent_cmd) {
+            (AgentKind::Command, None) => {
+                return Err(Error::Usage("--agent command needs --agent-cmd CMD".into()));
+            }
+            (AgentKind::Codex | AgentKind::Claude, Some(_)) => {
+                return Err(Error::Usage(format!("--agent-cmd only applies with --agent command (not --agent {agent})")));
+            }
+            _ => {}
+        }
+        if agent == AgentKind::Command {
+            for key in ["model", "agent_arg", "codex_bin", "claude_bin"] {
+                let set = match key {
+                    "model" => s.model.is_some(),
+                    "agent_arg" => s.agent_arg.as_ref().is_some_and(|a| !a.0.is_empty()),
+                    "codex_bin" => s.codex_bin.is_some(),
+                    _ => s.claude_bin.is_some(),
+                };
+                if set {
+                    return Err(Error::Usage(format!("{} only applies with --agent codex or claude", flag(key))));
+                }
+            }
+        }
+        let agent_args = s.agent_arg.clone().map(|a| a.0).unwrap_or_default();
+        for a in &agent_args {
+            let name = a.split('=').next().unwrap_or(a);
+            let sandbox_override = a.starts_with("sandbox_mode") || a.contains("sandbox_mode=");
+            if SANDBOX_ARGS.contains(&name) || sandbox_override {
+                return Err(Error::Usage(format!(
+                    "--agent-arg {a}: the sandbox is set by --sandbox (workspace-write or danger-full-access)"
+                )));
+            }
+        }
+        let timeout = |v: Option<Dur>, key: &str, default: u64| -> Result<Duration> {
+            let d = v.map_or(Duration::from_secs(default), |d| d.0);
+            if d.is_zero() {
+                return Err(Error::Usage(format!("{} must be longer than 0s", flag(key))));
+            }
+            Ok(d)
+        };
+        let protect = s.protect.clone().map(|p| p.0).unwrap_or_default();
+        PathSet::new(&protect).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
+        let run_tag = s.run_tag.clone().filter(|t| !t.is_empty());
+        if let Some(tag) = &run_tag
+            && !valid_run_tag(tag)
+        {
+            return Err(Error::Usage(format!(
+                "--run-tag `{tag}`: use letters, digits, `-`, `_` and `.` (it names refs/autoresearch/<tag>/)"
+            )));
+        }
+        Ok(RunConfig {
+            mode,
+            goal,
+            scope,
+            metric,
+            direction,
+            verify,
+            verify_format,
+            primary_metric_key,
+            metric_regex,
+            repeat,
+            guard: s.guard.clone().filter(|g| !g.trim().is_empty()),
+            iterations: s.iterations,
+            stop_condition,
+            agent,
+            agent_cmd,
+            codex_bin: s.codex_bin.clone(),
+            claude_bin: s.claude_bin.clone(),
+            sandbox: s.sandbox.unwrap_or(Sandbox::WorkspaceWrite),
+            model: s.model.clone().filter(|m| !m.is_empty()),
+            agent_args,
+            session: s.session.unwrap_or(Session::Resume),
+            verify_timeout: timeout(s.verify_timeout, "verify_timeout", 600)?,
+            agent_timeout: timeout(s.agent_timeout, "agent_timeout", 1800)?,
+            agent_idle_timeout: timeout(s.agent_idle_timeout, "agent_idle_timeout", 600)?,
+            max_quota_wait: s.max_quota_wait.map_or(Duration::from_secs(3600), |d| d.0),
+            rework: s.rework.unwrap_or(2),
+            thresholds: Thresholds {
+                refine_after: s.refine_after.unwrap_or(3),
+                pivot_after: s.pivot_after.unwrap_or(5),
+                max_pivots: s.max_pivots.unwrap_or(3),
+            },
+            rollback: s.rollback.unwrap_or(Rollback::Reset),
+            protect,
+            run_tag,
+            fresh: s.fresh.unwrap_or(false),
+            json: s.json.unwrap_or(false),
+            repo: s.repo.clone(),
+            artifacts_dir: s.artifacts_dir.clone(),
+            settings: s,
+        })
+    }
+
+    /// Returns how verify's output is read.
+    pub fn metric_format(&self) -> MetricFormat {
+        match self.verify_format {
+            VerifyFormat::Scalar => MetricFormat::Scalar,
+            VerifyFormat::MetricsJson => MetricFormat::MetricsJson { key: self.primary_metric_key.clone() },
+            VerifyFormat::Regex => {
+                let re = self.metric_regex.as_deref().unwrap_or("");
+                // Validated in `from_settings`; an invalid one cannot reach this point.
+                MetricFormat::Regex(regex::Regex::new(re).unwrap_or_else(|_| regex::Regex::new("$^").expect("static regex")))
+            }
+        }
+    }
+}
+
+/// Refuses changes to what a resumed run measures; returns the key that changed.
+pub fn check_identity(saved: &Settings, explicit: &Settings) -> Result<()> {
+    let a = serde_json::to_value(saved).unwrap_or_default();
+    let b = serde_json::to_value(explicit).unwrap_or_default();
+    for key in IDENTITY_KEYS {
+        let (Some(old), Some(new)) = (a.get(*key), b.get(*key)) else { continue };
+        let norm = |v: &serde_json::Value| v.as_str().map(|s| s.trim().to_string()).unwrap_or_else(|| v.to_string());
+        if norm(old) != norm(new) {
+            return Err(Error::Refused(format!(
+                "{} differs from the run being resumed ({} vs {}); use --fresh to start a new run (the old one is archived)",
+                flag(key),
+                norm(new),
+                norm(old)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Returns the directory a run starts from: `--repo`, else the current directory.
+pub fn start_dir(repo: Option<&Path>) -> Result<PathBuf> {
+    match repo {
+        Some(p) => Ok(p.to_path_buf()),
+        None => std::env::current_dir().map_err(|e| Error::Refused(format!("cannot read the current directory: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Settings {
+        Settings {
+            goal: Some("fewer failures".into()),
+            scope: Some(Patterns(vec!["src/**".into()])),
+            metric: Some("failures".into()),
+            direction: Some(Direction::Lower),
+            verify: Some("./count.sh".into()),
+            agent: Some(AgentKind::Command),
+            agent_cmd: Some("./agent.sh".into()),
+            ..Settings::default()
+        }
+    }
+
+    fn err(s: Settings) -> String {
+        RunConfig::from_settings(s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = RunConfig::from_settings(base()).unwrap();
+        assert_eq!(c.verify_timeout, Duration::from_secs(600));
+        assert_eq!(c.thresholds, Thresholds { refine_after: 3, pivot_after: 5, max_pivots: 3 });
+        assert_eq!(c.rework, 2);
+        assert_eq!(c.primary_metric_key, "failures");
+    }
+
+    #[test]
+    fn missing_required_fields_name_the_flag() {
+        for key in ["goal", "scope", "metric", "direction", "verify"] {
+            let mut s = base();
+            match key {
+                "goal" => s.goal = None,
+                "scope" => s.scope = None,
+                "metric" => s.metric = None,
+                "direction" => s.direction = None,
+                _ => s.verify = None,
+            }
+            assert!(err(s).contains(&format!("missing required flag --{key}")), "{key}");
+        }
+    }
+
+    #[test]
+    fn contradictions_are_errors() {
+        let mut s = base();
+        s.verify_format = Some(VerifyFormat::Regex);
+        assert!(err(s).contains("--metric-regex"));
+        let mut s = base();
+        s.metric_regex = Some("x(\\d)".into());
+        assert!(err(s).contains("only applies with --verify-format regex"));
+        let mut s = base();
+        s.agent_cmd = None;
+        assert!(err(s).contains("--agent-cmd"));
+        let mut s = base();
+        s.mode = Some(Mode::Fix);
+        s.direction = Some(Direction::Higher);
+        assert!(err(s).contains("--direction lower"));
+        let mut s = base();
+        s.mode = Some(Mode::Debug);
+        assert!(err(s).contains("not available yet"));
+        let mut s = base();
+        s.stop_condition = Some("when happy".into());
+        assert!(err(s).contains("--stop-condition"));
+        let mut s = base();
+        s.run_tag = Some("bad tag".into());
+        assert!(err(s).contains("--run-tag"));
+        let mut s = base();
+        s.model = Some("gpt".into());
+        assert!(err(s).contains("--model only applies"));
+        let mut s = base();
+        s.agent = Some(AgentKind::Codex);
+        s.agent_cmd = None;
+        s.agent_arg = Some(StringOrList(vec!["--sandbox=danger-full-access".into()]));
+        assert!(err(s).contains("the sandbox is set by --sandbox"));
+        let mut s = base();
+        s.verify_timeout = Some(Dur(Duration::ZERO));
+        assert!(err(s).contains("--verify-timeout must be longer"));
+    }
+
+    #[test]
+    fn saved_settings_round_trip_without_local_keys() {
+        let mut s = base();
+        s.repo = Some("/somewhere".into());
+        s.verify_timeout = Some(Dur(Duration::from_secs(90)));
+        let saved = serde_json::Value::Object(s.to_saved());
+        assert_eq!(saved["scope"], "src/**");
+        assert_eq!(saved["verify_timeout"], "90s");
+        assert!(saved.get("repo").is_none());
+        let back = Settings::from_saved(&saved).unwrap();
+        assert_eq!(back.verify_timeout, s.verify_timeout);
+        assert_eq!(back.scope, s.scope);
+        assert_eq!(back.repo, None);
+    }
+
+    #[test]
+    fn identity_changes_are_refused() {
+        let saved = base();
+        let mut explicit = Settings { goal: Some("fewer failures ".into()), ..Settings::default() };
+        assert!(check_identity(&saved, &explicit).is_ok());
+        explicit.direction = Some(Direction::Higher);
+        let e = check_identity(&saved, &explicit).unwrap_err().to_string();
+        assert!(e.contains("--direction") && e.contains("--fresh"));
+    }
+
+    #[test]
+    fn env_fallbacks() {
+        let (s, src) = Settings::from_env(|k| match k {
+            "AUTORESEARCH_GOAL" => Some("g".into()),
+            "AUTORESEARCH_ITERATIONS" => Some("4".into()),
+            "AUTORESEARCH_SCOPE" => Some("a/**,b".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.goal.as_deref(), Some("g"));
+        assert_eq!(s.iterations, Some(4));
+        assert_eq!(s.scope, Some(Patterns(vec!["a/**".into(), "b".into()])));
+        assert_eq!(src.get("goal"), Some(&Source::Env("AUTORESEARCH_GOAL".into())));
+        assert!(Settings::from_env(|k| (k == "AUTORESEARCH_ITERATIONS").then(|| "x".into())).is_err());
+    }
+
+    #[test]
+    fn run_tags() {
+        assert!(valid_run_tag("fewer-bugs_2.1"));
+        for bad in ["", "-x", ".x", "a..b", "a/b", "x.lock", "with space"] {
+            assert!(!valid_run_tag(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,1631 @@
+//! The run loop with I/O. It executes the iteration contract (DESIGN §5): preflight, baseline or
+//! resume, then propose -> inspect -> trial commit -> verify -> guard (-> rework) -> decide ->
+//! roll back or keep -> record -> escalate -> stop check, with an in-flight marker that makes a
+//! crash at any point recoverable. Decisions come from the pure `engine`; this module does I/O.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use git2::Oid;
+
+use crate::agent::{self, Agent, Outcome, Proposal, Request};
+use crate::artifacts::inflight::{self, Inflight};
+use crate::artifacts::lessons::{Lesson, Lessons};
+use crate::artifacts::lock::Lock;
+use crate::artifacts::results::ResultsLog;
+use crate::artifacts::state::{EngineInfo, IterationRecord, StateFile};
+use crate::artifacts::Paths;
+use crate::config::{self, AgentKind, Mode, Rollback, RunConfig, Session, Settings, Source};
+use crate::engine::number::{canonical, delta, median, same};
+use crate::engine::reducer::{Directive, Escalation, Replay};
+use crate::engine::row::{Guard, Row, Status, one_line};
+use crate::error::{Error, Result, exit};
+use crate::git::{ChangeKind, KeptFile, Repo};
+use crate::output::{Output, StartInfo, Summary};
+use crate::process::{self, End, Spec};
+use crate::prompt::{self, PromptInput};
+use crate::scope::PathSet;
+use crate::{fsutil, signal};
+
+/// Consecutive verify failures that stop the run as a hard blocker.
+const VERIFY_BROKEN_AFTER: u32 = 5;
+/// Rows shown to the agent.
+const PROMPT_ROWS: usize = 10;
+/// Lessons shown to the agent.
+const PROMPT_LESSONS: usize = 5;
+
+/// What `run` and `exec` hand to the driver.
+pub struct Options {
+    /// The explicit settings (file, environment, flags), without defaults.
+    pub settings: Settings,
+    /// Where each explicit setting came from.
+    pub sources: BTreeMap<&'static str, Source>,
+    /// `exec`: always fresh, lessons read-only, exec exit codes.
+    pub exec: bool,
+    pub output: Output,
+}
+
+/// Why a run stopped.
+#[derive(Clone, Debug, PartialEq)]
+enum Stop {
+    Goal(String),
+    Cap(u64),
+    NeedsHuman(String),
+    Blocked(String),
+    Interrupted(i32),
+}
+
+/// A measured verify run.
+enum Measure {
+    Metric(f64),
+    Failed { reason: String, timed_out: bool, tail: String },
+    Interrupted(i32),
+}
+
+/// A guard run.
+enum GuardRun {
+    Pass,
+    Fail { reason: String, tail: String },
+    Interrupted(i32),
+}
+
+/// What changed in the working tree during a turn.
+#[derive(Default)]
+struct Inspection {
+    /// Paths to commit (tracked changes and new files).
+    changed: Vec<String>,
+    scope: Vec<String>,
+    protected: Vec<String>,
+}
+
+/// An agent turn's result, or a reason to stop first.
+enum Turn {
+    Done(Proposal),
+    Stop(Stop),
+}
+
+/// A run that exists on disk.
+struct Loaded {
+    results: ResultsLog,
+    replay: Replay,
+    saved: Settings,
+    state: Option<StateFile>,
+}
+
+struct Run {
+    cfg: RunConfig,
+    repo: Repo,
+    paths: Paths,
+    out: Output,
+    exec: bool,
+    results: ResultsLog,
+    replay: Replay,
+    state: StateFile,
+    state_stamp: Option<(u64, i128, u64)>,
+    lessons: Lessons,
+    agent: Box<dyn Agent>,
+    scope: PathSet,
+    protect: PathSet,
+    protected_list: Vec<String>,
+    kept: Vec<KeptFile>,
+    branch: String,
+    head: Oid,
+    run_tag: String,
+    started: Instant,
+    verify_failures: u32,
+    _lock: Lock,
+}
+
+fn list_paths(paths: &[String]) -> String {
+    const SHOW: usize = 8;
+    let mut s = paths.iter().take(SHOW).cloned().collect::<Vec<_>>().join(", ");
+    if paths.len() > SHOW {
+        s.push_str(&format!(" and {} more", paths.len() - SHOW));
+    }
+    s
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// Returns a slug of the goal usable as a run tag.
+fn derive_tag(goal: &str) -> String {
+    let mut slug = String::new();
+    for word in goal.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).take(5) {
+        if !slug.is_empty() {
+            slug.push('-');
+        }
+        slug.push_str(&word.to_ascii_lowercase());
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    slug.truncate(40);
+    let slug = slug.trim_matches('-').to_string();
+    if slug.is_empty() { "run".into() } else { slug }
+}
+
+/// Returns the paths a shell command names that exist in the repository (protected from edits).
+fn named_paths(command: &str, root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for raw in command.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&' | '(' | ')' | '<' | '>' | '`')) {
+        let token = raw.trim_matches(|c| c == '"' || c == '\'');
+        let token = token.rsplit('=').next().unwrap_or(token);
+        if token.is_empty() || token.starts_with('-') || !(token.contains('/') || token.contains('.')) {
+            continue;
+        }
+        let p = Path::new(token);
+        let rel = if p.is_absolute() {
+            match p.strip_prefix(root) {
+                Ok(r) => r.to_path_buf(),
+                Err(_) => continue,
+            }
+        } else {
+            p.to_path_buf()
+        };
+        let rel_s = rel.to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_string();
+        if rel_s.is_empty() || rel_s == "." || rel_s.split('/').any(|c| c == "..") {
+            continue;
+        }
+        if root.join(&rel_s).exists() && !out.contains(&rel_s) {
+            out.push(rel_s);
+        }
+    }
+    out
+}
+
+fn free_mb(path: &Path) -> Option<u64> {
+    let disks = sysinfo::Disks::new_with_refreshed_list().ok()?;
+    disks
+        .iter()
+        .filter(|d| path.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len())
+        .map(|d| d.available_space() / (1024 * 1024))
+}
+
+fn min_free_mb() -> u64 {
+    std::env::var("AUTORESEARCH_MIN_FREE_MB").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(500)
+}
+
+fn quota_backoff() -> Duration {
+    std::env::var("AUTORESEARCH_QUOTA_BACKOFF")
+        .ok()
+        .and_then(|v| crate::duration::parse(&v).ok())
+        .unwrap_or(Duration::from_secs(30))
+}
+
+/// Sleeps up to `d`, waking early for SIGINT/SIGTERM.
+fn sleep_interruptibly(d: Duration) -> Option<i32> {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if let Some(sig) = signal::pending() {
+            return Some(sig);
+        }
+        std::thread::sleep(end.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
+    }
+    signal::pending()
+}
+
+/// Builds the agent for a configuration.
+fn make_agent(cfg: &RunConfig) -> Result<Box<dyn Agent>> {
+    match cfg.agent {
+        AgentKind::Command => Ok(Box::new(agent::command::CommandAgent::new(
+            cfg.agent_cmd.as_deref().unwrap_or_default(),
+            cfg.agent_timeout,
+            cfg.agent_idle_timeout,
+        ))),
+        other => Err(Error::Usage(format!(
+            "--agent {other} is not available yet; use --agent command --agent-cmd CMD"
+        ))),
+    }
+}
+
+fn layered(saved: Option<&Settings>, explicit: &Settings) -> Settings {
+    let mut merged = Settings::defaults();
+    let mut sources = BTreeMap::new();
+    if let Some(s) = saved {
+        merged.overlay(s.clone(), &Source::Resumed, &mut sources);
+    }
+    merged.overlay(explicit.clone(), &Source::Flag, &mut sources);
+    merged
+}
+
+/// Reads the run in `paths`, rebuilding the state from the TSV when they disagree.
+fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
+    if !paths.results.exists() {
+        return Err(Error::Refused(format!(
+            "{} exists but {} does not; restore the results file, or start over with --fresh",
+            paths.state.display(),
+            paths.results.display()
+        )));
+    }
+    let (results, repair) = ResultsLog::open(&paths.results)?;
+    if repair.torn_bytes > 0 {
+        out.note(&format!(
+            "repaired {}: cut an incomplete last line ({} bytes) left by a crash",
+            paths.results.display(),
+            repair.torn_bytes
+        ));
+    }
+    let direction: crate::engine::Direction = results
+        .meta("metric_direction")
+        .ok_or_else(|| Error::Refused(format!("{} has no `# metric_direction:` line; use --fresh", paths.results.display())))?
+        .parse()
+        .map_err(|e: String| Error::Refused(format!("{}: {e}", paths.results.display())))?;
+    let replay = Replay::from_rows(&results.rows, direction)
+        .map_err(|e| Error::Refused(format!("{}: {e}; fix the file or start over with --fresh", paths.results.display())))?;
+    let state = if paths.state.exists() {
+        match StateFile::load(&paths.state) {
+            Ok(s) => {
+                let diff = crate::engine::reducer::mismatches(&s.state, &replay.tally);
+                if !diff.is_empty() {
+                    out.note(&format!(
+                        "{} disagreed with the results log ({}); rebuilt it from the log",
+                        paths.state.display(),
+                        diff.join("; ")
+                    ));
+                }
+                Some(s)
+            }
+            Err(why) => {
+                out.note(&format!("{} is unusable ({why}); rebuilding it from the results log", paths.state.display()));
+                None
+            }
+        }
+    } else {
+        out.note(&format!("{} is missing; rebuilding it from the results log", paths.state.display()));
+        None
+    };
+    let saved = match state.as_ref().map(|s| Settings::from_saved(&serde_json::Value::Object(s.config.clone()))) {
+        Some(Ok(s)) => s,
+        _ => {
+            let text = results.meta("settings").ok_or_else(|| {
+                Error::Refused(format!(
+                    "cannot recover the run configuration (no usable state and no `# settings:` line in {}); use --fresh",
+                    paths.results.display()
+                ))
+            })?;
+            let value: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| Error::Refused(format!("{}: unreadable `# settings:` line ({e}); use --fresh", paths.results.display())))?;
+            Settings::from_saved(&value)?
+        }
+    };
+    Ok(Loaded { results, replay, saved, state })
+}
+
+/// Entry point of `run` and `exec`.
+pub fn run(opts: Options) -> Result<Summary> {
+    signal::install();
+    let out = opts.output;
+    let start_dir = config::start_dir(opts.settings.repo.as_deref())?;
+    let repo = Repo::discover(&start_dir)?;
+    let branch = repo.check_startable()?;
+    let paths = Paths::new(&repo.root, opts.settings.artifacts_dir.as_deref())?;
+    let fresh = opts.exec || opts.settings.fresh == Some(true);
+
+    // Validate what can be validated before touching anything.
+    if fresh || !paths.has_run() {
+        RunConfig::from_settings(layered(None, &opts.settings))?;
+    }
+    fsutil::ensure_dir(&paths.private)?;
+    repo.add_excludes(&paths.exclude_entries())?;
+    let (lock, reclaimed) = Lock::acquire(&paths.lock)?;
+    if let Some(h) = reclaimed {
+        out.note(&format!("reclaimed the lock left by pid {} (that run is gone)", h.pid));
+    }
+
+    let mut existing = if paths.has_run() { Some(load_existing(&paths, &out)?) } else { None };
+    if !fresh && let Some(old) = &existing {
+        config::check_identity(&old.saved, &opts.settings)?;
+    }
+
+    // An interrupted iteration is rolled back before anything else, fresh or not.
+    if let Some(marker) = Inflight::load(&paths.inflight)? {
+        recover(&repo, &paths, existing.as_mut(), marker, &out)?;
+    }
+
+    let (cfg, loaded) = if fresh {
+        let cfg = RunConfig::from_settings(layered(None, &opts.settings))?;
+        (cfg, None)
+    } else if let Some(old) = existing.take() {
+        let cfg = RunConfig::from_settings(layered(Some(&old.saved), &opts.settings))?;
+        (cfg, Some(old))
+    } else {
+        (RunConfig::from_settings(layered(None, &opts.settings))?, None)
+    };
+    let mut agent = make_agent(&cfg)?;
+
+    let scope = PathSet::new(&cfg.scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
+    let mut protected_list: Vec<String> = cfg.protect.clone();
+    let mut named = named_paths(&cfg.verify, &repo.root);
+    if let Some(g) = &cfg.guard {
+        for p in named_paths(g, &repo.root) {
+            if !named.contains(&p) {
+                named.push(p);
+            }
+        }
+    }
+    for n in &named {
+        if !protected_list.contains(n) {
+            protected_list.push(n.clone());
+        }
+    }
+    for a in paths.protected_in_repo() {
+        protected_list.push(a);
+    }
+    let protect = PathSet::new(&protected_list).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
+
+    // The tree must be clean apart from ignored files and the user's untracked files outside the scope.
+    let user_untracked = preflight_tree(&repo, &scope)?;
+    if !named.is_empty() {
+        out.note(&format!("protected from the agent (named by verify/guard): {}", list_paths(&named)));
+        let inside: Vec<String> = named.iter().filter(|p| scope.matches(p)).cloned().collect();
+        if !inside.is_empty() {
+            out.note(&format!(
+                "warning: {} is inside --scope but named by verify/guard, so the agent may not change it (measure through a script to let it)",
+                list_paths(&inside)
+            ));
+        }
+    }
+
+    let lessons = Lessons::load(&paths.lessons);
+    let mut run = match loaded {
+        None => {
+            if paths.has_run() {
+                let moved = paths.archive()?;
+                if !moved.is_empty() {
+                    out.note(&format!(
+                        "archived the previous run: {}",
+                        moved.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+            start_fresh(cfg, repo, paths, out, opts.exec, branch, lessons, agent, scope, protect, protected_list, &user_untracked, lock)?
+        }
+        Some(old) => {
+            if let Some(id) = old.state.as_ref().and_then(|s| s.engine.session_id.clone()) {
+                agent.restore_session(Some(id));
+            }
+            resume(cfg, repo, paths, out, opts.exec, branch, lessons, agent, scope, protect, protected_list, &user_untracked, lock, old)?
+        }
+    };
+    let stop = run.main_loop()?;
+    Ok(run.finish(stop))
+}
+
+/// Checks the working tree; returns the user's untracked files outside the scope.
+fn preflight_tree(repo: &Repo, scope: &PathSet) -> Result<Vec<String>> {
+    let changes = repo.scan()?;
+    let tracked: Vec<String> =
+        changes.iter().filter(|c| c.kind != ChangeKind::Untracked).map(|c| c.path.clone()).collect();
+    if !tracked.is_empty() {
+        return Err(Error::Refused(format!(
+            "uncommitted changes to tracked files: {}; commit or stash them first (the engine never touches your work)",
+            list_paths(&tracked)
+        )));
+    }
+    let (inside, outside): (Vec<String>, Vec<String>) = changes
+        .into_iter()
+        .filter(|c| c.kind == ChangeKind::Untracked)
+        .map(|c| c.path)
+        .partition(|p| scope.matches(p));
+    if !inside.is_empty() {
+        return Err(Error::Refused(format!(
+            "untracked files inside the scope: {}; commit, move or ignore them first (new files there are taken as the agent's)",
+            list_paths(&inside)
+        )));
+    }
+    Ok(outside)
+}
+
+/// Rolls back an iteration that a previous process left unfinished and records it.
+fn recover(repo: &Repo, paths: &Paths, loaded: Option<&mut Loaded>, marker: std::result::Result<Inflight, String>, out: &Output) -> Result<()> {
+    let marker = marker.map_err(|e| {
+        Error::Refused(format!(
+            "{} is unreadable ({e}); check the working tree by hand, then delete that file",
+            paths.inflight.display()
+        ))
+    })?;
+    let start = Oid::from_str(&marker.start_commit)
+        .map_err(|_| Error::Refused(format!("{} names no valid commit; delete it after checking the tree", paths.inflight.display())))?;
+    if repo.branch().as_deref() != Some(marker.branch.as_str()) {
+        return Err(Error::Refused(format!(
+            "iteration {} was interrupted on {}, but HEAD is now elsewhere; check out that branch and run again",
+            marker.iteration, marker.branch
+        )));
+    }
+    let head = repo.head()?;
+    if !repo.descends_from(head, start) {
+        return Err(Error::Refused(format!(
+            "iteration {} was interrupted at commit {}, but HEAD moved to {} since; reset the branch to {} (or delete {}) and run again",
+            marker.iteration,
+            Repo::short(start),
+            Repo::short(head),
+            Repo::short(start),
+            paths.inflight.display()
+        )));
+    }
+    let kept = inflight::load_kept(&paths.private.join("kept-files.json"));
+    let recorded = loaded.as_ref().is_some_and(|l| l.replay.tally.iteration >= marker.iteration);
+    let rollback = loaded
+        .as_ref()
+        .and_then(|l| l.saved.rollback)
+        .unwrap_or(Rollback::Reset);
+    if recorded {
+        // The row was written; only the marker removal was lost. A recorded keep left HEAD on
+        // its commit; anything else was already rolled back before the row was written.
+        Inflight::clear(&paths.inflight)?;
+        return Ok(());
+    }
+    // Preserve everything the iteration produced, then restore the retained commit.
+    let mut preserved = (head != start).then_some(head);
+    let kept_paths: HashSet<&str> = kept.iter().map(|k| k.path.as_str()).collect();
+    let changes: Vec<String> = repo.scan()?.into_iter().map(|c| c.path).filter(|p| !kept_paths.contains(p.as_str())).collect();
+    if !changes.is_empty() {
+        preserved = Some(repo.snapshot(&changes, &format!("experiment (interrupted): iteration {}", marker.iteration))?);
+    }
+    let ref_name = format!("refs/autoresearch/{}/trial-{}", marker.run_tag, marker.iteration);
+    if let Some(p) = preserved {
+        repo.set_ref(&ref_name, p, "autoresearch: preserve an interrupted trial")?;
+    }
+    let new_head = if rollback == Rollback::Revert && head != start {
+        repo.commit_tree_of(start, &format!("revert: interrupted experiment of iteration {}", marker.iteration))?
+    } else {
+        repo.reset_hard(start)?;
+        start
+    };
+    let created: Vec<String> = repo
+        .scan()?
+        .into_iter()
+        .filter(|c| c.kind == ChangeKind::Untracked && !kept_paths.contains(c.path.as_str()))
+        .map(|c| c.path)
+        .collect();
+    repo.delete_created(&created, new_head);
+    for k in &kept {
+        if !repo.kept_file_intact(k) {
+            repo.restore_kept_file(k)?;
+        }
+    }
+    let where_ = if preserved.is_some() { format!("; its work is kept at {ref_name}") } else { String::new() };
+    out.note(&format!(
+        "iteration {} was interrupted during {} (the previous process was killed); rolled it back{where_}",
+        marker.iteration, marker.phase
+    ));
+    if let Some(l) = loaded {
+        let retained = l.replay.tally.current_metric;
+        let row = Row {
+            iteration: l.replay.tally.iteration + 1,
+            commit: preserved.map_or("-".into(), Repo::short),
+            metric: retained,
+            delta: 0.0,
+            guard: Guard::NotRun,
+            status: Status::Crash,
+            description: format!(
+                "[INTERRUPTED] iteration {} stopped during {} when the engine was killed; rolled back{where_}",
+                marker.iteration, marker.phase
+            ),
+        };
+        l.results.append(&row)?;
+        l.replay.apply(&row).map_err(|e| Error::Blocked(e.to_string()))?;
+        if let Some(s) = l.state.as_mut() {
+            s.state = l.replay.tally.clone();
+            s.engine.head = new_head.to_string();
+            s.save(&paths.state)?;
+        }
+    }
+    Inflight::clear(&paths.inflight)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn new_run(
+    cfg: RunConfig,
+    repo: Repo,
+    paths: Paths,
+    out: Output,
+    exec: bool,
+    branch: String,
+    lessons: Lessons,
+    agent: Box<dyn Agent>,
+    scope: PathSet,
+    protect: PathSet,
+    protected_list: Vec<String>,
+    lock: Lock,
+    results: ResultsLog,
+    replay: Replay,
+    state: StateFile,
+    head: Oid,
+    run_tag: String,
+) -> Run {
+    Run {
+        cfg,
+        repo,
+        paths,
+        out,
+        exec,
+        results,
+        replay,
+        state,
+        state_stamp: None,
+        lessons,
+        agent,
+        scope,
+        protect,
+        protected_list,
+        kept: Vec::new(),
+        branch,
+        head,
+        run_tag,
+        started: Instant::now(),
+        verify_failures: 0,
+        _lock: lock,
+    }
+}
+
+fn settings_meta(cfg: &RunConfig, run_tag: &str, exec: bool) -> Vec<(String, String)> {
+    let mut meta = vec![
+        ("metric_direction".to_string(), cfg.direction.to_string()),
+        ("mode".to_string(), cfg.mode.to_string()),
+        ("run_tag".to_string(), run_tag.to_string()),
+        ("parallel".to_string(), "serial".to_string()),
+        ("web_search".to_string(), "disabled".to_string()),
+        ("goal".to_string(), cfg.goal.clone()),
+        ("scope".to_string(), cfg.scope.join(",")),
+        ("metric".to_string(), cfg.metric.clone()),
+        ("verify".to_string(), cfg.verify.clone()),
+        ("verify_format".to_string(), cfg.verify_format.to_string()),
+    ];
+    if let Some(g) = &cfg.guard {
+        meta.push(("guard".into(), g.clone()));
+    }
+    meta.push(("agent".into(), cfg.agent.to_string()));
+    if exec {
+        meta.push(("execution".into(), "exec".into()));
+    }
+    meta.push(("started_at".into(), crate::artifacts::state::now_utc()));
+    meta.push((
+        "settings".into(),
+        serde_json::Value::Object(cfg.settings.to_saved()).to_string(),
+    ));
+    meta
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_fresh(
+    cfg: RunConfig,
+    repo: Repo,
+    paths: Paths,
+    out: Output,
+    exec: bool,
+    branch: String,
+    lessons: Lessons,
+    agent: Box<dyn Agent>,
+    scope: PathSet,
+    protect: PathSet,
+    protected_list: Vec<String>,
+    user_untracked: &[String],
+    lock: Lock,
+) -> Result<Run> {
+    let run_tag = match &cfg.run_tag {
+        Some(tag) => {
+            if repo.has_refs_under(&format!("refs/autoresearch/{tag}/")) {
+                return Err(Error::Refused(format!(
+                    "refs/autoresearch/{tag}/ already holds trials of an earlier run; choose another --run-tag"
+                )));
+            }
+            tag.clone()
+        }
+        None => {
+            let base = derive_tag(&cfg.goal);
+            let mut tag = base.clone();
+            let mut k = 2;
+            while repo.has_refs_under(&format!("refs/autoresearch/{tag}/")) {
+                tag = format!("{base}-{k}");
+                k += 1;
+            }
+            tag
+        }
+    };
+    let head = repo.head()?;
+    let placeholder = Row {
+        iteration: 0,
+        commit: Repo::short(head),
+        metric: 0.0,
+        delta: 0.0,
+        guard: Guard::NotRun,
+        status: Status::Baseline,
+        description: String::new(),
+    };
+    let replay = Replay::start(&placeholder, cfg.direction).map_err(|e| Error::Blocked(e.to_string()))?;
+    let state = StateFile {
+        version: 1,
+        run_tag: run_tag.clone(),
+        mode: cfg.mode.to_string(),
+        config: cfg.settings.to_saved(),
+        state: replay.tally.clone(),
+        engine: EngineInfo::default(),
+        updated_at: String::new(),
+    };
+    // A results log is needed for the Run value; it is only created on disk after the baseline.
+    let results = ResultsLog::unborn(&paths.results);
+    let mut run = new_run(
+        cfg, repo, paths, out, exec, branch, lessons, agent, scope, protect, protected_list, lock, results, replay,
+        state, head, run_tag,
+    );
+    run.keep_user_files(user_untracked)?;
+
+    // Baseline: verify and guard on the untouched tree.
+    let dir = run.paths.iter_dir(0);
+    fsutil::ensure_dir(&dir)?;
+    let metric = match run.measure(&dir, "verify")? {
+        Measure::Metric(v) => v,
+        Measure::Failed { reason, tail, .. } => {
+            run.restore_tree()?;
+            return Err(Error::Refused(format!(
+                "the baseline verify gives no metric ({reason}); fix --verify before starting{}",
+                if tail.is_empty() { String::new() } else { format!(" (last output: {})", one_line(&tail)) }
+            )));
+        }
+        Measure::Interrupted(sig) => {
+            run.restore_tree()?;
+            return Err(Error::Refused(format!("interrupted by {} during the baseline", signal::name(sig))));
+        }
+    };
+    let guard = match run.run_guard(&dir, "guard")? {
+        None => Guard::NotRun,
+        Some(GuardRun::Pass) => Guard::Pass,
+        Some(GuardRun::Fail { reason, tail }) => {
+            run.restore_tree()?;
+            return Err(Error::Refused(format!(
+                "the guard fails on the untouched tree ({reason}: {}); a guard must pass before any change — fix it, or measure that check in --verify instead",
+                one_line(&tail)
+            )));
+        }
+        Some(GuardRun::Interrupted(sig)) => {
+            run.restore_tree()?;
+            return Err(Error::Refused(format!("interrupted by {} during the baseline", signal::name(sig))));
+        }
+    };
+    run.restore_tree()?;
+    let baseline = Row {
+        iteration: 0,
+        commit: Repo::short(head),
+        metric,
+        delta: 0.0,
+        guard,
+        status: Status::Baseline,
+        description: format!("baseline: {} = {}", run.cfg.metric, canonical(metric)),
+    };
+    let meta = settings_meta(&run.cfg, &run.run_tag, exec);
+    run.results = ResultsLog::create(&run.paths.results, &meta, &baseline)?;
+    run.replay = Replay::start(&baseline, run.cfg.direction).map_err(|e| Error::Blocked(e.to_string()))?;
+    run.save_state()?;
+    run.out.started(&StartInfo {
+        run_tag: &run.run_tag,
+        mode: run.cfg.mode.as_str(),
+        repo: &run.repo.root.display().to_string(),
+        resumed: false,
+        iteration: 0,
+        metric: &run.cfg.metric,
+        direction: run.cfg.direction.as_str(),
+        baseline: metric,
+        retained: metric,
+        agent: run.agent.name(),
+    });
+    Ok(run)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resume(
+    cfg: RunConfig,
+    repo: Repo,
+    paths: Paths,
+    out: Output,
+    exec: bool,
+    branch: String,
+    lessons: Lessons,
+    agent: Box<dyn Agent>,
+    scope: PathSet,
+    protect: PathSet,
+    protected_list: Vec<String>,
+    user_untracked: &[String],
+    lock: Lock,
+    old: Loaded,
+) -> Result<Run> {
+    let head_now = repo.head()?;
+    let run_tag = old
+        .state
+        .as_ref()
+        .map(|s| s.run_tag.clone())
+        .filter(|t| !t.is_empty())
+        .or_else(|| old.results.meta("run_tag").map(str::to_string))
+        .unwrap_or_else(|| derive_tag(&cfg.goal));
+    if let Some(tag) = &cfg.run_tag
+        && *tag != run_tag
+    {
+        return Err(Error::Usage(format!(
+            "--run-tag {tag} differs from the run being resumed ({run_tag}); use --fresh to start a new run"
+        )));
+    }
+    // Where the branch should be: the state's record, else the last retained commit in the log.
+    let expected = match old.state.as_ref().and_then(|s| Oid::from_str(&s.engine.head).ok()) {
+        Some(o) => o,
+        None => repo
+            .repo
+            .revparse_single(&old.replay.tally.last_commit)
+            .and_then(|o| o.peel_to_commit())
+            .map(|c| c.id())
+            .unwrap_or(head_now),
+    };
+    if old.state.as_ref().is_some_and(|s| !s.engine.branch.is_empty() && s.engine.branch != branch) {
+        let was = old.state.as_ref().map(|s| s.engine.branch.clone()).unwrap_or_default();
+        return Err(Error::Refused(format!(
+            "this run commits on {was}, but {branch} is checked out; check out {was} or use --fresh"
+        )));
+    }
+    let moved = head_now != expected;
+    if moved && !repo.descends_from(head_now, expected) {
+        return Err(Error::Refused(format!(
+            "HEAD ({}) is not a descendant of the run's retained commit {}; check out the run's commit or use --fresh",
+            Repo::short(head_now),
+            Repo::short(expected)
+        )));
+    }
+    let mut state = old.state.clone().unwrap_or(StateFile {
+        version: 1,
+        run_tag: run_tag.clone(),
+        mode: cfg.mode.to_string(),
+        config: cfg.settings.to_saved(),
+        state: old.replay.tally.clone(),
+        engine: EngineInfo::default(),
+        updated_at: String::new(),
+    });
+    state.config = cfg.settings.to_saved();
+    state.mode = cfg.mode.to_string();
+    state.run_tag = run_tag.clone();
+    let mut run = new_run(
+        cfg, repo, paths, out, exec, branch, lessons, agent, scope, protect, protected_list, lock, old.results,
+        old.replay, state, head_now, run_tag,
+    );
+    run.keep_user_files(user_untracked)?;
+    run.save_state()?;
+
+    // Re-measure the retained tree: the metric must still be there and the guard must still pass.
+    let n = run.replay.tally.iteration + 1;
+    let dir = run.paths.iter_dir(n);
+    fsutil::ensure_dir(&dir)?;
+    let metric = match run.measure(&dir, "resume-verify")? {
+        Measure::Metric(v) => v,
+        Measure::Failed { reason, .. } => {
+            run.restore_tree()?;
+            return Err(Error::Refused(format!(
+                "verify no longer gives a metric on the retained tree ({reason}); fix the environment, or use --fresh"
+            )));
+        }
+        Measure::Interrupted(sig) => {
+            run.restore_tree()?;
+            return Err(Error::Refused(format!("interrupted by {} while re-measuring", signal::name(sig))));
+        }
+    };
+    match run.run_guard(&dir, "resume-guard")? {
+        Some(GuardRun::Fail { reason, tail }) => {
+            run.restore_tree()?;
+            return Err(Error::Refused(format!(
+                "the guard fails on the retained tree ({reason}: {}); fix it before resuming",
+                one_line(&tail)
+            )));
+        }
+        Some(GuardRun::Interrupted(sig)) => {
+            run.restore_tree()?;
+            return Err(Error::Refused(format!("interrupted by {} while re-measuring", signal::name(sig))));
+        }
+        _ => {}
+    }
+    run.restore_tree()?;
+    let retained = run.replay.tally.current_metric;
+    run.out.started(&StartInfo {
+        run_tag: &run.run_tag,
+        mode: run.cfg.mode.as_str(),
+        repo: &run.repo.root.display().to_string(),
+        resumed: true,
+        iteration: run.replay.tally.iteration,
+        metric: &run.cfg.metric,
+        direction: run.cfg.direction.as_str(),
+        baseline: run.replay.tally.baseline_metric,
+        retained,
+        agent: run.agent.name(),
+    });
+    if moved || !same(metric, retained) {
+        let why = if moved {
+            format!("HEAD moved from {} to {} between runs", Repo::short(expected), Repo::short(head_now))
+        } else {
+            "the environment changed".to_string()
+        };
+        let row = Row {
+            iteration: n,
+            commit: Repo::short(head_now),
+            metric,
+            delta: delta(metric, retained),
+            guard: Guard::NotRun,
+            status: Status::Drift,
+            description: format!("re-measured on resume: {} -> {} ({why})", canonical(retained), canonical(metric)),
+        };
+        run.record(row, None)?;
+    }
+    Ok(run)
+}
+
+impl Run {
+    fn kept_path_set(&self) -> HashSet<String> {
+        self.kept.iter().map(|k| k.path.clone()).collect()
+    }
+
+    /// Backs up the user's untracked files outside the scope, so the agent cannot lose them.
+    fn keep_user_files(&mut self, user_untracked: &[String]) -> Result<()> {
+        let mut kept = Vec::with_capacity(user_untracked.len());
+        for p in user_untracked {
+            kept.push(self.repo.keep_file(p)?);
+        }
+        inflight::save_kept(&self.paths.private.join("kept-files.json"), &kept)?;
+        self.kept = kept;
+        Ok(())
+    }
+
+    fn save_state(&mut self) -> Result<()> {
+        self.state.state = self.replay.tally.clone();
+        self.state.engine.version = env!("CARGO_PKG_VERSION").to_string();
+        self.state.engine.branch = self.branch.clone();
+        self.state.engine.head = self.head.to_string();
+        self.state.save(&self.paths.state)?;
+        self.state_stamp = fsutil::fingerprint(&self.paths.state);
+        Ok(())
+    }
+
+    fn child_env(&self, iteration: u64, directive: Directive) -> Vec<(String, String)> {
+        vec![
+            ("AUTORESEARCH_ITERATION".into(), iteration.to_string()),
+            ("AUTORESEARCH_MODE".into(), self.cfg.mode.to_string()),
+            ("AUTORESEARCH_DIRECTIVE".into(), directive.as_str().to_string()),
+            ("AUTORESEARCH_GOAL".into(), self.cfg.goal.clone()),
+            ("AUTORESEARCH_METRIC".into(), self.cfg.metric.clone()),
+            ("AUTORESEARCH_DIRECTION".into(), self.cfg.direction.to_string()),
+            ("AUTORESEARCH_RESULTS".into(), self.paths.results.display().to_string()),
+            ("AUTORESEARCH_STATE".into(), self.paths.state.display().to_string()),
+            ("AUTORESEARCH_FEEDBACK".into(), self.paths.feedback.display().to_string()),
+            ("AUTORESEARCH_RUN_TAG".into(), self.run_tag.clone()),
+        ]
+    }
+
+    fn write_feedback(&self, title: &str, text: &str) {
+        let body = format!("# {title}\n{text}\n");
+        let _ = fsutil::write_atomic(&self.paths.feedback, body.as_bytes());
+    }
+
+    /// Runs verify (`--repeat` times) and reads the metric.
+    fn measure(&mut self, dir: &Path, stem: &str) -> Result<Measure> {
+        let mut values = Vec::new();
+        for k in 1..=self.cfg.repeat {
+            let mut spec = Spec::shell(&self.cfg.verify, &self.repo.root);
+            let log = if self.cfg.repeat == 1 { dir.join(format!("{stem}.log")) } else { dir.join(format!("{stem}-{k}.log")) };
+            spec.stdout_log = Some(log.clone());
+            spec.stderr_log = Some(log);
+            spec.timeout = Some(self.cfg.verify_timeout);
+            spec.env = self
+                .child_env(self.replay.tally.iteration + 1, Directive::Continue)
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect();
+            let out = process::run(&spec).map_err(|e| Error::Blocked(format!("cannot start verify (`sh -c`): {e}")))?;
+            self.write_feedback("last verify output", &out.last_lines(40));
+            let extracted = match out.end {
+                End::Interrupted(sig) => return Ok(Measure::Interrupted(sig)),
+                End::TimedOut => {
+                    return Ok(Measure::Failed {
+                        reason: format!("verify timed out after {}", crate::duration::format(self.cfg.verify_timeout)),
+                        timed_out: true,
+                        tail: out.last_lines(5),
+                    });
+                }
+                _ => self.cfg.metric_format().extract(&out.stdout),
+            };
+            match extracted {
+                Ok(v) => values.push(v),
+                Err(why) => {
+                    let reason = match out.end {
+                        End::Exited(0) => why,
+                        other => format!("{why}; verify {}", other.describe()),
+                    };
+                    return Ok(Measure::Failed { reason, timed_out: false, tail: out.last_lines(5) });
+                }
+            }
+        }
+        Ok(Measure::Metric(median(&values)))
+    }
+
+    /// Runs the guard, if there is one.
+    fn run_guard(&mut self, dir: &Path, stem: &str) -> Result<Option<GuardRun>> {
+        let Some(guard) = self.cfg.guard.clone() else { return Ok(None) };
+        let mut spec = Spec::shell(&guard, &self.repo.root);
+        let log = dir.join(format!("{stem}.log"));
+        spec.stdout_log = Some(log.clone());
+        spec.stderr_log = Some(log);
+        spec.timeout = Some(self.cfg.verify_timeout);
+        let out = process::run(&spec).map_err(|e| Error::Blocked(format!("cannot start the guard (`sh -c`): {e}")))?;
+        self.write_feedback("last guard output", &out.last_lines(60));
+        Ok(Some(match out.end {
+            End::Exited(0) => GuardRun::Pass,
+            End::Interrupted(sig) => GuardRun::Interrupted(sig),
+            other => GuardRun::Fail { reason: format!("guard {}", other.describe()), tail: out.last_lines(60) },
+        }))
+    }
+
+    /// Lists what the agent changed and which changes break the scope or protection.
+    fn inspect(&mut self) -> Result<Inspection> {
+        let mut insp = Inspection::default();
+        // The engine's own files are outside git's view (excluded); check them by fingerprint.
+        let mut touched = Vec::new();
+        if self.results.tampered() {
+            self.results.restore()?;
+            touched.push(self.paths.results.display().to_string());
+        }
+        if fsutil::fingerprint(&self.paths.state) != self.state_stamp {
+            self.save_state()?;
+            touched.push(self.paths.state.display().to_string());
+        }
+        if self.lessons.tampered() {
+            touched.push(self.paths.lessons.display().to_string());
+        }
+        let kept = self.kept_path_set();
+        for c in self.repo.scan()? {
+            if kept.contains(&c.path) {
+                continue;
+            }
+            if self.protect.matches(&c.path) {
+                insp.protected.push(c.path.clone());
+            } else if !self.scope.matches(&c.path) {
+                insp.scope.push(c.path.clone());
+            }
+            insp.changed.push(c.path);
+        }
+        for k in &self.kept {
+            if !self.repo.kept_file_intact(k) {
+                insp.scope.push(format!("{} (your untracked file)", k.path));
+            }
+        }
+        for t in touched {
+            insp.protected.push(t);
+        }
+        Ok(insp)
+    }
+
+    /// Restores the tree to the retained commit: tracked files reset, files created since deleted,
+    /// the user's untracked files restored if the agent changed them.
+    fn restore_tree(&mut self) -> Result<()> {
+        let kept = self.kept_path_set();
+        let changes = self.repo.scan()?;
+        if changes.iter().any(|c| c.kind != ChangeKind::Untracked) || self.repo.head()? != self.head {
+            self.repo.reset_hard(self.head)?;
+        }
+        let created: Vec<String> = changes
+            .into_iter()
+            .filter(|c| c.kind == ChangeKind::Untracked && !kept.contains(&c.path))
+            .map(|c| c.path)
+            .collect();
+        let failed = self.repo.delete_created(&created, self.head);
+        if !failed.is_empty() {
+            self.out.note(&format!("could not remove {} (left in place)", list_paths(&failed)));
+        }
+        for k in &self.kept {
+            if !self.repo.kept_file_intact(k) {
+                self.repo.restore_kept_file(k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls back iteration `n`: preserves its work at `refs/autoresearch/<tag>/trial-<n>`, then
+    /// resets (or reverts) to the retained commit. Returns the preserved commit.
+    fn roll_back(&mut self, n: u64, trial: Option<Oid>, snapshot: bool) -> Result<Option<Oid>> {
+        let mut preserved = trial;
+        if snapshot {
+            let kept = self.kept_path_set();
+            let changes: Vec<String> =
+                self.repo.scan()?.into_iter().map(|c| c.path).filter(|p| !kept.contains(p)).collect();
+            if !changes.is_empty() {
+                preserved = Some(self.repo.snapshot(&changes, &format!("experiment (unfinished): iteration {n}"))?);
+            }
+        }
+        if let Some(p) = preserved {
+            self.repo.set_ref(&self.trial_ref(n), p, "autoresearch: keep a rolled-back trial")?;
+        }
+        let head = self.repo.head()?;
+        if self.cfg.rollback == Rollback::Revert && head != self.head {
+            let msg = format!("revert: experiment of iteration {n} was not kept");
+            self.head = self.repo.commit_tree_of(self.head, &msg)?;
+        } else if head != self.head {
+            self.repo.reset_hard(self.head)?;
+        }
+        self.restore_tree()?;
+        Ok(preserved)
+    }
+
+    fn trial_ref(&self, n: u64) -> String {
+        format!("refs/autoresearch/{}/trial-{n}", self.run_tag)
+    }
+
+    /// Appends a row, updates the state (and lessons), and reports it.
+    fn record(&mut self, row: Row, rec: Option<IterationRecord>) -> Result<()> {
+        self.results.append(&row)?;
+        self.replay.apply(&row).map_err(|e| Error::Blocked(format!("internal: {e}")))?;
+        if let Some(r) = &rec {
+            self.state.engine.record(r.clone());
+            let dir = self.paths.iter_dir(row.iteration);
+            let mut summary = serde_json::to_value(r).unwrap_or_default();
+            if let Some(o) = summary.as_object_mut() {
+                o.insert("row".into(), row.to_line().into());
+            }
+            let _ = fsutil::write_atomic(&dir.join("summary.json"), summary.to_string().as_bytes());
+        }
+        self.save_state()?;
+        if !self.exec && matches!(row.status, Status::Keep | Status::Pivot) {
+            let context = format!(
+                "goal={}; scope={}; metric={}; direction={}",
+                self.cfg.goal,
+                self.cfg.scope.join(","),
+                self.cfg.metric,
+                self.cfg.direction
+            );
+            let outcome = row.status.as_str();
+            self.lessons.append(&Lesson {
+                title: &row.description,
+                strategy: &row.description,
+                outcome,
+                insight: &if row.status == Status::Keep {
+                    format!("{} {} -> {} ({})", self.cfg.metric, canonical(row.metric - row.delta), canonical(row.metric), crate::engine::number::signed(row.delta))
+                } else {
+                    row.description.clone()
+                },
+                context,
+                iteration: format!("{}#{}", self.run_tag, row.iteration),
+            })?;
+        }
+        self.out.row(&row, rec.as_ref());
+        Ok(())
+    }
+
+    fn experiment_row(&self, n: u64, status: Status, commit: Option<Oid>, metric: Option<f64>, guard: Guard, description: String) -> Row {
+        let retained = self.replay.tally.current_metric;
+        let metric = metric.unwrap_or(retained);
+        Row {
+            iteration: n,
+            commit: commit.map_or("-".into(), Repo::short),
+            metric,
+            delta: delta(metric, retained),
+            guard,
+            status,
+            description,
+        }
+    }
+
+    fn prompt_text(&self, directive: Directive, feedback: Option<(&str, &str)>) -> String {
+        let lessons = self.lessons.recent(PROMPT_LESSONS);
+        prompt::render(&PromptInput {
+            mode: self.cfg.mode,
+            goal: &self.cfg.goal,
+            metric: &self.cfg.metric,
+            direction: self.cfg.direction,
+            retained: self.replay.tally.current_metric,
+            baseline: self.replay.tally.baseline_metric,
+            best: self.replay.tally.best_metric,
+            verify: &self.cfg.verify,
+            guard: self.cfg.guard.as_deref(),
+            scope: &self.cfg.scope,
+            protected: &self.protected_list,
+            directive,
+            search: self.replay.last_status == Status::Search,
+            results: self.results.tail(PROMPT_ROWS),
+            lessons: &lessons,
+            feedback,
+        })
+    }
+
+    /// Runs one agent turn, waiting out quota and rate limits.
+    fn turn(&mut self, n: u64, directive: Directive, fresh: bool, feedback: Option<(&str, &str)>, stem: &str, rec: &mut IterationRecord) -> Result<Turn> {
+        let dir = self.paths.iter_dir(n);
+        let mut waited = Duration::ZERO;
+        let mut backoff = quota_backoff();
+        loop {
+            let prompt = self.prompt_text(directive, feedback);
+            let prompt_file = if stem == "agent" { dir.join("prompt.md") } else { dir.join(format!("{stem}.prompt.md")) };
+            let _ = fsutil::write_atomic(&prompt_file, prompt.as_bytes());
+            let env = self.child_env(n, directive);
+            let p = self.agent.propose(&Request {
+                iteration: n,
+                directive,
+                prompt: &prompt,
+                repo: &self.repo.root,
+                log_dir: &dir,
+                log_stem: stem,
+                fresh_session: fresh,
+                env: &env,
+            });
+            rec.agent_ms += ms(p.duration);
+            rec.usage.add(&p.usage);
+            if p.session_id.is_some() {
+                rec.session_id = p.session_id.clone();
+                self.state.engine.session_id = p.session_id.clone();
+            }
+            for note in &p.notes {
+                self.out.note(&format!("iteration {n}: {note}"));
+            }
+            if let Outcome::RateLimited(msg) = &p.outcome {
+                if waited >= self.cfg.max_quota_wait {
+                    self.restore_tree()?;
+                    return Ok(Turn::Stop(Stop::NeedsHuman(format!(
+                        "the agent keeps hitting a usage or rate limit ({}) and --max-quota-wait {} is spent",
+                        one_line(msg),
+                        crate::duration::format(self.cfg.max_quota_wait)
+                    ))));
+                }
+                let wait = backoff.min(self.cfg.max_quota_wait - waited);
+                self.out.note(&format!(
+                    "iteration {n}: the agent hit a usage or rate limit ({}); waiting {} before retrying",
+                    one_line(msg),
+                    crate::duration::human(wait)
+                ));
+                self.restore_tree()?;
+                if let Some(sig) = sleep_interruptibly(wait) {
+                    return Ok(Turn::Stop(Stop::Interrupted(sig)));
+                }
+                waited += wait;
+                backoff = backoff.saturating_mul(2);
+                continue;
+            }
+            return Ok(Turn::Done(p));
+        }
+    }
+
+    /// Records an interrupted iteration and returns the stop.
+    fn abandon(&mut self, n: u64, phase: &str, sig: i32, trial: Option<Oid>, rec: IterationRecord) -> Result<Stop> {
+        let preserved = self.roll_back(n, trial, true)?;
+        let where_ = preserved.map(|_| format!("; its work is kept at {}", self.trial_ref(n))).unwrap_or_default();
+        let row = self.experiment_row(
+            n,
+            Status::Crash,
+            preserved,
+            None,
+            Guard::NotRun,
+            format!("[INTERRUPTED] stopped by {} during {phase}; rolled back{where_}", signal::name(sig)),
+        );
+        self.record(row, Some(rec))?;
+        Inflight::clear(&self.paths.inflight)?;
+        Ok(Stop::Interrupted(sig))
+    }
+
+    fn close(&mut self, row: Row, mut rec: IterationRecord, t0: Instant) -> Result<Option<Stop>> {
+        rec.status = row.status.as_str().to_string();
+        rec.total_ms = ms(t0.elapsed());
+        self.record(row, Some(rec))?;
+        Inflight::clear(&self.paths.inflight)?;
+        Ok(None)
+    }
+
+    /// Runs one iteration; returns a stop when the run must end now.
+    fn iteration(&mut self) -> Result<Option<Stop>> {
+        let n = self.replay.tally.iteration + 1;
+        let t0 = Instant::now();
+        let dir = self.paths.iter_dir(n);
+        fsutil::ensure_dir(&dir)?;
+        let directive = self.replay.next_directive();
+        let fresh = directive == Directive::Pivot || self.cfg.session == Session::Fresh;
+        let mut marker = Inflight {
+            version: 1,
+            iteration: n,
+            run_tag: self.run_tag.clone(),
+            branch: self.branch.clone(),
+            start_commit: self.head.to_string(),
+            phase: "agent".into(),
+            trial_commit: None,
+            started_at: crate::artifacts::state::now_utc(),
+            pid: std::process::id(),
+        };
+        marker.save(&self.paths.inflight)?;
+        let mut rec = IterationRecord { iteration: n, ..IterationRecord::default() };
+
+        let p = match self.turn(n, directive, fresh, None, "agent", &mut rec)? {
+            Turn::Done(p) => p,
+            Turn::Stop(Stop::Interrupted(sig)) => return self.abandon(n, "the agent step", sig, None, rec).map(Some),
+            Turn::Stop(stop) => {
+                Inflight::clear(&self.paths.inflight)?;
+                return Ok(Some(stop));
+            }
+        };
+        let desc = {
+            let d = one_line(&p.description);
+            if d.is_empty() { "(no description)".to_string() } else { d }
+        };
+        match &p.outcome {
+            Outcome::Completed => {}
+            Outcome::Interrupted(sig) => return self.abandon(n, "the agent step", *sig, None, rec).map(Some),
+            Outcome::Failed(reason) | Outcome::TimedOut(reason) | Outcome::RateLimited(reason) => {
+                let timed_out = matches!(p.outcome, Outcome::TimedOut(_));
+                let preserved = self.roll_back(n, None, true)?;
+                let tag = if timed_out { "[TIMEOUT] " } else { "" };
+                let row = self.experiment_row(n, Status::Crash, preserved, None, Guard::NotRun, format!("{tag}{}", one_line(reason)));
+                return self.close(row, rec, t0);
+            }
+        }
+
+        let insp = self.inspect()?;
+        self.cross_check(n, &p, &insp);
+        if let Some(row) = self.reject(n, &insp, &desc)? {
+            return self.close(row, rec, t0);
+        }
+        let mut trial = self.repo.commit_paths(&insp.changed, &format!("experiment: {desc}"))?;
+        marker.phase = "verify".into();
+        marker.trial_commit = Some(trial.to_string());
+        marker.save(&self.paths.inflight)?;
+
+        let t = Instant::now();
+        let measured = self.measure(&dir, "verify")?;
+        rec.verify_ms += ms(t.elapsed());
+        let mut metric = match self.after_verify(n, measured, trial, &desc, &mut rec, t0)? {
+            Ok(v) => v,
+            Err(stop) => return Ok(stop),
+        };
+        let retained = self.replay.tally.current_metric;
+        if !self.cfg.direction.improves(metric, retained) {
+            self.roll_back(n, Some(trial), false)?;
+            let row = self.experiment_row(n, Status::Discard, Some(trial), Some(metric), Guard::NotRun, desc);
+            return self.close(row, rec, t0);
+        }
+
+        // Improved: the guard decides, with rework turns when it fails.
+        let mut reworks = 0u32;
+        loop {
+            marker.phase = "guard".into();
+            marker.save(&self.paths.inflight)?;
+            let t = Instant::now();
+            let g = self.run_guard(&dir, if reworks == 0 { "guard".to_string() } else { format!("rework-{reworks}-guard") }.as_str())?;
+            rec.guard_ms += ms(t.elapsed());
+            let (reason, tail) = match g {
+                None | Some(GuardRun::Pass) => {
+                    let guard = if g.is_some() { Guard::Pass } else { Guard::NotRun };
+                    self.head = trial;
+                    self.restore_tree()?;
+                    let note = match reworks {
+                        0 => String::new(),
+                        1 => " (guard passed after 1 rework turn)".into(),
+                        r => format!(" (guard passed after {r} rework turns)"),
+                    };
+                    rec.rework_turns = reworks;
+                    let row = self.experiment_row(n, Status::Keep, Some(trial), Some(metric), guard, format!("{desc}{note}"));
+                    return self.close(row, rec, t0);
+                }
+                Some(GuardRun::Interrupted(sig)) => return self.abandon(n, "the guard", sig, Some(trial), rec).map(Some),
+                Some(GuardRun::Fail { reason, tail }) => (reason, tail),
+            };
+            if reworks >= self.cfg.rework {
+                self.roll_back(n, Some(trial), false)?;
+                let after = match reworks {
+                    0 => String::new(),
+                    1 => " after 1 rework turn".into(),
+                    r => format!(" after {r} rework turns"),
+                };
+                let last = tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+                let row = self.experiment_row(
+                    n,
+                    Status::Discard,
+                    Some(trial),
+                    Some(metric),
+                    Guard::Fail,
+                    format!("[GUARD] {desc} ({reason}{after}: {})", one_line(&last)),
+                );
+                rec.rework_turns = reworks;
+                return self.close(row, rec, t0);
+            }
+            reworks += 1;
+            marker.phase = "rework".into();
+            marker.save(&self.paths.inflight)?;
+            let stem = format!("rework-{reworks}");
+            let turn = self.turn(n, Directive::Rework, false, Some(("Failing guard output", tail.as_str())), &stem, &mut rec)?;
+            let p = match turn {
+                Turn::Done(p) => p,
+                Turn::Stop(Stop::Interrupted(sig)) => return self.abandon(n, "a rework turn", sig, Some(trial), rec).map(Some),
+                Turn::Stop(stop) => {
+                    self.roll_back(n, Some(trial), false)?;
+                    Inflight::clear(&self.paths.inflight)?;
+                    return Ok(Some(stop));
+                }
+            };
+            match &p.outcome {
+                Outcome::Completed => {}
+                Outcome::Interrupted(sig) => return self.abandon(n, "a rework turn", *sig, Some(trial), rec).map(Some),
+                Outcome::Failed(why) | Outcome::TimedOut(why) | Outcome::RateLimited(why) => {
+                    self.roll_back(n, Some(trial), false)?;
+                    rec.rework_turns = reworks;
+                    let tag = if matches!(p.outcome, Outcome::TimedOut(_)) { "[TIMEOUT] " } else { "" };
+                    let row = self.experiment_row(
+                        n,
+                        Status::Discard,
+                        Some(trial),
+                        Some(metric),
+                        Guard::Fail,
+                        format!("[GUARD] {tag}{desc} (rework turn {reworks} failed: {})", one_line(why)),
+                    );
+                    return self.close(row, rec, t0);
+                }
+            }
+            let insp = self.inspect()?;
+            self.cross_check(n, &p, &insp);
+            if insp.changed.is_empty() && insp.scope.is_empty() && insp.protected.is_empty() {
+                continue; // nothing changed: the guard would fail the same way; next turn
+            }
+            if !insp.scope.is_empty() || !insp.protected.is_empty() {
+                let row = self.reject(n, &insp, &desc)?.map(|mut r| {
+                    r.commit = Repo::short(trial);
+                    r
+                });
+                self.roll_back(n, Some(trial), false)?;
+                if let Some(row) = row {
+                    rec.rework_turns = reworks;
+                    return self.close(row, rec, t0);
+                }
+            }
+            trial = self.repo.commit_paths(&insp.changed, &format!("experiment: {desc} (rework {reworks})"))?;
+            marker.phase = "verify".into();
+            marker.trial_commit = Some(trial.to_string());
+            marker.save(&self.paths.inflight)?;
+            let t = Instant::now();
+            let measured = self.measure(&dir, &format!("rework-{reworks}-verify"))?;
+            rec.verify_ms += ms(t.elapsed());
+            metric = match self.after_verify(n, measured, trial, &desc, &mut rec, t0)? {
+                Ok(v) => v,
+                Err(stop) => return Ok(stop),
+            };
+            if !self.cfg.direction.improves(metric, retained) {
+                self.roll_back(n, Some(trial), false)?;
+                rec.rework_turns = reworks;
+                let row = self.experiment_row(
+                    n,
+                    Status::Discard,
+                    Some(trial),
+                    Some(metric),
+                    Guard::NotRun,
+                    format!("{desc} (rework {reworks} lost the improvement)"),
+                );
+                return self.close(row, rec, t0);
+            }
+        }
+    }
+
+    /// Handles a verify result: the metric, or the closing of a crashed or interrupted trial.
+    fn after_verify(
+        &mut self,
+        n: u64,
+        measured: Measure,
+        trial: Oid,
+        desc: &str,
+        rec: &mut IterationRecord,
+        t0: Instant,
+    ) -> Result<std::result::Result<f64, Option<Stop>>> {
+        match measured {
+            Measure::Metric(v) => {
+                self.verify_failures = 0;
+                Ok(Ok(v))
+            }
+            Measure::Interrupted(sig) => Ok(Err(Some(self.abandon(n, "verify", sig, Some(trial), rec.clone())?))),
+            Measure::Failed { reason, timed_out, tail } => {
+                self.verify_failures += 1;
+                self.roll_back(n, Some(trial), false)?;
+                let tag = if timed_out { "[TIMEOUT] " } else { "" };
+                let last = one_line(&tail);
+                let last = if last.is_empty() { String::new() } else { format!(" | {last}") };
+                let row = self.experiment_row(
+                    n,
+                    Status::Crash,
+                    Some(trial),
+                    None,
+                    Guard::NotRun,
+                    format!("{tag}{desc} — {reason}{last}"),
+                );
+                self.close(row, rec.clone(), t0)?;
+                if self.verify_failures >= VERIFY_BROKEN_AFTER {
+                    return Ok(Err(Some(Stop::Blocked(format!(
+                        "verify failed {VERIFY_BROKEN_AFTER} times in a row (last: {reason}); fix the verify command or the environment"
+                    )))));
+                }
+                Ok(Err(None))
+            }
+        }
+    }
+
+    /// Returns the discard row for scope or protection violations (the tree is restored), or the
+    /// no-op row when nothing changed; `None` when the change may be committed.
+    fn reject(&mut self, n: u64, insp: &Inspection, desc: &str) -> Result<Option<Row>> {
+        if insp.changed.is_empty() && insp.scope.is_empty() && insp.protected.is_empty() {
+            self.restore_tree()?;
+            return Ok(Some(self.experiment_row(n, Status::NoOp, None, None, Guard::NotRun, desc.to_string())));
+        }
+        let (tag, paths) = if !insp.protected.is_empty() {
+            ("[PROTECTED]", &insp.protected)
+        } else if !insp.scope.is_empty() {
+            ("[SCOPE]", &insp.scope)
+        } else {
+            return Ok(None);
+        };
+        self.restore_tree()?;
+        Ok(Some(self.experiment_row(
+            n,
+            Status::Discard,
+            None,
+            None,
+            Guard::NotRun,
+            format!("{tag} {} — {desc}", list_paths(paths)),
+        )))
+    }
+
+    /// Notes paths the agent reported changing that the engine's diff does not show.
+    fn cross_check(&self, n: u64, p: &Proposal, insp: &Inspection) {
+        let changed: HashSet<&str> = insp.changed.iter().map(String::as_str).collect();
+        let root = self.repo.root.to_string_lossy().to_string();
+        let unseen: Vec<String> = p
+            .reported_paths
+            .iter()
+            .map(|r| r.strip_prefix(&root).unwrap_or(r).trim_start_matches('/').to_string())
+            .filter(|r| !changed.contains(r.as_str()) && !insp.scope.iter().any(|s| s.starts_with(r.as_str())))
+            .collect();
+        if !unseen.is_empty() {
+            self.out.note(&format!(
+                "iteration {n}: the agent reported changes the diff does not show ({}); the engine's diff decides",
+                list_paths(&unseen)
+            ));
+        }
+    }
+
+    /// Appends the bookkeeping rows the ladder asks for; returns a stop when pivots are exhausted.
+    fn escalate(&mut self) -> Result<Option<Stop>> {
+        while let Some(e) = self.replay.pending_escalation(self.cfg.thresholds) {
+            let n = self.replay.tally.iteration + 1;
+            let k = self.replay.ladder.since_reset;
+            let (status, description) = match e {
+                Escalation::Refine => (Status::Refine, format!("[REFINE] {k} failed experiments in a row; next turn refines the strategy")),
+                Escalation::Pivot => (
+                    Status::Pivot,
+                    format!(
+                        "[PIVOT] {k} failed experiments since the last keep or pivot; abandoning the strategy (pivot {})",
+                        self.replay.tally.pivot_count + 1
+                    ),
+                ),
+                Escalation::Search => (Status::Search, "[SEARCH] two pivots without a keep; next turn looks for outside ideas".to_string()),
+            };
+            let row = self.experiment_row(n, status, None, None, Guard::NotRun, description);
+            self.record(row, None)?;
+            if e == Escalation::Pivot {
+                self.state.engine.session_id = None;
+                if self.replay.pivots_exhausted(self.cfg.thresholds) {
+                    return Ok(Some(Stop::NeedsHuman(format!(
+                        "{} pivots without a keep; a human is needed (change the goal or scope with --fresh, or raise --max-pivots)",
+                        self.replay.tally.pivot_count
+                    ))));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Returns the stop that applies now, if any.
+    fn stop_check(&self) -> Option<Stop> {
+        let t = &self.replay.tally;
+        if let Some((text, cond)) = &self.cfg.stop_condition
+            && cond.satisfied(t.current_metric)
+        {
+            return Some(Stop::Goal(format!("stop condition `{text}` met ({} = {})", self.cfg.metric, canonical(t.current_metric))));
+        }
+        if self.cfg.mode == Mode::Fix && t.current_metric == 0.0 {
+            return Some(Stop::Goal(format!("{} reached 0", self.cfg.metric)));
+        }
+        if self.replay.pivots_exhausted(self.cfg.thresholds) {
+            return Some(Stop::NeedsHuman(format!(
+                "{} pivots without a keep; a human is needed (change the goal or scope with --fresh, or raise --max-pivots)",
+                t.pivot_count
+            )));
+        }
+        if let Some(cap) = self.cfg.iterations
+            && t.iteration >= cap
+        {
+            return Some(Stop::Cap(cap));
+        }
+        None
+    }
+
+    /// Checks the hard blockers between iterations.
+    fn blocker(&self) -> Result<Option<String>> {
+        let min = min_free_mb();
+        if let Some(free) = free_mb(&self.repo.root)
+            && free < min
+        {
+            return Ok(Some(format!(
+                "only {free} MB free on the repository's disk (at least {min} MB needed); free some space and run again"
+            )));
+        }
+        let head = self.repo.head()?;
+        let branch = self.repo.branch();
+        if head != self.head || branch.as_deref() != Some(self.branch.as_str()) {
+            return Ok(Some(format!(
+                "HEAD moved from {} to {} during the run (someone else committed or switched branches); stopped without touching it",
+                Repo::short(self.head),
+                Repo::short(head)
+            )));
+        }
+        Ok(None)
+    }
+
+    fn main_loop(&mut self) -> Result<Stop> {
+        loop {
+            if let Some(stop) = self.escalate()? {
+                return Ok(stop);
+            }
+            if let Some(stop) = self.stop_check() {
+                return Ok(stop);
+            }
+            if let Some(sig) = signal::pending() {
+                return Ok(Stop::Interrupted(sig));
+            }
+            if let Some(why) = self.blocker()? {
+                let n = self.replay.tally.iteration + 1;
+                let row = self.experiment_row(n, Status::Blocked, None, None, Guard::NotRun, why.clone());
+                self.record(row, None)?;
+                return Ok(Stop::Blocked(why));
+            }
+            if let Some(stop) = self.iteration()? {
+                if let Stop::Blocked(why) = &stop {
+                    let n = self.replay.tally.iteration + 1;
+                    let row = self.experiment_row(n, Status::Blocked, None, None, Guard::NotRun, why.clone());
+                    self.record(row, None)?;
+                }
+                return Ok(stop);
+            }
+        }
+    }
+
+    fn finish(self, stop: Stop) -> Summary {
+        let t = &self.replay.tally;
+        let improved = self.cfg.direction.improves(t.best_metric, t.baseline_metric);
+        let (reason, message, code) = match &stop {
+            Stop::Goal(m) => ("goal_reached", format!("goal reached: {m}."), exit::OK),
+            Stop::Cap(cap) => ("iteration_cap", format!("iteration cap reached ({}/{cap}).", t.iteration), exit::OK),
+            Stop::NeedsHuman(m) => ("needs_human", format!("stopped: {m}."), exit::NEEDS_HUMAN),
+            Stop::Blocked(m) => ("blocked", format!("blocked: {m}."), exit::BLOCKED),
+            Stop::Interrupted(sig) => (
+                "interrupted",
+                format!("interrupted by {}; the tree is back at the retained commit.", signal::name(*sig)),
+                signal::exit_code(*sig),
+            ),
+        };
+        let code = if self.exec && !matches!(stop, Stop::Blocked(_) | Stop::Interrupted(_)) {
+            if improved { exit::OK } else { exit::NO_IMPROVEMENT }
+        } else {
+            code
+        };
+        Summary {
+            run_tag: self.run_tag.clone(),
+            reason: reason.to_string(),
+            message,
+            exit_code: code,
+            baseline: t.baseline_metric,
+            best: t.best_metric,
+            best_iteration: t.best_iteration,
+            retained: t.current_metric,
+            iterations: t.iteration,
+            keeps: t.keeps,
+            discards: t.discards,
+            crashes: t.crashes,
+            no_ops: t.no_ops,
+            improved,
+            usage: self.state.engine.usage.clone(),
+            duration_ms: ms(self.started.elapsed()),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The pure engine: numbers, rows, the reducer, decisions, escalation and stop conditions.
+//! Nothing here touches the filesystem, git or processes, so all of it is unit-tested directly.
+
+pub mod metric;
+pub mod number;
+pub mod reducer;
+pub mod row;
+pub mod stop;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Which way the metric should move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Lower,
+    Higher,
+}
+
+impl Direction {
+    /// Returns true when `trial` is strictly better than `retained` (ties are not improvements).
+    pub fn improves(self, trial: f64, retained: f64) -> bool {
+        match self {
+            Direction::Lower => trial < retained,
+            Direction::Higher => trial > retained,
+        }
+    }
+
+    /// Returns `lower` or `higher`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Lower => "lower",
+            Direction::Higher => "higher",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Direction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "lower" => Ok(Direction::Lower),
+            "higher" => Ok(Direction::Higher),
+            other => Err(format!("`{other}` is not a direction (use lower or higher)")),
+        }
+    }
+}
+
+/// The outcome of one measured trial, before it is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Strictly better and the guard passed (or there is none).
+    Keep,
+    /// Better, but the guard failed: ask the agent to rework.
+    GuardFailed,
+    /// Not better than the retained metric.
+    NotBetter,
+}
+
+/// Decides a measured trial: keep iff strictly better in `direction` and the guard passed.
+///
+/// `guard_passed` is `None` when no guard is configured.
+pub fn judge(direction: Direction, trial: f64, retained: f64, guard_passed: Option<bool>) -> Verdict {
+    if !direction.improves(trial, retained) {
+        return Verdict::NotBetter;
+    }
+    match guard_passed {
+        Some(false) => Verdict::GuardFailed,
+        _ => Verdict::Keep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_improvement_only() {
+        assert!(Direction::Lower.improves(9.0, 10.0));
+        assert!(!Direction::Lower.improves(10.0, 10.0));
+        assert!(!Direction::Lower.improves(11.0, 10.0));
+        assert!(Direction::Higher.improves(11.0, 10.0));
+        assert!(!Direction::Higher.improves(10.0, 10.0));
+    }
+
+    #[test]
+    fn judge_requires_the_guard() {
+        use Verdict::*;
+        assert_eq!(judge(Direction::Lower, 9.0, 10.0, None), Keep);
+        assert_eq!(judge(Direction::Lower, 9.0, 10.0, Some(true)), Keep);
+        assert_eq!(judge(Direction::Lower, 9.0, 10.0, Some(false)), GuardFailed);
+        assert_eq!(judge(Direction::Lower, 10.0, 10.0, Some(true)), NotBetter);
+        assert_eq!(judge(Direction::Higher, 9.0, 10.0, None), NotBetter);
+    }
+
+    #[test]
+    fn direction_parses() {
+        assert_eq!("Lower".parse::<Direction>(), Ok(Direction::Lower));
+        assert!("down".parse::<Direction>().is_err());
+    }
+}

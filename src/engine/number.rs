@@ -1,0 +1,128 @@
+//! Metric numbers: parsing user text and the canonical decimal form used in the TSV.
+
+/// Parses a metric value: a plain decimal or scientific number, finite only.
+///
+/// Returns `None` for anything else (including `NaN`, `inf`, hex, empty text).
+pub fn parse_metric(text: &str) -> Option<f64> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    // Rust's float parser also accepts "inf", "NaN" and "infinity"; a metric must be finite and
+    // written with digits.
+    if !t.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !t
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+    {
+        return None;
+    }
+    let v: f64 = t.parse().ok()?;
+    v.is_finite().then_some(if v == 0.0 { 0.0 } else { v })
+}
+
+/// Returns the canonical decimal text of a metric: fixed point, no trailing zeros, no `-0`.
+pub fn canonical(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return "0".to_string();
+    }
+    // `Display` for f64 is the shortest text that round-trips and never uses an exponent.
+    let s = format!("{v}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// Returns the canonical text of a delta, with a leading `+` when positive.
+pub fn signed(v: f64) -> String {
+    let c = canonical(v);
+    if v > 0.0 && c != "0" { format!("+{c}") } else { c }
+}
+
+fn fraction_digits(v: f64) -> usize {
+    let s = canonical(v);
+    s.split_once('.').map_or(0, |(_, f)| f.len())
+}
+
+/// Returns `a - b` rounded to the decimal places the two operands carry, so `0.3 - 0.1` is `0.2`.
+pub fn delta(a: f64, b: f64) -> f64 {
+    let places = fraction_digits(a).max(fraction_digits(b)).min(12) as i32;
+    let scale = 10f64.powi(places);
+    let d = ((a - b) * scale).round() / scale;
+    if d == 0.0 { 0.0 } else { d }
+}
+
+/// Returns the median of non-empty `values` (mean of the two middle values for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return 0.0;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Returns true when two metrics are equal at the precision the TSV keeps.
+pub fn same(a: f64, b: f64) -> bool {
+    canonical(a) == canonical(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_and_scientific_numbers() {
+        assert_eq!(parse_metric("12"), Some(12.0));
+        assert_eq!(parse_metric(" -3.5 "), Some(-3.5));
+        assert_eq!(parse_metric("1e3"), Some(1000.0));
+        assert_eq!(parse_metric(".5"), Some(0.5));
+        assert_eq!(parse_metric("+2"), Some(2.0));
+        assert_eq!(parse_metric("-0"), Some(0.0));
+    }
+
+    #[test]
+    fn rejects_non_finite_and_garbage() {
+        for bad in ["", "NaN", "nan", "inf", "-inf", "infinity", "1e999", "0x10", "12ms", "1,5", "--1"]
+        {
+            assert_eq!(parse_metric(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn canonical_form_has_no_trailing_zeros() {
+        assert_eq!(canonical(10.50), "10.5");
+        assert_eq!(canonical(1e3), "1000");
+        assert_eq!(canonical(-0.0), "0");
+        assert_eq!(canonical(0.1), "0.1");
+        assert_eq!(canonical(1e-7), "0.0000001");
+        assert_eq!(canonical(-2.25), "-2.25");
+        assert_eq!(canonical(123456789.0), "123456789");
+    }
+
+    #[test]
+    fn deltas_are_signed_and_free_of_float_noise() {
+        assert_eq!(signed(delta(12.0, 10.0)), "+2");
+        assert_eq!(signed(delta(5.0, 10.0)), "-5");
+        assert_eq!(signed(delta(10.0, 10.0)), "0");
+        assert_eq!(signed(delta(0.3, 0.1)), "+0.2");
+        assert_eq!(signed(delta(0.1, 0.3)), "-0.2");
+        assert_eq!(signed(delta(1.005, 1.0)), "+0.005");
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[7.0]), 7.0);
+    }
+}

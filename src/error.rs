@@ -1,0 +1,96 @@
+//! Typed errors and the exit-code contract (one place maps every error to its code).
+
+use std::path::Path;
+
+/// Exit codes of `run` and `exec`, documented in GUIDE.md.
+pub mod exit {
+    /// Finished: goal reached, iteration cap, or stopped cleanly; `exec`: improved.
+    pub const OK: u8 = 0;
+    /// `exec` only: the run finished without improving on the baseline.
+    pub const NO_IMPROVEMENT: u8 = 1;
+    /// Bad flags or configuration, could not start, or a hard blocker stopped the run.
+    pub const BLOCKED: u8 = 2;
+    /// Stopped because a human is needed (pivots exhausted, quota wait spent).
+    pub const NEEDS_HUMAN: u8 = 3;
+    /// Interrupted by SIGINT after a clean rollback.
+    pub const SIGINT: u8 = 130;
+    /// Interrupted by SIGTERM after a clean rollback.
+    pub const SIGTERM: u8 = 143;
+}
+
+/// Everything that stops a command with an error line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad flag, config key or value (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The run refuses to start: preflight, lock, artifacts (exit 2).
+    #[error("{0}")]
+    Refused(String),
+    /// A hard blocker stopped a running loop (exit 2).
+    #[error("{0}")]
+    Blocked(String),
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A git operation failed.
+    #[error("git: {context}: {}", source.message())]
+    Git {
+        context: String,
+        #[source]
+        source: git2::Error,
+    },
+}
+
+impl Error {
+    /// Returns the process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::Refused(_) | Error::Blocked(_) | Error::Io { .. } | Error::Git { .. } => {
+                exit::BLOCKED
+            }
+        }
+    }
+
+    /// Returns an I/O error that names the action and path.
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Error {
+        Error::Io { action, path: path.display().to_string(), source }
+    }
+
+    /// Returns a git error with context.
+    pub fn git(context: impl Into<String>, source: git2::Error) -> Error {
+        Error::Git { context: context.into(), source }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds path context to `std::io::Result`.
+pub trait IoContext<T> {
+    /// Maps an I/O error to [`Error::Io`] naming `action` and `path`.
+    fn ctx(self, action: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, action: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::io(action, path, e))
+    }
+}
+
+/// Adds context to `git2` results.
+pub trait GitContext<T> {
+    /// Maps a git2 error to [`Error::Git`] with `context`.
+    fn git_ctx(self, context: &str) -> Result<T>;
+}
+
+impl<T> GitContext<T> for std::result::Result<T, git2::Error> {
+    fn git_ctx(self, context: &str) -> Result<T> {
+        self.map_err(|e| Error::git(context, e))
+    }
+}

@@ -1,0 +1,411 @@
+//! Git through git2: preflight facts, working-tree scans, trial commits, hard resets, preserved
+//! trial refs, blob backups of the user's untracked files, and `.git/info/exclude` entries.
+//! Nothing here decides policy; the driver does.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use git2::build::CheckoutBuilder;
+use git2::{ObjectType, Oid, Repository, RepositoryState, ResetType, Signature, Status, StatusOptions};
+
+use crate::error::{Error, GitContext, IoContext, Result};
+
+/// Fallback commit identity when the repository has none configured.
+pub const FALLBACK_NAME: &str = "codex-autoresearch";
+/// Fallback commit e-mail.
+pub const FALLBACK_EMAIL: &str = "autoresearch@localhost";
+
+/// An open repository with a working tree.
+pub struct Repo {
+    pub repo: Repository,
+    /// The working tree root.
+    pub root: PathBuf,
+}
+
+/// How a path differs from HEAD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Not tracked and not ignored.
+    Untracked,
+    /// Tracked and changed in the working tree only.
+    Modified,
+    /// Tracked and staged in the index.
+    Staged,
+    /// In conflict.
+    Conflicted,
+}
+
+/// One changed path, repo-relative with `/` separators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub kind: ChangeKind,
+}
+
+/// A backed-up untracked file of the user (outside the scope), restorable from its blob.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeptFile {
+    pub path: String,
+    pub blob: String,
+    pub len: u64,
+    pub mtime_ns: i128,
+    pub mode: u32,
+}
+
+fn mtime_ns(m: &fs::Metadata) -> i128 {
+    use std::os::unix::fs::MetadataExt;
+    i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec())
+}
+
+impl Repo {
+    /// Opens the repository containing `dir`.
+    pub fn discover(dir: &Path) -> Result<Repo> {
+        let repo = Repository::discover(dir).map_err(|_| {
+            Error::Refused(format!(
+                "{} is not inside a git repository; run `git init` and commit, or pass --repo",
+                dir.display()
+            ))
+        })?;
+        let root = repo
+            .workdir()
+            .ok_or_else(|| Error::Refused(format!("{} is a bare repository; a working tree is needed", dir.display())))?
+            .to_path_buf();
+        let root = root.canonicalize().ctx("resolve", &root)?;
+        Ok(Repo { repo, root })
+    }
+
+    /// Checks the repository can host a run; returns the current branch's full ref name.
+    pub fn check_startable(&self) -> Result<String> {
+        let head = match self.repo.head() {
+            Ok(h) => h,
+            Err(e) if e.code() == git2::ErrorCode::UnbornBranch => {
+                return Err(Error::Refused(
+                    "the repository has no commit yet; commit your files first (the baseline needs a commit)".into(),
+                ));
+            }
+            Err(e) => return Err(Error::git("read HEAD", e)),
+        };
+        if self.repo.head_detached().git_ctx("read HEAD")? {
+            return Err(Error::Refused(
+                "HEAD is detached; check out a branch first (trial commits go on a branch)".into(),
+            ));
+        }
+        let state = self.repo.state();
+        if state != RepositoryState::Clean {
+            let what = match state {
+                RepositoryState::Merge => "a merge",
+                RepositoryState::Rebase | RepositoryState::RebaseInteractive | RepositoryState::RebaseMerge => {
+                    "a rebase"
+                }
+                RepositoryState::CherryPick | RepositoryState::CherryPickSequence => "a cherry-pick",
+                RepositoryState::Revert | RepositoryState::RevertSequence => "a revert",
+                RepositoryState::Bisect => "a bisect",
+                _ => "another git operation",
+            };
+            return Err(Error::Refused(format!(
+                "{what} is in progress; finish or abort it before starting a run"
+            )));
+        }
+        head.name()
+            .map(str::to_string)
+            .map_err(|_| Error::Refused("the current branch name is not valid UTF-8".into()))
+    }
+
+    /// Returns the commit HEAD points at.
+    pub fn head(&self) -> Result<Oid> {
+        let head = self.repo.head().git_ctx("read HEAD")?;
+        head.peel_to_commit().map(|c| c.id()).git_ctx("read HEAD commit")
+    }
+
+    /// Returns the full name of the branch HEAD points at, if any.
+    pub fn branch(&self) -> Option<String> {
+        let head = self.repo.head().ok()?;
+        if self.repo.head_detached().unwrap_or(true) {
+            return None;
+        }
+        head.name().ok().map(str::to_string)
+    }
+
+    /// Returns the abbreviated (7 character) commit id.
+    pub fn short(oid: Oid) -> String {
+        oid.to_string()[..7].to_string()
+    }
+
+    /// Lists every path that differs from HEAD: tracked changes (staged or not) and untracked,
+    /// non-ignored files (submodules excluded).
+    pub fn scan(&self) -> Result<Vec<Change>> {
+        let mut opts = StatusOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false)
+            .exclude_submodules(true)
+            .renames_head_to_index(false)
+            .renames_index_to_workdir(false);
+        let statuses = self.repo.statuses(Some(&mut opts)).git_ctx("scan the working tree")?;
+        let mut out = Vec::with_capacity(statuses.len());
+        for entry in statuses.iter() {
+            let Ok(path) = entry.path() else { continue };
+            let s = entry.status();
+            let kind = if s.contains(Status::CONFLICTED) {
+                ChangeKind::Conflicted
+            } else if s.intersects(
+                Status::INDEX_NEW
+                    | Status::INDEX_MODIFIED
+                    | Status::INDEX_DELETED
+                    | Status::INDEX_RENAMED
+                    | Status::INDEX_TYPECHANGE,
+            ) {
+                ChangeKind::Staged
+            } else if s.contains(Status::WT_NEW) {
+                ChangeKind::Untracked
+            } else if s.intersects(
+                Status::WT_MODIFIED | Status::WT_DELETED | Status::WT_TYPECHANGE | Status::WT_RENAMED,
+            ) {
+                ChangeKind::Modified
+            } else {
+                continue;
+            };
+            out.push(Change { path: path.to_string(), kind });
+        }
+        Ok(out)
+    }
+
+    fn signature(&self) -> Signature<'static> {
+        self.repo
+            .signature()
+            .map(|s| s.to_owned())
+            .or_else(|_| Signature::now(FALLBACK_NAME, FALLBACK_EMAIL))
+            .unwrap_or_else(|_| {
+                // `now` only fails on an invalid name; ours is valid, so this is unreachable in
+                // practice. Fall back to the epoch rather than panic.
+                let t = git2::Time::new(0, 0);
+                Signature::new(FALLBACK_NAME, FALLBACK_EMAIL, &t).expect("static identity is valid")
+            })
+    }
+
+    /// Commits exactly `paths` (as found in the working tree) on top of HEAD; returns the commit.
+    pub fn commit_paths(&self, paths: &[String], message: &str) -> Result<Oid> {
+        let mut index = self.repo.index().git_ctx("open the index")?;
+        for p in paths {
+            let rel = Path::new(p);
+            if self.root.join(rel).symlink_metadata().is_ok() {
+                index.add_path(rel).git_ctx(&format!("stage {p}"))?;
+            } else {
+                index.remove_path(rel).git_ctx(&format!("stage the deletion of {p}"))?;
+            }
+        }
+        index.write().git_ctx("write the index")?;
+        let tree_id = index.write_tree().git_ctx("write the tree")?;
+        let tree = self.repo.find_tree(tree_id).git_ctx("read the new tree")?;
+        let parent = self.repo.head().and_then(|h| h.peel_to_commit()).git_ctx("read HEAD")?;
+        let sig = self.signature();
+        self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent]).git_ctx("commit")
+    }
+
+    /// Commits `paths` as found in the working tree on top of HEAD without moving any branch or
+    /// touching the on-disk index; returns the commit (used to preserve unfinished work).
+    pub fn snapshot(&self, paths: &[String], message: &str) -> Result<Oid> {
+        let mut index = self.repo.index().git_ctx("open the index")?;
+        for p in paths {
+            let rel = Path::new(p);
+            let full = self.root.join(rel);
+            match fs::symlink_metadata(&full) {
+                Ok(m) if m.is_dir() => continue,
+                Ok(_) => index.add_path(rel).git_ctx(&format!("snapshot {p}"))?,
+                Err(_) => {
+                    let _ = index.remove_path(rel);
+                }
+            }
+        }
+        let tree_id = index.write_tree().git_ctx("write the snapshot tree");
+        // Drop the in-memory changes: the on-disk index stays as it was.
+        index.read(true).git_ctx("reload the index")?;
+        let tree = self.repo.find_tree(tree_id?).git_ctx("read the snapshot tree")?;
+        let parent = self.repo.head().and_then(|h| h.peel_to_commit()).git_ctx("read HEAD")?;
+        let sig = self.signature();
+        self.repo.commit(None, &sig, &sig, message, &tree, &[&parent]).git_ctx("commit the snapshot")
+    }
+
+    /// Commits the tree of `tree_from` on top of HEAD (used by `--rollback revert`).
+    pub fn commit_tree_of(&self, tree_from: Oid, message: &str) -> Result<Oid> {
+        let tree = self.repo.find_commit(tree_from).and_then(|c| c.tree()).git_ctx("read the retained tree")?;
+        let parent = self.repo.head().and_then(|h| h.peel_to_commit()).git_ctx("read HEAD")?;
+        let sig = self.signature();
+        let oid = self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent]).git_ctx("commit the revert")?;
+        self.reset_hard(oid)?;
+        Ok(oid)
+    }
+
+    /// Resets the branch, index and tracked files to `oid`. Untracked files are not touched.
+    pub fn reset_hard(&self, oid: Oid) -> Result<()> {
+        let obj = self.repo.find_object(oid, None).git_ctx("find the retained commit")?;
+        let mut co = CheckoutBuilder::new();
+        co.force();
+        self.repo.reset(&obj, ResetType::Hard, Some(&mut co)).git_ctx("reset to the retained commit")
+    }
+
+    /// Points `name` at `oid` (overwriting), with a reflog message.
+    pub fn set_ref(&self, name: &str, oid: Oid, why: &str) -> Result<()> {
+        self.repo.reference(name, oid, true, why).map(|_| ()).git_ctx(&format!("write {name}"))
+    }
+
+    /// Returns true when any reference starts with `prefix`.
+    pub fn has_refs_under(&self, prefix: &str) -> bool {
+        self.repo
+            .references_glob(&format!("{prefix}*"))
+            .map(|mut it| it.next().is_some())
+            .unwrap_or(false)
+    }
+
+    /// Returns true when `descendant` is `ancestor` or has it in its history.
+    pub fn descends_from(&self, descendant: Oid, ancestor: Oid) -> bool {
+        descendant == ancestor || self.repo.graph_descendant_of(descendant, ancestor).unwrap_or(false)
+    }
+
+    /// Returns true when the tree of `commit` has a directory at `path`.
+    pub fn tree_has_dir(&self, commit: Oid, path: &str) -> bool {
+        let Ok(tree) = self.repo.find_commit(commit).and_then(|c| c.tree()) else { return false };
+        tree.get_path(Path::new(path)).map(|e| e.kind() == Some(ObjectType::Tree)).unwrap_or(false)
+    }
+
+    /// Appends missing `entries` to the repository's `info/exclude`.
+    pub fn add_excludes(&self, entries: &[String]) -> Result<()> {
+        let info = self.repo.commondir().join("info");
+        fs::create_dir_all(&info).ctx("create", &info)?;
+        let path = info.join("exclude");
+        let current = fs::read_to_string(&path).unwrap_or_default();
+        let have: std::collections::HashSet<&str> = current.lines().map(str::trim).collect();
+        let missing: Vec<&String> = entries.iter().filter(|e| !have.contains(e.as_str())).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut text = current.clone();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        if !current.contains("# codex-autoresearch") {
+            text.push_str("# codex-autoresearch artifacts\n");
+        }
+        for e in missing {
+            text.push_str(e);
+            text.push('\n');
+        }
+        crate::fsutil::write_atomic(&path, text.as_bytes())
+    }
+
+    /// Stores a copy of the user's untracked file in the object database and returns its record.
+    pub fn keep_file(&self, path: &str) -> Result<KeptFile> {
+        let full = self.root.join(path);
+        let meta = fs::symlink_metadata(&full).ctx("read", &full)?;
+        let blob = if meta.file_type().is_symlink() {
+            let target = fs::read_link(&full).ctx("read link", &full)?;
+            self.repo.blob(target.as_os_str().as_encoded_bytes()).git_ctx(&format!("back up {path}"))?
+        } else {
+            self.repo.blob_path(&full).git_ctx(&format!("back up {path}"))?
+        };
+        Ok(KeptFile {
+            path: path.to_string(),
+            blob: blob.to_string(),
+            len: meta.len(),
+            mtime_ns: mtime_ns(&meta),
+            mode: if meta.file_type().is_symlink() { 0o120000 } else { meta.permissions().mode() },
+        })
+    }
+
+    /// Returns true when a kept file is still exactly as backed up.
+    pub fn kept_file_intact(&self, k: &KeptFile) -> bool {
+        let full = self.root.join(&k.path);
+        let Ok(meta) = fs::symlink_metadata(&full) else { return false };
+        if meta.len() != k.len {
+            return false;
+        }
+        if mtime_ns(&meta) == k.mtime_ns {
+            return true;
+        }
+        if k.mode == 0o120000 {
+            return fs::read_link(&full)
+                .ok()
+                .and_then(|t| Oid::hash_object(ObjectType::Blob, t.as_os_str().as_encoded_bytes()).ok())
+                .is_some_and(|o| o.to_string() == k.blob);
+        }
+        Oid::hash_file(ObjectType::Blob, &full).is_ok_and(|o| o.to_string() == k.blob)
+    }
+
+    /// Writes a kept file back from its blob.
+    pub fn restore_kept_file(&self, k: &KeptFile) -> Result<()> {
+        let full = self.root.join(&k.path);
+        let oid = Oid::from_str(&k.blob).git_ctx("read a backup id")?;
+        let blob = self.repo.find_blob(oid).git_ctx(&format!("find the backup of {}", k.path))?;
+        if let Some(dir) = full.parent() {
+            fs::create_dir_all(dir).ctx("create", dir)?;
+        }
+        if let Ok(m) = fs::symlink_metadata(&full)
+            && m.is_dir()
+        {
+            return Err(Error::Blocked(format!(
+                "cannot restore {}: a directory now stands in its place",
+                k.path
+            )));
+        }
+        let _ = fs::remove_file(&full);
+        if k.mode == 0o120000 {
+            let target = std::ffi::OsStr::from_bytes_lossless(blob.content());
+            std::os::unix::fs::symlink(target, &full).ctx("restore", &full)?;
+        } else {
+            fs::write(&full, blob.content()).ctx("restore", &full)?;
+            fs::set_permissions(&full, fs::Permissions::from_mode(k.mode & 0o7777)).ctx("restore mode of", &full)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes files (never directories) created during an iteration, then prunes directories
+    /// they leave empty unless the retained commit has them. Returns paths it could not delete.
+    pub fn delete_created(&self, paths: &[String], retained: Oid) -> Vec<String> {
+        let mut failed = Vec::new();
+        let mut dirs = std::collections::BTreeSet::new();
+        for p in paths {
+            let full = self.root.join(p);
+            match fs::symlink_metadata(&full) {
+                Ok(m) if m.is_dir() => {
+                    failed.push(p.clone());
+                    continue;
+                }
+                Ok(_) => {
+                    if fs::remove_file(&full).is_err() {
+                        failed.push(p.clone());
+                        continue;
+                    }
+                }
+                Err(_) => {}
+            }
+            let mut parent = Path::new(p).parent();
+            while let Some(d) = parent.filter(|d| !d.as_os_str().is_empty()) {
+                dirs.insert(d.to_path_buf());
+                parent = d.parent();
+            }
+        }
+        // Deepest first, so children go before parents. `remove_dir` only removes empty ones.
+        let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let rel = d.to_string_lossy().replace('\\', "/");
+            if !self.tree_has_dir(retained, &rel) {
+                let _ = fs::remove_dir(self.root.join(&d));
+            }
+        }
+        failed
+    }
+}
+
+/// Byte-to-OsStr conversion for symlink targets stored in blobs (unix paths are bytes).
+trait FromBytes {
+    fn from_bytes_lossless(b: &[u8]) -> &std::ffi::OsStr;
+}
+
+impl FromBytes for std::ffi::OsStr {
+    fn from_bytes_lossless(b: &[u8]) -> &std::ffi::OsStr {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::OsStr::from_bytes(b)
+    }
+}

@@ -1,0 +1,443 @@
+//! Supervised child processes: own process group, stdin fed then closed (or null), stdout and
+//! stderr drained by threads into log files plus a bounded in-memory tail, wall-clock and idle
+//! timeouts, SIGINT/SIGTERM of the engine, and a group kill (TERM, grace, KILL) that also reaps
+//! grandchildren holding the pipes. Every agent, verify and guard process goes through [`run`].
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::unistd::Pid;
+
+/// Time a timed-out group gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(3);
+/// Time the pipes may stay open after the leader exits before the group is killed.
+const LEAK_GRACE: Duration = Duration::from_millis(500);
+/// How often the supervisor looks at the signal flag and the timeouts.
+const TICK: Duration = Duration::from_millis(100);
+/// Default bounded tail kept in memory per stream.
+pub const DEFAULT_TAIL: usize = 1 << 20;
+
+/// What to run and how.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// Program and arguments.
+    pub argv: Vec<OsString>,
+    pub cwd: PathBuf,
+    /// Extra environment variables.
+    pub env: Vec<(OsString, OsString)>,
+    /// Bytes written to stdin before it is closed; `None` gives `/dev/null`.
+    pub stdin: Option<Vec<u8>>,
+    /// Where stdout goes on disk (full, untruncated).
+    pub stdout_log: Option<PathBuf>,
+    /// Where stderr goes on disk; the same path as `stdout_log` interleaves both in one file.
+    pub stderr_log: Option<PathBuf>,
+    /// Wall-clock limit.
+    pub timeout: Option<Duration>,
+    /// Limit on time without any output.
+    pub idle_timeout: Option<Duration>,
+    /// Bytes of each stream kept in memory.
+    pub tail_bytes: usize,
+}
+
+impl Spec {
+    /// Returns a spec that runs `command` with `sh -c` in `cwd`.
+    pub fn shell(command: &str, cwd: &Path) -> Spec {
+        Spec {
+            argv: vec!["sh".into(), "-c".into(), command.into()],
+            cwd: cwd.to_path_buf(),
+            env: Vec::new(),
+            stdin: None,
+            stdout_log: None,
+            stderr_log: None,
+            timeout: None,
+            idle_timeout: None,
+            tail_bytes: DEFAULT_TAIL,
+        }
+    }
+
+    /// Returns a spec that runs `argv` directly in `cwd`.
+    pub fn argv(argv: Vec<OsString>, cwd: &Path) -> Spec {
+        Spec { argv, ..Spec::shell("", cwd) }
+    }
+}
+
+/// How a supervised process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Exited with this status code.
+    Exited(i32),
+    /// Killed by this signal (not by us).
+    Signaled(i32),
+    /// The wall-clock timeout expired; the group was killed.
+    TimedOut,
+    /// No output for the idle timeout; the group was killed.
+    IdleTimedOut,
+    /// The engine received this signal; the group was killed.
+    Interrupted(i32),
+}
+
+impl End {
+    /// Returns true for a clean exit with status 0.
+    pub fn success(self) -> bool {
+        self == End::Exited(0)
+    }
+
+    /// Returns a short human description, e.g. `exit 1`, `timed out`.
+    pub fn describe(self) -> String {
+        match self {
+            End::Exited(c) => format!("exit {c}"),
+            End::Signaled(s) => format!("killed by signal {s}"),
+            End::TimedOut => "timed out".to_string(),
+            End::IdleTimedOut => "idle timeout (no output)".to_string(),
+            End::Interrupted(s) => format!("interrupted by {}", crate::signal::name(s)),
+        }
+    }
+}
+
+/// The result of a supervised run.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub end: End,
+    pub duration: Duration,
+    /// The last bytes of stdout (lossy UTF-8).
+    pub stdout: String,
+    /// The last bytes of stderr (lossy UTF-8).
+    pub stderr: String,
+    /// True when the stream held more than the in-memory tail.
+    pub truncated: bool,
+}
+
+impl Outcome {
+    /// Returns the last `n` non-empty lines of stdout and stderr, for logs and descriptions.
+    pub fn last_lines(&self, n: usize) -> String {
+        let mut lines: Vec<&str> = self
+            .stdout
+            .lines()
+            .chain(self.stderr.lines())
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let start = lines.len().saturating_sub(n);
+        lines.drain(..start);
+        lines.join("\n")
+    }
+}
+
+#[derive(Default)]
+struct Tail {
+    buf: Vec<u8>,
+    cap: usize,
+    truncated: bool,
+}
+
+impl Tail {
+    fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() > self.cap.saturating_mul(2).max(8192) {
+            let cut = self.buf.len() - self.cap;
+            self.buf.drain(..cut);
+            self.truncated = true;
+        }
+    }
+
+    fn text(&self) -> String {
+        let start = self.buf.len().saturating_sub(self.cap);
+        String::from_utf8_lossy(&self.buf[start..]).into_owned()
+    }
+}
+
+type SharedLog = Arc<Mutex<File>>;
+
+fn spawn_reader(
+    mut stream: impl Read + Send + 'static,
+    log: Option<SharedLog>,
+    tail: Arc<Mutex<Tail>>,
+    activity: Arc<AtomicU64>,
+    start: Instant,
+    done: mpsc::Sender<()>,
+) {
+    thread::spawn(move || {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    if let Some(log) = &log
+                        && let Ok(mut f) = log.lock()
+                    {
+                        let _ = f.write_all(&chunk[..n]);
+                    }
+                    if let Ok(mut t) = tail.lock() {
+                        t.push(&chunk[..n]);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let _ = done.send(());
+    });
+}
+
+fn open_log(path: &Path) -> std::io::Result<SharedLog> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(Arc::new(Mutex::new(File::create(path)?)))
+}
+
+fn signal_group(pgid: i32, sig: Signal) {
+    // ESRCH (group already gone) is the normal case after a clean exit.
+    let _ = killpg(Pid::from_raw(pgid), sig);
+}
+
+/// Runs `spec` under supervision and returns how it ended.
+///
+/// Returns `Err` only when the process could not be started (or a log file could not be created).
+pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
+    let stdout_log = spec.stdout_log.as_deref().map(open_log).transpose()?;
+    let stderr_log = match (&spec.stderr_log, &spec.stdout_log, &stdout_log) {
+        (Some(e), Some(o), Some(shared)) if e == o => Some(Arc::clone(shared)),
+        (Some(e), _, _) => Some(open_log(e)?),
+        (None, _, _) => None,
+    };
+
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(&spec.cwd)
+        .process_group(0)
+        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn()?;
+    let pgid = child.id() as i32;
+
+    if let (Some(input), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
+        // A separate thread: a child that never reads stdin must not block the supervisor.
+        thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+
+    let activity = Arc::new(AtomicU64::new(0));
+    let out_tail = Arc::new(Mutex::new(Tail { cap: spec.tail_bytes, ..Tail::default() }));
+    let err_tail = Arc::new(Mutex::new(Tail { cap: spec.tail_bytes.min(256 * 1024), ..Tail::default() }));
+    let (done_tx, done_rx) = mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        spawn_reader(out, stdout_log, Arc::clone(&out_tail), Arc::clone(&activity), start, done_tx.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        spawn_reader(err, stderr_log, Arc::clone(&err_tail), Arc::clone(&activity), start, done_tx.clone());
+    }
+    drop(done_tx);
+
+    // Wait for the leader without reaping it: while it is a zombie its pid, and so the group id,
+    // cannot be reused, which makes the group kills below safe.
+    let (exit_tx, exit_rx) = mpsc::channel();
+    thread::spawn(move || {
+        loop {
+            match waitid(Id::Pid(Pid::from_raw(pgid)), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ => break,
+            }
+        }
+        let _ = exit_tx.send(());
+    });
+
+    let mut reason = None;
+    loop {
+        let now = start.elapsed();
+        let mut wait = TICK;
+        if let Some(limit) = spec.timeout {
+            if now >= limit {
+                reason = Some(End::TimedOut);
+                break;
+            }
+            wait = wait.min(limit - now);
+        }
+        if let Some(idle) = spec.idle_timeout {
+            let quiet = now.saturating_sub(Duration::from_millis(activity.load(Ordering::Relaxed)));
+            if quiet >= idle {
+                reason = Some(End::IdleTimedOut);
+                break;
+            }
+            wait = wait.min(idle - quiet);
+        }
+        if let Some(sig) = crate::signal::pending() {
+            reason = Some(End::Interrupted(sig));
+            break;
+        }
+        match exit_rx.recv_timeout(wait.max(Duration::from_millis(1))) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+
+    if reason.is_some() {
+        signal_group(pgid, Signal::SIGTERM);
+        if exit_rx.recv_timeout(KILL_GRACE).is_err() {
+            signal_group(pgid, Signal::SIGKILL);
+            let _ = exit_rx.recv_timeout(Duration::from_secs(30));
+        }
+    }
+
+    // The leader is gone. Give the pipes a moment to drain, then kill whatever is left of the
+    // group (a grandchild holding the pipes open must not hang the loop).
+    let deadline = Instant::now() + LEAK_GRACE;
+    let mut open_streams = 2;
+    while open_streams > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match done_rx.recv_timeout(left) {
+            Ok(()) => open_streams -= 1,
+            Err(_) => break,
+        }
+    }
+    signal_group(pgid, Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while open_streams > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match done_rx.recv_timeout(left) {
+            Ok(()) => open_streams -= 1,
+            // A descendant that left our group still holds a pipe: abandon its reader thread.
+            Err(_) => break,
+        }
+    }
+
+    let status = child.wait()?;
+    let duration = start.elapsed();
+    let end = reason.unwrap_or_else(|| match (status.code(), status.signal()) {
+        (Some(c), _) => End::Exited(c),
+        (None, Some(s)) => End::Signaled(s),
+        (None, None) => End::Exited(-1),
+    });
+    let (stdout, truncated_out) = {
+        let t = out_tail.lock().map_err(|_| std::io::Error::other("stdout tail poisoned"))?;
+        (t.text(), t.truncated)
+    };
+    let (stderr, truncated_err) = {
+        let t = err_tail.lock().map_err(|_| std::io::Error::other("stderr tail poisoned"))?;
+        (t.text(), t.truncated)
+    };
+    Ok(Outcome { end, duration, stdout, stderr, truncated: truncated_out || truncated_err })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(cmd: &str) -> Spec {
+        Spec::shell(cmd, Path::new("/tmp"))
+    }
+
+    #[test]
+    fn captures_exit_code_and_streams() {
+        let o = run(&sh("echo out; echo err >&2; exit 3")).unwrap();
+        assert_eq!(o.end, End::Exited(3));
+        assert_eq!(o.stdout, "out\n");
+        assert_eq!(o.stderr, "err\n");
+    }
+
+    #[test]
+    fn feeds_stdin_then_closes_it() {
+        let mut s = sh("cat; echo done");
+        s.stdin = Some(b"hello\n".to_vec());
+        let o = run(&s).unwrap();
+        assert_eq!(o.stdout, "hello\ndone\n");
+    }
+
+    #[test]
+    fn stdin_is_null_by_default() {
+        let o = run(&sh("cat; echo eof")).unwrap();
+        assert_eq!(o.stdout, "eof\n");
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let mut s = sh("sleep 30 & sleep 30; echo never");
+        s.timeout = Some(Duration::from_millis(300));
+        let o = run(&s).unwrap();
+        assert_eq!(o.end, End::TimedOut);
+        assert!(o.duration < Duration::from_secs(20), "{:?}", o.duration);
+    }
+
+    #[test]
+    fn term_ignoring_child_gets_killed() {
+        let mut s = sh("trap '' TERM; while :; do sleep 0.1; done");
+        s.timeout = Some(Duration::from_millis(200));
+        let o = run(&s).unwrap();
+        assert_eq!(o.end, End::TimedOut);
+    }
+
+    #[test]
+    fn grandchild_holding_the_pipe_cannot_hang() {
+        // The shell exits at once; its background child keeps stdout open for 60 s.
+        let o = run(&sh("sleep 60 & echo 7")).unwrap();
+        assert_eq!(o.end, End::Exited(0));
+        assert_eq!(o.stdout, "7\n");
+        assert!(o.duration < Duration::from_secs(20), "{:?}", o.duration);
+    }
+
+    #[test]
+    fn idle_timeout_fires_without_output() {
+        let mut s = sh("echo start; sleep 30");
+        s.idle_timeout = Some(Duration::from_millis(300));
+        let o = run(&s).unwrap();
+        assert_eq!(o.end, End::IdleTimedOut);
+        assert_eq!(o.stdout, "start\n");
+    }
+
+    #[test]
+    fn output_keeps_the_idle_timer_alive() {
+        let mut s = sh("for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done");
+        s.idle_timeout = Some(Duration::from_millis(1500));
+        let o = run(&s).unwrap();
+        assert_eq!(o.end, End::Exited(0));
+    }
+
+    #[test]
+    fn tail_is_bounded_but_log_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out.log");
+        let mut s = sh("i=0; while [ $i -lt 20000 ]; do echo line-$i; i=$((i+1)); done");
+        s.tail_bytes = 1024;
+        s.stdout_log = Some(log.clone());
+        s.stderr_log = Some(log.clone());
+        let o = run(&s).unwrap();
+        assert!(o.truncated);
+        assert!(o.stdout.len() <= 1024);
+        assert!(o.stdout.ends_with("line-19999\n"));
+        let full = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(full.lines().count(), 20000);
+    }
+
+    #[test]
+    fn missing_program_is_a_spawn_error() {
+        let s = Spec::argv(vec!["/nonexistent/prog".into()], Path::new("/tmp"));
+        assert!(run(&s).is_err());
+    }
+
+    #[test]
+    fn signal_exit_is_reported() {
+        let o = run(&sh("kill -9 $$")).unwrap();
+        assert_eq!(o.end, End::Signaled(9));
+    }
+}

@@ -1,0 +1,164 @@
+//! Agent prompts: the mode template (`modes/<mode>.md`) filled with the run's goal, metric,
+//! scope, directive, recent rows, lessons and feedback. Templates and protocol docs are embedded.
+
+use crate::config::Mode;
+use crate::engine::number::canonical;
+use crate::engine::reducer::Directive;
+use crate::engine::row::{HEADER, Row};
+
+/// The loop-mode template.
+pub const LOOP: &str = include_str!("../modes/loop.md");
+/// The fix-mode template.
+pub const FIX: &str = include_str!("../modes/fix.md");
+/// The escalation protocol (holds the directive texts).
+pub const ESCALATION: &str = include_str!("../references/escalation.md");
+/// The loop rules.
+pub const LOOP_RULES: &str = include_str!("../references/loop-rules.md");
+/// The lessons protocol.
+pub const LESSONS: &str = include_str!("../references/lessons.md");
+
+/// Everything a prompt needs.
+pub struct PromptInput<'a> {
+    pub mode: Mode,
+    pub goal: &'a str,
+    pub metric: &'a str,
+    pub direction: crate::engine::Direction,
+    pub retained: f64,
+    pub baseline: f64,
+    pub best: f64,
+    pub verify: &'a str,
+    pub guard: Option<&'a str>,
+    pub scope: &'a [String],
+    pub protected: &'a [String],
+    pub directive: Directive,
+    /// After a `search` row: look for outside ideas first.
+    pub search: bool,
+    pub results: &'a [Row],
+    pub lessons: &'a str,
+    /// Output to show the agent (failing guard output for rework, a verify failure).
+    pub feedback: Option<(&'a str, &'a str)>,
+}
+
+/// Returns the text of `## Directive: <word>` in the escalation protocol.
+pub fn directive_text(d: Directive) -> String {
+    let heading = format!("## Directive: {}", d.as_str());
+    let Some(start) = ESCALATION.find(&heading) else { return String::new() };
+    let body = &ESCALATION[start + heading.len()..];
+    let end = body.find("\n## ").unwrap_or(body.len());
+    body[..end].trim().to_string()
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() { "(none)".into() } else { items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ") }
+}
+
+/// Renders the prompt for one agent turn.
+pub fn render(p: &PromptInput<'_>) -> String {
+    let template = match p.mode {
+        Mode::Fix => FIX,
+        _ => LOOP,
+    };
+    let results = if p.results.is_empty() {
+        "(none yet)".to_string()
+    } else {
+        let mut s = String::from(HEADER);
+        for r in p.results {
+            s.push('\n');
+            s.push_str(&r.to_line());
+        }
+        format!("```\n{s}\n```")
+    };
+    let lessons = if p.lessons.trim().is_empty() { "(none yet)".to_string() } else { p.lessons.trim().to_string() };
+    let guard = match p.guard {
+        Some(g) => format!("A keep also needs the guard to pass: `{g}`\n"),
+        None => String::new(),
+    };
+    let feedback = match p.feedback {
+        Some((title, text)) if !text.trim().is_empty() => {
+            format!("\n## {title}\n```\n{}\n```\n", text.trim_end())
+        }
+        _ => String::new(),
+    };
+    let mut directive_text = directive_text(p.directive);
+    if p.search {
+        directive_text.push_str(
+            "\nTwo strategies have been abandoned. Before choosing the next one, look for outside ideas \
+             (documentation, known techniques, prior art) and treat them as hypotheses to test.",
+        );
+    }
+    template
+        .replace("{{goal}}", p.goal.trim())
+        .replace("{{metric}}", p.metric)
+        .replace("{{direction}}", p.direction.as_str())
+        .replace("{{retained}}", &canonical(p.retained))
+        .replace("{{baseline}}", &canonical(p.baseline))
+        .replace("{{best}}", &canonical(p.best))
+        .replace("{{verify}}", p.verify.trim())
+        .replace("{{guard}}", &guard)
+        .replace("{{scope}}", &list(p.scope))
+        .replace("{{protected}}", &list(p.protected))
+        .replace("{{directive}}", p.directive.as_str())
+        .replace("{{directive_text}}", &directive_text)
+        .replace("{{results}}", &results)
+        .replace("{{lessons}}", &lessons)
+        .replace("{{feedback}}", &feedback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Direction;
+
+    fn input<'a>(d: Directive, feedback: Option<(&'a str, &'a str)>) -> PromptInput<'a> {
+        PromptInput {
+            mode: Mode::Loop,
+            goal: "make the parser faster",
+            metric: "ms",
+            direction: Direction::Lower,
+            retained: 12.5,
+            baseline: 20.0,
+            best: 12.5,
+            verify: "./bench.sh",
+            guard: Some("cargo test"),
+            scope: &[],
+            protected: &[],
+            directive: d,
+            search: false,
+            results: &[],
+            lessons: "",
+            feedback,
+        }
+    }
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        for mode in [Mode::Loop, Mode::Fix] {
+            for d in [Directive::Continue, Directive::Refine, Directive::Pivot, Directive::Rework] {
+                let mut i = input(d, Some(("Failing guard output", "test x failed")));
+                i.mode = mode;
+                let text = render(&i);
+                assert!(!text.contains("{{"), "{mode:?} {d:?}:\n{text}");
+                assert!(text.contains(&format!("## Directive: {}", d.as_str())));
+                assert!(!directive_text(d).is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn prompt_carries_the_essentials() {
+        let text = render(&input(Directive::Rework, Some(("Failing guard output", "assertion failed: x"))));
+        assert!(text.contains("make the parser faster"));
+        assert!(text.contains("Retained value 12.5 (baseline 20, best 12.5)"));
+        assert!(text.contains("`cargo test`"));
+        assert!(text.contains("assertion failed: x"));
+        assert!(text.contains("Do not commit"));
+        assert!(text.contains("one line that summarises"));
+    }
+
+    #[test]
+    fn prompt_stays_short() {
+        // The fixed part of the prompt is kept small; GUIDE.md quotes its size.
+        let text = render(&input(Directive::Continue, None));
+        assert!(text.len() < 2600, "prompt grew to {} bytes", text.len());
+    }
+}

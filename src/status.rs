@@ -1,0 +1,126 @@
+//! `codex-autoresearch status`: what the run in a repository is doing or did, read without the
+//! lock (never writes anything).
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::artifacts::inflight::Inflight;
+use crate::artifacts::lock;
+use crate::artifacts::results;
+use crate::artifacts::state::StateFile;
+use crate::artifacts::Paths;
+use crate::engine::number::canonical;
+use crate::engine::reducer::Replay;
+use crate::engine::row::Status;
+use crate::error::{Error, Result};
+use crate::git::Repo;
+use crate::output::num;
+
+/// Prints the status; returns the exit code (0, or 2 when the artifacts cannot be read).
+pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool) -> Result<()> {
+    let start = crate::config::start_dir(repo)?;
+    let repo = Repo::discover(&start)?;
+    let paths = Paths::new(&repo.root, artifacts_dir)?;
+    let holder = lock::peek(&paths.lock).filter(|h| h.alive());
+    if !paths.results.exists() {
+        if json_out {
+            println!("{}", json!({"run": Value::Null, "repo": repo.root.display().to_string(), "running": holder.is_some(), "pid": holder.map(|h| h.pid)}));
+        } else {
+            println!("no autoresearch run in {} (start one with `codex-autoresearch run`)", repo.root.display());
+        }
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&paths.results)
+        .map_err(|e| Error::Refused(format!("cannot read {}: {e}", paths.results.display())))?;
+    // A torn last line (a crash mid-write) is ignored here; the next `run` repairs it.
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    let (meta, rows) = results::parse(complete)
+        .map_err(|(line, why)| Error::Refused(format!("{} line {line}: {why}", paths.results.display())))?;
+    let get = |k: &str| meta.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let direction = get("metric_direction")
+        .parse()
+        .map_err(|e: String| Error::Refused(format!("{}: {e}", paths.results.display())))?;
+    let replay = Replay::from_rows(&rows, direction)
+        .map_err(|e| Error::Refused(format!("{}: {e}", paths.results.display())))?;
+    let state = StateFile::load(&paths.state).ok();
+    let inflight = Inflight::load(&paths.inflight).ok().flatten().and_then(|r| r.ok());
+    let t = &replay.tally;
+    let counts: serde_json::Map<String, Value> =
+        Status::ALL.iter().map(|s| (s.as_str().to_string(), json!(replay.count(*s)))).collect();
+    let last: Vec<&crate::engine::row::Row> = rows.iter().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+    let usage = state.as_ref().map(|s| s.engine.usage.clone()).unwrap_or_default();
+    let run_tag = get("run_tag");
+    let mode = get("mode");
+    if json_out {
+        let v = json!({
+            "repo": repo.root.display().to_string(),
+            "run": {
+                "run_tag": run_tag,
+                "mode": mode,
+                "goal": get("goal"),
+                "metric": get("metric"),
+                "direction": direction.as_str(),
+                "iteration": t.iteration,
+                "baseline": num(t.baseline_metric),
+                "best": num(t.best_metric),
+                "best_iteration": t.best_iteration,
+                "retained": num(t.current_metric),
+                "last_status": t.last_status,
+                "pivot_count": t.pivot_count,
+                "consecutive_discards": t.consecutive_discards,
+                "counts": counts,
+                "last_rows": last.iter().map(|r| json!({
+                    "iteration": r.iteration, "commit": r.commit, "metric": num(r.metric), "delta": num(r.delta),
+                    "guard": r.guard.as_str(), "status": r.status.as_str(), "description": r.description,
+                })).collect::<Vec<_>>(),
+                "tokens": usage,
+                "session_id": state.as_ref().and_then(|s| s.engine.session_id.clone()),
+                "recent": state.as_ref().map(|s| s.engine.recent.clone()).unwrap_or_default(),
+            },
+            "running": holder.is_some(),
+            "pid": holder.as_ref().map(|h| h.pid),
+            "inflight": inflight.as_ref().map(|m| json!({"iteration": m.iteration, "phase": m.phase})),
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!("run {run_tag} ({mode}) in {}", repo.root.display());
+    println!("goal: {}", get("goal"));
+    println!(
+        "metric {} ({} is better): baseline {}, best {} (#{}), retained {}",
+        get("metric"),
+        direction.as_str(),
+        canonical(t.baseline_metric),
+        canonical(t.best_metric),
+        t.best_iteration,
+        canonical(t.current_metric)
+    );
+    let summary: Vec<String> = Status::ALL
+        .iter()
+        .skip(1)
+        .filter(|s| replay.count(**s) > 0)
+        .map(|s| format!("{} {}", replay.count(*s), s.as_str()))
+        .collect();
+    println!("iteration {}: {}", t.iteration, if summary.is_empty() { "no experiments yet".into() } else { summary.join(", ") });
+    match (&holder, &inflight) {
+        (Some(h), Some(m)) => println!("running: pid {} (iteration {}, {})", h.pid, m.iteration, m.phase),
+        (Some(h), None) => println!("running: pid {}", h.pid),
+        (None, Some(m)) => println!(
+            "not running; iteration {} was interrupted during {} and is rolled back by the next `run`",
+            m.iteration, m.phase
+        ),
+        (None, None) => println!("not running (last status: {})", t.last_status),
+    }
+    if !usage.is_empty() {
+        println!("tokens: {} in ({} cached), {} out", usage.input_tokens, usage.cached_input_tokens, usage.output_tokens);
+    }
+    println!("last rows:");
+    for r in last {
+        println!("  {}", r.to_line().replace('\t', "  "));
+    }
+    Ok(())
+}
