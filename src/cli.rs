@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{AgentKind, Dur, Mode, Patterns, Rollback, Sandbox, Session, Settings, Source, StringOrList, VerifyFormat};
+use crate::config::{
+    AgentKind, Dur, Mode, Patterns, Rollback, Sandbox, Session, Settings, Source, StringOrList,
+    VerifyFormat,
+};
 use crate::engine::Direction;
 use crate::error::{Error, exit};
 use crate::output::{Output, Style};
@@ -26,7 +29,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the loop in the foreground; resumes the run in the repository if there is one.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show the run in a repository: metrics, counts, last rows, whether it is running.
     Status(StatusArgs),
 }
@@ -213,12 +216,26 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
-                return ExitCode::from(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { exit::BLOCKED } else { exit::OK });
+                return ExitCode::from(
+                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                        exit::BLOCKED
+                    } else {
+                        exit::OK
+                    },
+                );
             }
             let rendered = e.render().to_string();
-            let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("error: invalid arguments");
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("error: invalid arguments");
             eprintln!("{first}");
             return ExitCode::from(exit::BLOCKED);
         }
@@ -228,8 +245,17 @@ pub fn main() -> ExitCode {
             let settings = args.to_settings();
             let style = if args.json { Style::Json } else { Style::Human };
             let out = Output { style };
-            let sources: BTreeMap<&'static str, Source> = settings.set_keys().into_iter().map(|k| (k, Source::Flag)).collect();
-            match crate::driver::run(crate::driver::Options { settings, sources, exec: false, output: out }) {
+            let sources: BTreeMap<&'static str, Source> = settings
+                .set_keys()
+                .into_iter()
+                .map(|k| (k, Source::Flag))
+                .collect();
+            match crate::driver::run(crate::driver::Options {
+                settings,
+                sources,
+                exec: false,
+                output: out,
+            }) {
                 Ok(summary) => {
                     out.finished(&summary);
                     ExitCode::from(summary.exit_code)
@@ -238,8 +264,14 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Status(args) => {
-            let out = Output { style: Style::Human };
-            match crate::status::status(args.repo.as_deref(), args.artifacts_dir.as_deref(), args.json) {
+            let out = Output {
+                style: Style::Human,
+            };
+            match crate::status::status(
+                args.repo.as_deref(),
+                args.artifacts_dir.as_deref(),
+                args.json,
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&out, &e),
             }

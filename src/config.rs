@@ -88,7 +88,9 @@ impl Serialize for Direction {
 
 impl<'de> Deserialize<'de> for Direction {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -117,7 +119,9 @@ impl Serialize for Dur {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -151,7 +155,9 @@ impl<'de> Deserialize<'de> for StringOrList {
             One(String),
             Many(Vec<String>),
         }
-        match Either::deserialize(d).map_err(|_| serde::de::Error::custom("expected a string or a list of strings"))? {
+        match Either::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a string or a list of strings"))?
+        {
             Either::One(s) => Ok(StringOrList(vec![s])),
             Either::Many(v) => Ok(StringOrList(v)),
         }
@@ -165,7 +171,10 @@ pub enum Source {
     /// The configuration stored in `autoresearch-state.json` of the run being resumed.
     Resumed,
     /// `autoresearch.toml` or `--config FILE` (with the line of the key).
-    File { path: PathBuf, line: usize },
+    File {
+        path: PathBuf,
+        line: usize,
+    },
     /// An environment variable.
     Env(String),
     Flag,
@@ -253,10 +262,25 @@ settings! {
 }
 
 /// Keys that define what a run measures; a resumed run refuses to change them.
-pub const IDENTITY_KEYS: &[&str] = &["goal", "metric", "direction", "verify", "verify_format", "primary_metric_key", "metric_regex"];
+pub const IDENTITY_KEYS: &[&str] = &[
+    "goal",
+    "metric",
+    "direction",
+    "verify",
+    "verify_format",
+    "primary_metric_key",
+    "metric_regex",
+];
 
 /// Keys that belong to the machine, not the run: never stored in the state file.
-const LOCAL_KEYS: &[&str] = &["repo", "artifacts_dir", "codex_bin", "claude_bin", "fresh", "json"];
+const LOCAL_KEYS: &[&str] = &[
+    "repo",
+    "artifacts_dir",
+    "codex_bin",
+    "claude_bin",
+    "fresh",
+    "json",
+];
 
 /// Environment variables read as the lowest explicit source.
 pub const ENV_VARS: &[(&str, &str)] = &[
@@ -295,21 +319,28 @@ impl Settings {
     }
 
     /// Reads the environment fallbacks (`AUTORESEARCH_GOAL`, ...) through `get`.
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<(Settings, BTreeMap<&'static str, Source>)> {
+    pub fn from_env(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Settings, BTreeMap<&'static str, Source>)> {
         let mut map = serde_json::Map::new();
         let mut sources = BTreeMap::new();
         for (var, key) in ENV_VARS {
             if let Some(v) = get(var).filter(|v| !v.trim().is_empty()) {
                 let value = if *key == "iterations" {
-                    let n: u64 = v.trim().parse().map_err(|_| {
-                        Error::Usage(format!("{var}: `{v}` is not a whole number"))
-                    })?;
+                    let n: u64 = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| Error::Usage(format!("{var}: `{v}` is not a whole number")))?;
                     serde_json::Value::from(n)
                 } else {
                     serde_json::Value::from(v)
                 };
                 map.insert((*key).to_string(), value);
-                let k = Settings::KEYS.iter().find(|k| *k == key).copied().unwrap_or("goal");
+                let k = Settings::KEYS
+                    .iter()
+                    .find(|k| *k == key)
+                    .copied()
+                    .unwrap_or("goal");
                 sources.insert(k, Source::Env((*var).to_string()));
             }
         }
@@ -340,7 +371,9 @@ impl Settings {
     /// Reads settings stored with a run; unknown keys (the reference's) are ignored.
     pub fn from_saved(value: &serde_json::Value) -> Result<Settings> {
         let mut s: Settings = serde_json::from_value(value.clone()).map_err(|e| {
-            Error::Refused(format!("the stored run configuration is unreadable ({e}); start over with --fresh"))
+            Error::Refused(format!(
+                "the stored run configuration is unreadable ({e}); start over with --fresh"
+            ))
         })?;
         for k in LOCAL_KEYS {
             match *k {
@@ -403,7 +436,12 @@ fn flag(key: &str) -> String {
 }
 
 fn required<T: Clone>(v: &Option<T>, key: &str) -> Result<T> {
-    v.clone().ok_or_else(|| Error::Usage(format!("missing required flag {} (or `{key}` in autoresearch.toml)", flag(key))))
+    v.clone().ok_or_else(|| {
+        Error::Usage(format!(
+            "missing required flag {} (or `{key}` in autoresearch.toml)",
+            flag(key)
+        ))
+    })
 }
 
 fn non_empty(v: String, key: &str) -> Result<String> {
@@ -430,7 +468,9 @@ const SANDBOX_ARGS: &[&str] = &[
 pub fn valid_run_tag(tag: &str) -> bool {
     !tag.is_empty()
         && tag.len() <= 64
-        && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !tag.starts_with(['.', '-'])
         && !tag.contains("..")
         && !tag.ends_with(".lock")
@@ -449,7 +489,9 @@ impl RunConfig {
         let goal = non_empty(required(&s.goal, "goal")?, "goal")?;
         let scope = required(&s.scope, "scope")?.0;
         if scope.is_empty() {
-            return Err(Error::Usage("--scope must name at least one path or glob".into()));
+            return Err(Error::Usage(
+                "--scope must name at least one path or glob".into(),
+            ));
         }
         PathSet::new(&scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
         let metric = non_empty(required(&s.metric, "metric")?, "metric")?;
@@ -462,24 +504,37 @@ impl RunConfig {
         let metric_regex = s.metric_regex.clone().filter(|r| !r.is_empty());
         match (verify_format, &metric_regex) {
             (VerifyFormat::Regex, None) => {
-                return Err(Error::Usage("--verify-format regex needs --metric-regex".into()));
+                return Err(Error::Usage(
+                    "--verify-format regex needs --metric-regex".into(),
+                ));
             }
             (VerifyFormat::Regex, Some(re)) => {
-                let compiled = regex::Regex::new(re)
-                    .map_err(|e| Error::Usage(format!("--metric-regex: {}", e.to_string().lines().last().unwrap_or("invalid"))))?;
+                let compiled = regex::Regex::new(re).map_err(|e| {
+                    Error::Usage(format!(
+                        "--metric-regex: {}",
+                        e.to_string().lines().last().unwrap_or("invalid")
+                    ))
+                })?;
                 if compiled.captures_len() < 2 {
                     return Err(Error::Usage("--metric-regex needs a capture group around the number, e.g. `score: ([0-9.]+)`".into()));
                 }
             }
             (_, Some(_)) => {
-                return Err(Error::Usage("--metric-regex only applies with --verify-format regex".into()));
+                return Err(Error::Usage(
+                    "--metric-regex only applies with --verify-format regex".into(),
+                ));
             }
             _ => {}
         }
         if s.primary_metric_key.is_some() && verify_format != VerifyFormat::MetricsJson {
-            return Err(Error::Usage("--primary-metric-key only applies with --verify-format metrics-json".into()));
+            return Err(Error::Usage(
+                "--primary-metric-key only applies with --verify-format metrics-json".into(),
+            ));
         }
-        let primary_metric_key = s.primary_metric_key.clone().unwrap_or_else(|| metric.clone());
+        let primary_metric_key = s
+            .primary_metric_key
+            .clone()
+            .unwrap_or_else(|| metric.clone());
         let repeat = s.repeat.unwrap_or(1);
         if repeat == 0 {
             return Err(Error::Usage("--repeat must be at least 1".into()));
@@ -487,7 +542,12 @@ impl RunConfig {
         if s.iterations == Some(0) {
             return Err(Error::Usage("--iterations must be at least 1".into()));
         }
-        let stop_condition = match s.stop_condition.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let stop_condition = match s
+            .stop_condition
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             None => None,
             Some(text) => {
                 let names = [metric.as_str(), primary_metric_key.as_str()];
@@ -508,7 +568,9 @@ impl RunConfig {
                 return Err(Error::Usage("--agent command needs --agent-cmd CMD".into()));
             }
             (AgentKind::Codex | AgentKind::Claude, Some(_)) => {
-                return Err(Error::Usage(format!("--agent-cmd only applies with --agent command (not --agent {agent})")));
+                return Err(Error::Usage(format!(
+                    "--agent-cmd only applies with --agent command (not --agent {agent})"
+                )));
             }
             _ => {}
         }
@@ -521,7 +583,10 @@ impl RunConfig {
                     _ => s.claude_bin.is_some(),
                 };
                 if set {
-                    return Err(Error::Usage(format!("{} only applies with --agent codex or claude", flag(key))));
+                    return Err(Error::Usage(format!(
+                        "{} only applies with --agent codex or claude",
+                        flag(key)
+                    )));
                 }
             }
         }
@@ -538,7 +603,10 @@ impl RunConfig {
         let timeout = |v: Option<Dur>, key: &str, default: u64| -> Result<Duration> {
             let d = v.map_or(Duration::from_secs(default), |d| d.0);
             if d.is_zero() {
-                return Err(Error::Usage(format!("{} must be longer than 0s", flag(key))));
+                return Err(Error::Usage(format!(
+                    "{} must be longer than 0s",
+                    flag(key)
+                )));
             }
             Ok(d)
         };
@@ -599,11 +667,16 @@ impl RunConfig {
     pub fn metric_format(&self) -> MetricFormat {
         match self.verify_format {
             VerifyFormat::Scalar => MetricFormat::Scalar,
-            VerifyFormat::MetricsJson => MetricFormat::MetricsJson { key: self.primary_metric_key.clone() },
+            VerifyFormat::MetricsJson => MetricFormat::MetricsJson {
+                key: self.primary_metric_key.clone(),
+            },
             VerifyFormat::Regex => {
                 let re = self.metric_regex.as_deref().unwrap_or("");
                 // Validated in `from_settings`; an invalid one cannot reach this point.
-                MetricFormat::Regex(regex::Regex::new(re).unwrap_or_else(|_| regex::Regex::new("$^").expect("static regex")))
+                MetricFormat::Regex(
+                    regex::Regex::new(re)
+                        .unwrap_or_else(|_| regex::Regex::new("$^").expect("static regex")),
+                )
             }
         }
     }
@@ -614,8 +687,14 @@ pub fn check_identity(saved: &Settings, explicit: &Settings) -> Result<()> {
     let a = serde_json::to_value(saved).unwrap_or_default();
     let b = serde_json::to_value(explicit).unwrap_or_default();
     for key in IDENTITY_KEYS {
-        let (Some(old), Some(new)) = (a.get(*key), b.get(*key)) else { continue };
-        let norm = |v: &serde_json::Value| v.as_str().map(|s| s.trim().to_string()).unwrap_or_else(|| v.to_string());
+        let (Some(old), Some(new)) = (a.get(*key), b.get(*key)) else {
+            continue;
+        };
+        let norm = |v: &serde_json::Value| {
+            v.as_str()
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|| v.to_string())
+        };
         if norm(old) != norm(new) {
             return Err(Error::Refused(format!(
                 "{} differs from the run being resumed ({} vs {}); use --fresh to start a new run (the old one is archived)",
@@ -632,7 +711,8 @@ pub fn check_identity(saved: &Settings, explicit: &Settings) -> Result<()> {
 pub fn start_dir(repo: Option<&Path>) -> Result<PathBuf> {
     match repo {
         Some(p) => Ok(p.to_path_buf()),
-        None => std::env::current_dir().map_err(|e| Error::Refused(format!("cannot read the current directory: {e}"))),
+        None => std::env::current_dir()
+            .map_err(|e| Error::Refused(format!("cannot read the current directory: {e}"))),
     }
 }
 
@@ -661,7 +741,14 @@ mod tests {
     fn defaults_apply() {
         let c = RunConfig::from_settings(base()).unwrap();
         assert_eq!(c.verify_timeout, Duration::from_secs(600));
-        assert_eq!(c.thresholds, Thresholds { refine_after: 3, pivot_after: 5, max_pivots: 3 });
+        assert_eq!(
+            c.thresholds,
+            Thresholds {
+                refine_after: 3,
+                pivot_after: 5,
+                max_pivots: 3
+            }
+        );
         assert_eq!(c.rework, 2);
         assert_eq!(c.primary_metric_key, "failures");
     }
@@ -677,7 +764,10 @@ mod tests {
                 "direction" => s.direction = None,
                 _ => s.verify = None,
             }
-            assert!(err(s).contains(&format!("missing required flag --{key}")), "{key}");
+            assert!(
+                err(s).contains(&format!("missing required flag --{key}")),
+                "{key}"
+            );
         }
     }
 
@@ -736,7 +826,10 @@ mod tests {
     #[test]
     fn identity_changes_are_refused() {
         let saved = base();
-        let mut explicit = Settings { goal: Some("fewer failures ".into()), ..Settings::default() };
+        let mut explicit = Settings {
+            goal: Some("fewer failures ".into()),
+            ..Settings::default()
+        };
         assert!(check_identity(&saved, &explicit).is_ok());
         explicit.direction = Some(Direction::Higher);
         let e = check_identity(&saved, &explicit).unwrap_err().to_string();
@@ -755,8 +848,13 @@ mod tests {
         assert_eq!(s.goal.as_deref(), Some("g"));
         assert_eq!(s.iterations, Some(4));
         assert_eq!(s.scope, Some(Patterns(vec!["a/**".into(), "b".into()])));
-        assert_eq!(src.get("goal"), Some(&Source::Env("AUTORESEARCH_GOAL".into())));
-        assert!(Settings::from_env(|k| (k == "AUTORESEARCH_ITERATIONS").then(|| "x".into())).is_err());
+        assert_eq!(
+            src.get("goal"),
+            Some(&Source::Env("AUTORESEARCH_GOAL".into()))
+        );
+        assert!(
+            Settings::from_env(|k| (k == "AUTORESEARCH_ITERATIONS").then(|| "x".into())).is_err()
+        );
     }
 
     #[test]

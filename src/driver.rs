@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use git2::Oid;
 
 use crate::agent::{self, Agent, Outcome, Proposal, Request};
+use crate::artifacts::Paths;
 use crate::artifacts::inflight::{self, Inflight};
 use crate::artifacts::lessons::{Lesson, Lessons};
 use crate::artifacts::lock::Lock;
 use crate::artifacts::results::ResultsLog;
 use crate::artifacts::state::{EngineInfo, IterationRecord, StateFile};
-use crate::artifacts::Paths;
 use crate::config::{self, AgentKind, Mode, Rollback, RunConfig, Session, Settings, Source};
 use crate::engine::number::{canonical, delta, median, same};
 use crate::engine::reducer::{Directive, Escalation, Replay};
@@ -59,7 +59,11 @@ enum Stop {
 /// A measured verify run.
 enum Measure {
     Metric(f64),
-    Failed { reason: String, timed_out: bool, tail: String },
+    Failed {
+        reason: String,
+        timed_out: bool,
+        tail: String,
+    },
     Interrupted(i32),
 }
 
@@ -119,7 +123,12 @@ struct Run {
 
 fn list_paths(paths: &[String]) -> String {
     const SHOW: usize = 8;
-    let mut s = paths.iter().take(SHOW).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = paths
+        .iter()
+        .take(SHOW)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if paths.len() > SHOW {
         s.push_str(&format!(" and {} more", paths.len() - SHOW));
     }
@@ -133,7 +142,11 @@ fn ms(d: Duration) -> u64 {
 /// Returns a slug of the goal usable as a run tag.
 fn derive_tag(goal: &str) -> String {
     let mut slug = String::new();
-    for word in goal.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).take(5) {
+    for word in goal
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(5)
+    {
         if !slug.is_empty() {
             slug.push('-');
         }
@@ -150,10 +163,15 @@ fn derive_tag(goal: &str) -> String {
 /// Returns the paths a shell command names that exist in the repository (protected from edits).
 fn named_paths(command: &str, root: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    for raw in command.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&' | '(' | ')' | '<' | '>' | '`')) {
+    for raw in command.split(|c: char| {
+        c.is_whitespace() || matches!(c, ';' | '|' | '&' | '(' | ')' | '<' | '>' | '`')
+    }) {
         let token = raw.trim_matches(|c| c == '"' || c == '\'');
         let token = token.rsplit('=').next().unwrap_or(token);
-        if token.is_empty() || token.starts_with('-') || !(token.contains('/') || token.contains('.')) {
+        if token.is_empty()
+            || token.starts_with('-')
+            || !(token.contains('/') || token.contains('.'))
+        {
             continue;
         }
         let p = Path::new(token);
@@ -165,7 +183,11 @@ fn named_paths(command: &str, root: &Path) -> Vec<String> {
         } else {
             p.to_path_buf()
         };
-        let rel_s = rel.to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_string();
+        let rel_s = rel
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
         if rel_s.is_empty() || rel_s == "." || rel_s.split('/').any(|c| c == "..") {
             continue;
         }
@@ -186,7 +208,10 @@ fn free_mb(path: &Path) -> Option<u64> {
 }
 
 fn min_free_mb() -> u64 {
-    std::env::var("AUTORESEARCH_MIN_FREE_MB").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(500)
+    std::env::var("AUTORESEARCH_MIN_FREE_MB")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(500)
 }
 
 fn quota_backoff() -> Duration {
@@ -203,7 +228,10 @@ fn sleep_interruptibly(d: Duration) -> Option<i32> {
         if let Some(sig) = signal::pending() {
             return Some(sig);
         }
-        std::thread::sleep(end.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
+        std::thread::sleep(
+            end.saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100)),
+        );
     }
     signal::pending()
 }
@@ -251,11 +279,20 @@ fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
     }
     let direction: crate::engine::Direction = results
         .meta("metric_direction")
-        .ok_or_else(|| Error::Refused(format!("{} has no `# metric_direction:` line; use --fresh", paths.results.display())))?
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "{} has no `# metric_direction:` line; use --fresh",
+                paths.results.display()
+            ))
+        })?
         .parse()
         .map_err(|e: String| Error::Refused(format!("{}: {e}", paths.results.display())))?;
-    let replay = Replay::from_rows(&results.rows, direction)
-        .map_err(|e| Error::Refused(format!("{}: {e}; fix the file or start over with --fresh", paths.results.display())))?;
+    let replay = Replay::from_rows(&results.rows, direction).map_err(|e| {
+        Error::Refused(format!(
+            "{}: {e}; fix the file or start over with --fresh",
+            paths.results.display()
+        ))
+    })?;
     let state = if paths.state.exists() {
         match StateFile::load(&paths.state) {
             Ok(s) => {
@@ -270,15 +307,24 @@ fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
                 Some(s)
             }
             Err(why) => {
-                out.note(&format!("{} is unusable ({why}); rebuilding it from the results log", paths.state.display()));
+                out.note(&format!(
+                    "{} is unusable ({why}); rebuilding it from the results log",
+                    paths.state.display()
+                ));
                 None
             }
         }
     } else {
-        out.note(&format!("{} is missing; rebuilding it from the results log", paths.state.display()));
+        out.note(&format!(
+            "{} is missing; rebuilding it from the results log",
+            paths.state.display()
+        ));
         None
     };
-    let saved = match state.as_ref().map(|s| Settings::from_saved(&serde_json::Value::Object(s.config.clone()))) {
+    let saved = match state
+        .as_ref()
+        .map(|s| Settings::from_saved(&serde_json::Value::Object(s.config.clone())))
+    {
         Some(Ok(s)) => s,
         _ => {
             let text = results.meta("settings").ok_or_else(|| {
@@ -287,12 +333,21 @@ fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
                     paths.results.display()
                 ))
             })?;
-            let value: serde_json::Value = serde_json::from_str(text)
-                .map_err(|e| Error::Refused(format!("{}: unreadable `# settings:` line ({e}); use --fresh", paths.results.display())))?;
+            let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                Error::Refused(format!(
+                    "{}: unreadable `# settings:` line ({e}); use --fresh",
+                    paths.results.display()
+                ))
+            })?;
             Settings::from_saved(&value)?
         }
     };
-    Ok(Loaded { results, replay, saved, state })
+    Ok(Loaded {
+        results,
+        replay,
+        saved,
+        state,
+    })
 }
 
 /// Entry point of `run` and `exec`.
@@ -313,10 +368,17 @@ pub fn run(opts: Options) -> Result<Summary> {
     repo.add_excludes(&paths.exclude_entries())?;
     let (lock, reclaimed) = Lock::acquire(&paths.lock)?;
     if let Some(h) = reclaimed {
-        out.note(&format!("reclaimed the lock left by pid {} (that run is gone)", h.pid));
+        out.note(&format!(
+            "reclaimed the lock left by pid {} (that run is gone)",
+            h.pid
+        ));
     }
 
-    let mut existing = if paths.has_run() { Some(load_existing(&paths, &out)?) } else { None };
+    let mut existing = if paths.has_run() {
+        Some(load_existing(&paths, &out)?)
+    } else {
+        None
+    };
     if !fresh && let Some(old) = &existing {
         config::check_identity(&old.saved, &opts.settings)?;
     }
@@ -333,7 +395,10 @@ pub fn run(opts: Options) -> Result<Summary> {
         let cfg = RunConfig::from_settings(layered(Some(&old.saved), &opts.settings))?;
         (cfg, Some(old))
     } else {
-        (RunConfig::from_settings(layered(None, &opts.settings))?, None)
+        (
+            RunConfig::from_settings(layered(None, &opts.settings))?,
+            None,
+        )
     };
     let mut agent = make_agent(&cfg)?;
 
@@ -355,12 +420,16 @@ pub fn run(opts: Options) -> Result<Summary> {
     for a in paths.protected_in_repo() {
         protected_list.push(a);
     }
-    let protect = PathSet::new(&protected_list).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
+    let protect =
+        PathSet::new(&protected_list).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
 
     // The tree must be clean apart from ignored files and the user's untracked files outside the scope.
     let user_untracked = preflight_tree(&repo, &scope)?;
     if !named.is_empty() {
-        out.note(&format!("protected from the agent (named by verify/guard): {}", list_paths(&named)));
+        out.note(&format!(
+            "protected from the agent (named by verify/guard): {}",
+            list_paths(&named)
+        ));
         let inside: Vec<String> = named.iter().filter(|p| scope.matches(p)).cloned().collect();
         if !inside.is_empty() {
             out.note(&format!(
@@ -378,17 +447,50 @@ pub fn run(opts: Options) -> Result<Summary> {
                 if !moved.is_empty() {
                     out.note(&format!(
                         "archived the previous run: {}",
-                        moved.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                        moved
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                 }
             }
-            start_fresh(cfg, repo, paths, out, opts.exec, branch, lessons, agent, scope, protect, protected_list, &user_untracked, lock)?
+            start_fresh(
+                cfg,
+                repo,
+                paths,
+                out,
+                opts.exec,
+                branch,
+                lessons,
+                agent,
+                scope,
+                protect,
+                protected_list,
+                &user_untracked,
+                lock,
+            )?
         }
         Some(old) => {
             if let Some(id) = old.state.as_ref().and_then(|s| s.engine.session_id.clone()) {
                 agent.restore_session(Some(id));
             }
-            resume(cfg, repo, paths, out, opts.exec, branch, lessons, agent, scope, protect, protected_list, &user_untracked, lock, old)?
+            resume(
+                cfg,
+                repo,
+                paths,
+                out,
+                opts.exec,
+                branch,
+                lessons,
+                agent,
+                scope,
+                protect,
+                protected_list,
+                &user_untracked,
+                lock,
+                old,
+            )?
         }
     };
     let stop = run.main_loop()?;
@@ -398,8 +500,11 @@ pub fn run(opts: Options) -> Result<Summary> {
 /// Checks the working tree; returns the user's untracked files outside the scope.
 fn preflight_tree(repo: &Repo, scope: &PathSet) -> Result<Vec<String>> {
     let changes = repo.scan()?;
-    let tracked: Vec<String> =
-        changes.iter().filter(|c| c.kind != ChangeKind::Untracked).map(|c| c.path.clone()).collect();
+    let tracked: Vec<String> = changes
+        .iter()
+        .filter(|c| c.kind != ChangeKind::Untracked)
+        .map(|c| c.path.clone())
+        .collect();
     if !tracked.is_empty() {
         return Err(Error::Refused(format!(
             "uncommitted changes to tracked files: {}; commit or stash them first (the engine never touches your work)",
@@ -421,15 +526,25 @@ fn preflight_tree(repo: &Repo, scope: &PathSet) -> Result<Vec<String>> {
 }
 
 /// Rolls back an iteration that a previous process left unfinished and records it.
-fn recover(repo: &Repo, paths: &Paths, loaded: Option<&mut Loaded>, marker: std::result::Result<Inflight, String>, out: &Output) -> Result<()> {
+fn recover(
+    repo: &Repo,
+    paths: &Paths,
+    loaded: Option<&mut Loaded>,
+    marker: std::result::Result<Inflight, String>,
+    out: &Output,
+) -> Result<()> {
     let marker = marker.map_err(|e| {
         Error::Refused(format!(
             "{} is unreadable ({e}); check the working tree by hand, then delete that file",
             paths.inflight.display()
         ))
     })?;
-    let start = Oid::from_str(&marker.start_commit)
-        .map_err(|_| Error::Refused(format!("{} names no valid commit; delete it after checking the tree", paths.inflight.display())))?;
+    let start = Oid::from_str(&marker.start_commit).map_err(|_| {
+        Error::Refused(format!(
+            "{} names no valid commit; delete it after checking the tree",
+            paths.inflight.display()
+        ))
+    })?;
     if repo.branch().as_deref() != Some(marker.branch.as_str()) {
         return Err(Error::Refused(format!(
             "iteration {} was interrupted on {}, but HEAD is now elsewhere; check out that branch and run again",
@@ -448,7 +563,9 @@ fn recover(repo: &Repo, paths: &Paths, loaded: Option<&mut Loaded>, marker: std:
         )));
     }
     let kept = inflight::load_kept(&paths.private.join("kept-files.json"));
-    let recorded = loaded.as_ref().is_some_and(|l| l.replay.tally.iteration >= marker.iteration);
+    let recorded = loaded
+        .as_ref()
+        .is_some_and(|l| l.replay.tally.iteration >= marker.iteration);
     let rollback = loaded
         .as_ref()
         .and_then(|l| l.saved.rollback)
@@ -462,16 +579,33 @@ fn recover(repo: &Repo, paths: &Paths, loaded: Option<&mut Loaded>, marker: std:
     // Preserve everything the iteration produced, then restore the retained commit.
     let mut preserved = (head != start).then_some(head);
     let kept_paths: HashSet<&str> = kept.iter().map(|k| k.path.as_str()).collect();
-    let changes: Vec<String> = repo.scan()?.into_iter().map(|c| c.path).filter(|p| !kept_paths.contains(p.as_str())).collect();
+    let changes: Vec<String> = repo
+        .scan()?
+        .into_iter()
+        .map(|c| c.path)
+        .filter(|p| !kept_paths.contains(p.as_str()))
+        .collect();
     if !changes.is_empty() {
-        preserved = Some(repo.snapshot(&changes, &format!("experiment (interrupted): iteration {}", marker.iteration))?);
+        preserved = Some(repo.snapshot(
+            &changes,
+            &format!("experiment (interrupted): iteration {}", marker.iteration),
+        )?);
     }
-    let ref_name = format!("refs/autoresearch/{}/trial-{}", marker.run_tag, marker.iteration);
+    let ref_name = format!(
+        "refs/autoresearch/{}/trial-{}",
+        marker.run_tag, marker.iteration
+    );
     if let Some(p) = preserved {
         repo.set_ref(&ref_name, p, "autoresearch: preserve an interrupted trial")?;
     }
     let new_head = if rollback == Rollback::Revert && head != start {
-        repo.commit_tree_of(start, &format!("revert: interrupted experiment of iteration {}", marker.iteration))?
+        repo.commit_tree_of(
+            start,
+            &format!(
+                "revert: interrupted experiment of iteration {}",
+                marker.iteration
+            ),
+        )?
     } else {
         repo.reset_hard(start)?;
         start
@@ -488,7 +622,11 @@ fn recover(repo: &Repo, paths: &Paths, loaded: Option<&mut Loaded>, marker: std:
             repo.restore_kept_file(k)?;
         }
     }
-    let where_ = if preserved.is_some() { format!("; its work is kept at {ref_name}") } else { String::new() };
+    let where_ = if preserved.is_some() {
+        format!("; its work is kept at {ref_name}")
+    } else {
+        String::new()
+    };
     out.note(&format!(
         "iteration {} was interrupted during {} (the previous process was killed); rolled it back{where_}",
         marker.iteration, marker.phase
@@ -508,7 +646,9 @@ fn recover(repo: &Repo, paths: &Paths, loaded: Option<&mut Loaded>, marker: std:
             ),
         };
         l.results.append(&row)?;
-        l.replay.apply(&row).map_err(|e| Error::Blocked(e.to_string()))?;
+        l.replay
+            .apply(&row)
+            .map_err(|e| Error::Blocked(e.to_string()))?;
         if let Some(s) = l.state.as_mut() {
             s.state = l.replay.tally.clone();
             s.engine.head = new_head.to_string();
@@ -637,7 +777,8 @@ fn start_fresh(
         status: Status::Baseline,
         description: String::new(),
     };
-    let replay = Replay::start(&placeholder, cfg.direction).map_err(|e| Error::Blocked(e.to_string()))?;
+    let replay =
+        Replay::start(&placeholder, cfg.direction).map_err(|e| Error::Blocked(e.to_string()))?;
     let state = StateFile {
         version: 1,
         run_tag: run_tag.clone(),
@@ -650,8 +791,23 @@ fn start_fresh(
     // A results log is needed for the Run value; it is only created on disk after the baseline.
     let results = ResultsLog::unborn(&paths.results);
     let mut run = new_run(
-        cfg, repo, paths, out, exec, branch, lessons, agent, scope, protect, protected_list, lock, results, replay,
-        state, head, run_tag,
+        cfg,
+        repo,
+        paths,
+        out,
+        exec,
+        branch,
+        lessons,
+        agent,
+        scope,
+        protect,
+        protected_list,
+        lock,
+        results,
+        replay,
+        state,
+        head,
+        run_tag,
     );
     run.keep_user_files(user_untracked)?;
 
@@ -664,12 +820,19 @@ fn start_fresh(
             run.restore_tree()?;
             return Err(Error::Refused(format!(
                 "the baseline verify gives no metric ({reason}); fix --verify before starting{}",
-                if tail.is_empty() { String::new() } else { format!(" (last output: {})", one_line(&tail)) }
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (last output: {})", one_line(&tail))
+                }
             )));
         }
         Measure::Interrupted(sig) => {
             run.restore_tree()?;
-            return Err(Error::Refused(format!("interrupted by {} during the baseline", signal::name(sig))));
+            return Err(Error::Refused(format!(
+                "interrupted by {} during the baseline",
+                signal::name(sig)
+            )));
         }
     };
     let guard = match run.run_guard(&dir, "guard")? {
@@ -684,7 +847,10 @@ fn start_fresh(
         }
         Some(GuardRun::Interrupted(sig)) => {
             run.restore_tree()?;
-            return Err(Error::Refused(format!("interrupted by {} during the baseline", signal::name(sig))));
+            return Err(Error::Refused(format!(
+                "interrupted by {} during the baseline",
+                signal::name(sig)
+            )));
         }
     };
     run.restore_tree()?;
@@ -699,7 +865,8 @@ fn start_fresh(
     };
     let meta = settings_meta(&run.cfg, &run.run_tag, exec);
     run.results = ResultsLog::create(&run.paths.results, &meta, &baseline)?;
-    run.replay = Replay::start(&baseline, run.cfg.direction).map_err(|e| Error::Blocked(e.to_string()))?;
+    run.replay =
+        Replay::start(&baseline, run.cfg.direction).map_err(|e| Error::Blocked(e.to_string()))?;
     run.save_state()?;
     run.out.started(&StartInfo {
         run_tag: &run.run_tag,
@@ -749,7 +916,11 @@ fn resume(
         )));
     }
     // Where the branch should be: the state's record, else the last retained commit in the log.
-    let expected = match old.state.as_ref().and_then(|s| Oid::from_str(&s.engine.head).ok()) {
+    let expected = match old
+        .state
+        .as_ref()
+        .and_then(|s| Oid::from_str(&s.engine.head).ok())
+    {
         Some(o) => o,
         None => repo
             .repo
@@ -758,8 +929,16 @@ fn resume(
             .map(|c| c.id())
             .unwrap_or(head_now),
     };
-    if old.state.as_ref().is_some_and(|s| !s.engine.branch.is_empty() && s.engine.branch != branch) {
-        let was = old.state.as_ref().map(|s| s.engine.branch.clone()).unwrap_or_default();
+    if old
+        .state
+        .as_ref()
+        .is_some_and(|s| !s.engine.branch.is_empty() && s.engine.branch != branch)
+    {
+        let was = old
+            .state
+            .as_ref()
+            .map(|s| s.engine.branch.clone())
+            .unwrap_or_default();
         return Err(Error::Refused(format!(
             "this run commits on {was}, but {branch} is checked out; check out {was} or use --fresh"
         )));
@@ -785,8 +964,23 @@ fn resume(
     state.mode = cfg.mode.to_string();
     state.run_tag = run_tag.clone();
     let mut run = new_run(
-        cfg, repo, paths, out, exec, branch, lessons, agent, scope, protect, protected_list, lock, old.results,
-        old.replay, state, head_now, run_tag,
+        cfg,
+        repo,
+        paths,
+        out,
+        exec,
+        branch,
+        lessons,
+        agent,
+        scope,
+        protect,
+        protected_list,
+        lock,
+        old.results,
+        old.replay,
+        state,
+        head_now,
+        run_tag,
     );
     run.keep_user_files(user_untracked)?;
     run.save_state()?;
@@ -805,7 +999,10 @@ fn resume(
         }
         Measure::Interrupted(sig) => {
             run.restore_tree()?;
-            return Err(Error::Refused(format!("interrupted by {} while re-measuring", signal::name(sig))));
+            return Err(Error::Refused(format!(
+                "interrupted by {} while re-measuring",
+                signal::name(sig)
+            )));
         }
     };
     match run.run_guard(&dir, "resume-guard")? {
@@ -818,7 +1015,10 @@ fn resume(
         }
         Some(GuardRun::Interrupted(sig)) => {
             run.restore_tree()?;
-            return Err(Error::Refused(format!("interrupted by {} while re-measuring", signal::name(sig))));
+            return Err(Error::Refused(format!(
+                "interrupted by {} while re-measuring",
+                signal::name(sig)
+            )));
         }
         _ => {}
     }
@@ -838,7 +1038,11 @@ fn resume(
     });
     if moved || !same(metric, retained) {
         let why = if moved {
-            format!("HEAD moved from {} to {} between runs", Repo::short(expected), Repo::short(head_now))
+            format!(
+                "HEAD moved from {} to {} between runs",
+                Repo::short(expected),
+                Repo::short(head_now)
+            )
         } else {
             "the environment changed".to_string()
         };
@@ -849,7 +1053,11 @@ fn resume(
             delta: delta(metric, retained),
             guard: Guard::NotRun,
             status: Status::Drift,
-            description: format!("re-measured on resume: {} -> {} ({why})", canonical(retained), canonical(metric)),
+            description: format!(
+                "re-measured on resume: {} -> {} ({why})",
+                canonical(retained),
+                canonical(metric)
+            ),
         };
         run.record(row, None)?;
     }
@@ -886,13 +1094,28 @@ impl Run {
         vec![
             ("AUTORESEARCH_ITERATION".into(), iteration.to_string()),
             ("AUTORESEARCH_MODE".into(), self.cfg.mode.to_string()),
-            ("AUTORESEARCH_DIRECTIVE".into(), directive.as_str().to_string()),
+            (
+                "AUTORESEARCH_DIRECTIVE".into(),
+                directive.as_str().to_string(),
+            ),
             ("AUTORESEARCH_GOAL".into(), self.cfg.goal.clone()),
             ("AUTORESEARCH_METRIC".into(), self.cfg.metric.clone()),
-            ("AUTORESEARCH_DIRECTION".into(), self.cfg.direction.to_string()),
-            ("AUTORESEARCH_RESULTS".into(), self.paths.results.display().to_string()),
-            ("AUTORESEARCH_STATE".into(), self.paths.state.display().to_string()),
-            ("AUTORESEARCH_FEEDBACK".into(), self.paths.feedback.display().to_string()),
+            (
+                "AUTORESEARCH_DIRECTION".into(),
+                self.cfg.direction.to_string(),
+            ),
+            (
+                "AUTORESEARCH_RESULTS".into(),
+                self.paths.results.display().to_string(),
+            ),
+            (
+                "AUTORESEARCH_STATE".into(),
+                self.paths.state.display().to_string(),
+            ),
+            (
+                "AUTORESEARCH_FEEDBACK".into(),
+                self.paths.feedback.display().to_string(),
+            ),
             ("AUTORESEARCH_RUN_TAG".into(), self.run_tag.clone()),
         ]
     }
@@ -907,7 +1130,11 @@ impl Run {
         let mut values = Vec::new();
         for k in 1..=self.cfg.repeat {
             let mut spec = Spec::shell(&self.cfg.verify, &self.repo.root);
-            let log = if self.cfg.repeat == 1 { dir.join(format!("{stem}.log")) } else { dir.join(format!("{stem}-{k}.log")) };
+            let log = if self.cfg.repeat == 1 {
+                dir.join(format!("{stem}.log"))
+            } else {
+                dir.join(format!("{stem}-{k}.log"))
+            };
             spec.stdout_log = Some(log.clone());
             spec.stderr_log = Some(log);
             spec.timeout = Some(self.cfg.verify_timeout);
@@ -916,13 +1143,17 @@ impl Run {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect();
-            let out = process::run(&spec).map_err(|e| Error::Blocked(format!("cannot start verify (`sh -c`): {e}")))?;
+            let out = process::run(&spec)
+                .map_err(|e| Error::Blocked(format!("cannot start verify (`sh -c`): {e}")))?;
             self.write_feedback("last verify output", &out.last_lines(40));
             let extracted = match out.end {
                 End::Interrupted(sig) => return Ok(Measure::Interrupted(sig)),
                 End::TimedOut => {
                     return Ok(Measure::Failed {
-                        reason: format!("verify timed out after {}", crate::duration::format(self.cfg.verify_timeout)),
+                        reason: format!(
+                            "verify timed out after {}",
+                            crate::duration::format(self.cfg.verify_timeout)
+                        ),
                         timed_out: true,
                         tail: out.last_lines(5),
                     });
@@ -936,7 +1167,11 @@ impl Run {
                         End::Exited(0) => why,
                         other => format!("{why}; verify {}", other.describe()),
                     };
-                    return Ok(Measure::Failed { reason, timed_out: false, tail: out.last_lines(5) });
+                    return Ok(Measure::Failed {
+                        reason,
+                        timed_out: false,
+                        tail: out.last_lines(5),
+                    });
                 }
             }
         }
@@ -945,18 +1180,24 @@ impl Run {
 
     /// Runs the guard, if there is one.
     fn run_guard(&mut self, dir: &Path, stem: &str) -> Result<Option<GuardRun>> {
-        let Some(guard) = self.cfg.guard.clone() else { return Ok(None) };
+        let Some(guard) = self.cfg.guard.clone() else {
+            return Ok(None);
+        };
         let mut spec = Spec::shell(&guard, &self.repo.root);
         let log = dir.join(format!("{stem}.log"));
         spec.stdout_log = Some(log.clone());
         spec.stderr_log = Some(log);
         spec.timeout = Some(self.cfg.verify_timeout);
-        let out = process::run(&spec).map_err(|e| Error::Blocked(format!("cannot start the guard (`sh -c`): {e}")))?;
+        let out = process::run(&spec)
+            .map_err(|e| Error::Blocked(format!("cannot start the guard (`sh -c`): {e}")))?;
         self.write_feedback("last guard output", &out.last_lines(60));
         Ok(Some(match out.end {
             End::Exited(0) => GuardRun::Pass,
             End::Interrupted(sig) => GuardRun::Interrupted(sig),
-            other => GuardRun::Fail { reason: format!("guard {}", other.describe()), tail: out.last_lines(60) },
+            other => GuardRun::Fail {
+                reason: format!("guard {}", other.describe()),
+                tail: out.last_lines(60),
+            },
         }))
     }
 
@@ -1004,7 +1245,8 @@ impl Run {
     fn restore_tree(&mut self) -> Result<()> {
         let kept = self.kept_path_set();
         let changes = self.repo.scan()?;
-        if changes.iter().any(|c| c.kind != ChangeKind::Untracked) || self.repo.head()? != self.head {
+        if changes.iter().any(|c| c.kind != ChangeKind::Untracked) || self.repo.head()? != self.head
+        {
             self.repo.reset_hard(self.head)?;
         }
         let created: Vec<String> = changes
@@ -1014,7 +1256,10 @@ impl Run {
             .collect();
         let failed = self.repo.delete_created(&created, self.head);
         if !failed.is_empty() {
-            self.out.note(&format!("could not remove {} (left in place)", list_paths(&failed)));
+            self.out.note(&format!(
+                "could not remove {} (left in place)",
+                list_paths(&failed)
+            ));
         }
         for k in &self.kept {
             if !self.repo.kept_file_intact(k) {
@@ -1030,14 +1275,26 @@ impl Run {
         let mut preserved = trial;
         if snapshot {
             let kept = self.kept_path_set();
-            let changes: Vec<String> =
-                self.repo.scan()?.into_iter().map(|c| c.path).filter(|p| !kept.contains(p)).collect();
+            let changes: Vec<String> = self
+                .repo
+                .scan()?
+                .into_iter()
+                .map(|c| c.path)
+                .filter(|p| !kept.contains(p))
+                .collect();
             if !changes.is_empty() {
-                preserved = Some(self.repo.snapshot(&changes, &format!("experiment (unfinished): iteration {n}"))?);
+                preserved = Some(
+                    self.repo
+                        .snapshot(&changes, &format!("experiment (unfinished): iteration {n}"))?,
+                );
             }
         }
         if let Some(p) = preserved {
-            self.repo.set_ref(&self.trial_ref(n), p, "autoresearch: keep a rolled-back trial")?;
+            self.repo.set_ref(
+                &self.trial_ref(n),
+                p,
+                "autoresearch: keep a rolled-back trial",
+            )?;
         }
         let head = self.repo.head()?;
         if self.cfg.rollback == Rollback::Revert && head != self.head {
@@ -1057,7 +1314,9 @@ impl Run {
     /// Appends a row, updates the state (and lessons), and reports it.
     fn record(&mut self, row: Row, rec: Option<IterationRecord>) -> Result<()> {
         self.results.append(&row)?;
-        self.replay.apply(&row).map_err(|e| Error::Blocked(format!("internal: {e}")))?;
+        self.replay
+            .apply(&row)
+            .map_err(|e| Error::Blocked(format!("internal: {e}")))?;
         if let Some(r) = &rec {
             self.state.engine.record(r.clone());
             let dir = self.paths.iter_dir(row.iteration);
@@ -1082,7 +1341,13 @@ impl Run {
                 strategy: &row.description,
                 outcome,
                 insight: &if row.status == Status::Keep {
-                    format!("{} {} -> {} ({})", self.cfg.metric, canonical(row.metric - row.delta), canonical(row.metric), crate::engine::number::signed(row.delta))
+                    format!(
+                        "{} {} -> {} ({})",
+                        self.cfg.metric,
+                        canonical(row.metric - row.delta),
+                        canonical(row.metric),
+                        crate::engine::number::signed(row.delta)
+                    )
                 } else {
                     row.description.clone()
                 },
@@ -1094,7 +1359,15 @@ impl Run {
         Ok(())
     }
 
-    fn experiment_row(&self, n: u64, status: Status, commit: Option<Oid>, metric: Option<f64>, guard: Guard, description: String) -> Row {
+    fn experiment_row(
+        &self,
+        n: u64,
+        status: Status,
+        commit: Option<Oid>,
+        metric: Option<f64>,
+        guard: Guard,
+        description: String,
+    ) -> Row {
         let retained = self.replay.tally.current_metric;
         let metric = metric.unwrap_or(retained);
         Row {
@@ -1131,13 +1404,25 @@ impl Run {
     }
 
     /// Runs one agent turn, waiting out quota and rate limits.
-    fn turn(&mut self, n: u64, directive: Directive, fresh: bool, feedback: Option<(&str, &str)>, stem: &str, rec: &mut IterationRecord) -> Result<Turn> {
+    fn turn(
+        &mut self,
+        n: u64,
+        directive: Directive,
+        fresh: bool,
+        feedback: Option<(&str, &str)>,
+        stem: &str,
+        rec: &mut IterationRecord,
+    ) -> Result<Turn> {
         let dir = self.paths.iter_dir(n);
         let mut waited = Duration::ZERO;
         let mut backoff = quota_backoff();
         loop {
             let prompt = self.prompt_text(directive, feedback);
-            let prompt_file = if stem == "agent" { dir.join("prompt.md") } else { dir.join(format!("{stem}.prompt.md")) };
+            let prompt_file = if stem == "agent" {
+                dir.join("prompt.md")
+            } else {
+                dir.join(format!("{stem}.prompt.md"))
+            };
             let _ = fsutil::write_atomic(&prompt_file, prompt.as_bytes());
             let env = self.child_env(n, directive);
             let p = self.agent.propose(&Request {
@@ -1187,16 +1472,28 @@ impl Run {
     }
 
     /// Records an interrupted iteration and returns the stop.
-    fn abandon(&mut self, n: u64, phase: &str, sig: i32, trial: Option<Oid>, rec: IterationRecord) -> Result<Stop> {
+    fn abandon(
+        &mut self,
+        n: u64,
+        phase: &str,
+        sig: i32,
+        trial: Option<Oid>,
+        rec: IterationRecord,
+    ) -> Result<Stop> {
         let preserved = self.roll_back(n, trial, true)?;
-        let where_ = preserved.map(|_| format!("; its work is kept at {}", self.trial_ref(n))).unwrap_or_default();
+        let where_ = preserved
+            .map(|_| format!("; its work is kept at {}", self.trial_ref(n)))
+            .unwrap_or_default();
         let row = self.experiment_row(
             n,
             Status::Crash,
             preserved,
             None,
             Guard::NotRun,
-            format!("[INTERRUPTED] stopped by {} during {phase}; rolled back{where_}", signal::name(sig)),
+            format!(
+                "[INTERRUPTED] stopped by {} during {phase}; rolled back{where_}",
+                signal::name(sig)
+            ),
         );
         self.record(row, Some(rec))?;
         Inflight::clear(&self.paths.inflight)?;
@@ -1231,11 +1528,16 @@ impl Run {
             pid: std::process::id(),
         };
         marker.save(&self.paths.inflight)?;
-        let mut rec = IterationRecord { iteration: n, ..IterationRecord::default() };
+        let mut rec = IterationRecord {
+            iteration: n,
+            ..IterationRecord::default()
+        };
 
         let p = match self.turn(n, directive, fresh, None, "agent", &mut rec)? {
             Turn::Done(p) => p,
-            Turn::Stop(Stop::Interrupted(sig)) => return self.abandon(n, "the agent step", sig, None, rec).map(Some),
+            Turn::Stop(Stop::Interrupted(sig)) => {
+                return self.abandon(n, "the agent step", sig, None, rec).map(Some);
+            }
             Turn::Stop(stop) => {
                 Inflight::clear(&self.paths.inflight)?;
                 return Ok(Some(stop));
@@ -1243,16 +1545,29 @@ impl Run {
         };
         let desc = {
             let d = one_line(&p.description);
-            if d.is_empty() { "(no description)".to_string() } else { d }
+            if d.is_empty() {
+                "(no description)".to_string()
+            } else {
+                d
+            }
         };
         match &p.outcome {
             Outcome::Completed => {}
-            Outcome::Interrupted(sig) => return self.abandon(n, "the agent step", *sig, None, rec).map(Some),
+            Outcome::Interrupted(sig) => {
+                return self.abandon(n, "the agent step", *sig, None, rec).map(Some);
+            }
             Outcome::Failed(reason) | Outcome::TimedOut(reason) | Outcome::RateLimited(reason) => {
                 let timed_out = matches!(p.outcome, Outcome::TimedOut(_));
                 let preserved = self.roll_back(n, None, true)?;
                 let tag = if timed_out { "[TIMEOUT] " } else { "" };
-                let row = self.experiment_row(n, Status::Crash, preserved, None, Guard::NotRun, format!("{tag}{}", one_line(reason)));
+                let row = self.experiment_row(
+                    n,
+                    Status::Crash,
+                    preserved,
+                    None,
+                    Guard::NotRun,
+                    format!("{tag}{}", one_line(reason)),
+                );
                 return self.close(row, rec, t0);
             }
         }
@@ -1262,7 +1577,9 @@ impl Run {
         if let Some(row) = self.reject(n, &insp, &desc)? {
             return self.close(row, rec, t0);
         }
-        let mut trial = self.repo.commit_paths(&insp.changed, &format!("experiment: {desc}"))?;
+        let mut trial = self
+            .repo
+            .commit_paths(&insp.changed, &format!("experiment: {desc}"))?;
         marker.phase = "verify".into();
         marker.trial_commit = Some(trial.to_string());
         marker.save(&self.paths.inflight)?;
@@ -1277,7 +1594,14 @@ impl Run {
         let retained = self.replay.tally.current_metric;
         if !self.cfg.direction.improves(metric, retained) {
             self.roll_back(n, Some(trial), false)?;
-            let row = self.experiment_row(n, Status::Discard, Some(trial), Some(metric), Guard::NotRun, desc);
+            let row = self.experiment_row(
+                n,
+                Status::Discard,
+                Some(trial),
+                Some(metric),
+                Guard::NotRun,
+                desc,
+            );
             return self.close(row, rec, t0);
         }
 
@@ -1287,11 +1611,23 @@ impl Run {
             marker.phase = "guard".into();
             marker.save(&self.paths.inflight)?;
             let t = Instant::now();
-            let g = self.run_guard(&dir, if reworks == 0 { "guard".to_string() } else { format!("rework-{reworks}-guard") }.as_str())?;
+            let g = self.run_guard(
+                &dir,
+                if reworks == 0 {
+                    "guard".to_string()
+                } else {
+                    format!("rework-{reworks}-guard")
+                }
+                .as_str(),
+            )?;
             rec.guard_ms += ms(t.elapsed());
             let (reason, tail) = match g {
                 None | Some(GuardRun::Pass) => {
-                    let guard = if g.is_some() { Guard::Pass } else { Guard::NotRun };
+                    let guard = if g.is_some() {
+                        Guard::Pass
+                    } else {
+                        Guard::NotRun
+                    };
                     self.head = trial;
                     self.restore_tree()?;
                     let note = match reworks {
@@ -1300,10 +1636,21 @@ impl Run {
                         r => format!(" (guard passed after {r} rework turns)"),
                     };
                     rec.rework_turns = reworks;
-                    let row = self.experiment_row(n, Status::Keep, Some(trial), Some(metric), guard, format!("{desc}{note}"));
+                    let row = self.experiment_row(
+                        n,
+                        Status::Keep,
+                        Some(trial),
+                        Some(metric),
+                        guard,
+                        format!("{desc}{note}"),
+                    );
                     return self.close(row, rec, t0);
                 }
-                Some(GuardRun::Interrupted(sig)) => return self.abandon(n, "the guard", sig, Some(trial), rec).map(Some),
+                Some(GuardRun::Interrupted(sig)) => {
+                    return self
+                        .abandon(n, "the guard", sig, Some(trial), rec)
+                        .map(Some);
+                }
                 Some(GuardRun::Fail { reason, tail }) => (reason, tail),
             };
             if reworks >= self.cfg.rework {
@@ -1313,7 +1660,12 @@ impl Run {
                     1 => " after 1 rework turn".into(),
                     r => format!(" after {r} rework turns"),
                 };
-                let last = tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+                let last = tail
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .to_string();
                 let row = self.experiment_row(
                     n,
                     Status::Discard,
@@ -1329,10 +1681,21 @@ impl Run {
             marker.phase = "rework".into();
             marker.save(&self.paths.inflight)?;
             let stem = format!("rework-{reworks}");
-            let turn = self.turn(n, Directive::Rework, false, Some(("Failing guard output", tail.as_str())), &stem, &mut rec)?;
+            let turn = self.turn(
+                n,
+                Directive::Rework,
+                false,
+                Some(("Failing guard output", tail.as_str())),
+                &stem,
+                &mut rec,
+            )?;
             let p = match turn {
                 Turn::Done(p) => p,
-                Turn::Stop(Stop::Interrupted(sig)) => return self.abandon(n, "a rework turn", sig, Some(trial), rec).map(Some),
+                Turn::Stop(Stop::Interrupted(sig)) => {
+                    return self
+                        .abandon(n, "a rework turn", sig, Some(trial), rec)
+                        .map(Some);
+                }
                 Turn::Stop(stop) => {
                     self.roll_back(n, Some(trial), false)?;
                     Inflight::clear(&self.paths.inflight)?;
@@ -1341,18 +1704,29 @@ impl Run {
             };
             match &p.outcome {
                 Outcome::Completed => {}
-                Outcome::Interrupted(sig) => return self.abandon(n, "a rework turn", *sig, Some(trial), rec).map(Some),
+                Outcome::Interrupted(sig) => {
+                    return self
+                        .abandon(n, "a rework turn", *sig, Some(trial), rec)
+                        .map(Some);
+                }
                 Outcome::Failed(why) | Outcome::TimedOut(why) | Outcome::RateLimited(why) => {
                     self.roll_back(n, Some(trial), false)?;
                     rec.rework_turns = reworks;
-                    let tag = if matches!(p.outcome, Outcome::TimedOut(_)) { "[TIMEOUT] " } else { "" };
+                    let tag = if matches!(p.outcome, Outcome::TimedOut(_)) {
+                        "[TIMEOUT] "
+                    } else {
+                        ""
+                    };
                     let row = self.experiment_row(
                         n,
                         Status::Discard,
                         Some(trial),
                         Some(metric),
                         Guard::Fail,
-                        format!("[GUARD] {tag}{desc} (rework turn {reworks} failed: {})", one_line(why)),
+                        format!(
+                            "[GUARD] {tag}{desc} (rework turn {reworks} failed: {})",
+                            one_line(why)
+                        ),
                     );
                     return self.close(row, rec, t0);
                 }
@@ -1373,7 +1747,10 @@ impl Run {
                     return self.close(row, rec, t0);
                 }
             }
-            trial = self.repo.commit_paths(&insp.changed, &format!("experiment: {desc} (rework {reworks})"))?;
+            trial = self.repo.commit_paths(
+                &insp.changed,
+                &format!("experiment: {desc} (rework {reworks})"),
+            )?;
             marker.phase = "verify".into();
             marker.trial_commit = Some(trial.to_string());
             marker.save(&self.paths.inflight)?;
@@ -1415,13 +1792,27 @@ impl Run {
                 self.verify_failures = 0;
                 Ok(Ok(v))
             }
-            Measure::Interrupted(sig) => Ok(Err(Some(self.abandon(n, "verify", sig, Some(trial), rec.clone())?))),
-            Measure::Failed { reason, timed_out, tail } => {
+            Measure::Interrupted(sig) => Ok(Err(Some(self.abandon(
+                n,
+                "verify",
+                sig,
+                Some(trial),
+                rec.clone(),
+            )?))),
+            Measure::Failed {
+                reason,
+                timed_out,
+                tail,
+            } => {
                 self.verify_failures += 1;
                 self.roll_back(n, Some(trial), false)?;
                 let tag = if timed_out { "[TIMEOUT] " } else { "" };
                 let last = one_line(&tail);
-                let last = if last.is_empty() { String::new() } else { format!(" | {last}") };
+                let last = if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(" | {last}")
+                };
                 let row = self.experiment_row(
                     n,
                     Status::Crash,
@@ -1446,7 +1837,14 @@ impl Run {
     fn reject(&mut self, n: u64, insp: &Inspection, desc: &str) -> Result<Option<Row>> {
         if insp.changed.is_empty() && insp.scope.is_empty() && insp.protected.is_empty() {
             self.restore_tree()?;
-            return Ok(Some(self.experiment_row(n, Status::NoOp, None, None, Guard::NotRun, desc.to_string())));
+            return Ok(Some(self.experiment_row(
+                n,
+                Status::NoOp,
+                None,
+                None,
+                Guard::NotRun,
+                desc.to_string(),
+            )));
         }
         let (tag, paths) = if !insp.protected.is_empty() {
             ("[PROTECTED]", &insp.protected)
@@ -1473,8 +1871,16 @@ impl Run {
         let unseen: Vec<String> = p
             .reported_paths
             .iter()
-            .map(|r| r.strip_prefix(&root).unwrap_or(r).trim_start_matches('/').to_string())
-            .filter(|r| !changed.contains(r.as_str()) && !insp.scope.iter().any(|s| s.starts_with(r.as_str())))
+            .map(|r| {
+                r.strip_prefix(&root)
+                    .unwrap_or(r)
+                    .trim_start_matches('/')
+                    .to_string()
+            })
+            .filter(|r| {
+                !changed.contains(r.as_str())
+                    && !insp.scope.iter().any(|s| s.starts_with(r.as_str()))
+            })
             .collect();
         if !unseen.is_empty() {
             self.out.note(&format!(
@@ -1490,7 +1896,12 @@ impl Run {
             let n = self.replay.tally.iteration + 1;
             let k = self.replay.ladder.since_reset;
             let (status, description) = match e {
-                Escalation::Refine => (Status::Refine, format!("[REFINE] {k} failed experiments in a row; next turn refines the strategy")),
+                Escalation::Refine => (
+                    Status::Refine,
+                    format!(
+                        "[REFINE] {k} failed experiments in a row; next turn refines the strategy"
+                    ),
+                ),
                 Escalation::Pivot => (
                     Status::Pivot,
                     format!(
@@ -1498,7 +1909,11 @@ impl Run {
                         self.replay.tally.pivot_count + 1
                     ),
                 ),
-                Escalation::Search => (Status::Search, "[SEARCH] two pivots without a keep; next turn looks for outside ideas".to_string()),
+                Escalation::Search => (
+                    Status::Search,
+                    "[SEARCH] two pivots without a keep; next turn looks for outside ideas"
+                        .to_string(),
+                ),
             };
             let row = self.experiment_row(n, status, None, None, Guard::NotRun, description);
             self.record(row, None)?;
@@ -1521,7 +1936,11 @@ impl Run {
         if let Some((text, cond)) = &self.cfg.stop_condition
             && cond.satisfied(t.current_metric)
         {
-            return Some(Stop::Goal(format!("stop condition `{text}` met ({} = {})", self.cfg.metric, canonical(t.current_metric))));
+            return Some(Stop::Goal(format!(
+                "stop condition `{text}` met ({} = {})",
+                self.cfg.metric,
+                canonical(t.current_metric)
+            )));
         }
         if self.cfg.mode == Mode::Fix && t.current_metric == 0.0 {
             return Some(Stop::Goal(format!("{} reached 0", self.cfg.metric)));
@@ -1564,6 +1983,11 @@ impl Run {
 
     fn main_loop(&mut self) -> Result<Stop> {
         loop {
+            // Limits first, so `--iterations N` means at most N rows; a pending refine or pivot
+            // row is appended on resume (the ladder is recomputed from the log).
+            if let Some(stop) = self.stop_check() {
+                return Ok(stop);
+            }
             if let Some(stop) = self.escalate()? {
                 return Ok(stop);
             }
@@ -1575,14 +1999,22 @@ impl Run {
             }
             if let Some(why) = self.blocker()? {
                 let n = self.replay.tally.iteration + 1;
-                let row = self.experiment_row(n, Status::Blocked, None, None, Guard::NotRun, why.clone());
+                let row =
+                    self.experiment_row(n, Status::Blocked, None, None, Guard::NotRun, why.clone());
                 self.record(row, None)?;
                 return Ok(Stop::Blocked(why));
             }
             if let Some(stop) = self.iteration()? {
                 if let Stop::Blocked(why) = &stop {
                     let n = self.replay.tally.iteration + 1;
-                    let row = self.experiment_row(n, Status::Blocked, None, None, Guard::NotRun, why.clone());
+                    let row = self.experiment_row(
+                        n,
+                        Status::Blocked,
+                        None,
+                        None,
+                        Guard::NotRun,
+                        why.clone(),
+                    );
                     self.record(row, None)?;
                 }
                 return Ok(stop);
@@ -1592,20 +2024,34 @@ impl Run {
 
     fn finish(self, stop: Stop) -> Summary {
         let t = &self.replay.tally;
-        let improved = self.cfg.direction.improves(t.best_metric, t.baseline_metric);
+        let improved = self
+            .cfg
+            .direction
+            .improves(t.best_metric, t.baseline_metric);
         let (reason, message, code) = match &stop {
             Stop::Goal(m) => ("goal_reached", format!("goal reached: {m}."), exit::OK),
-            Stop::Cap(cap) => ("iteration_cap", format!("iteration cap reached ({}/{cap}).", t.iteration), exit::OK),
+            Stop::Cap(cap) => (
+                "iteration_cap",
+                format!("iteration cap reached ({}/{cap}).", t.iteration),
+                exit::OK,
+            ),
             Stop::NeedsHuman(m) => ("needs_human", format!("stopped: {m}."), exit::NEEDS_HUMAN),
             Stop::Blocked(m) => ("blocked", format!("blocked: {m}."), exit::BLOCKED),
             Stop::Interrupted(sig) => (
                 "interrupted",
-                format!("interrupted by {}; the tree is back at the retained commit.", signal::name(*sig)),
+                format!(
+                    "interrupted by {}; the tree is back at the retained commit.",
+                    signal::name(*sig)
+                ),
                 signal::exit_code(*sig),
             ),
         };
         let code = if self.exec && !matches!(stop, Stop::Blocked(_) | Stop::Interrupted(_)) {
-            if improved { exit::OK } else { exit::NO_IMPROVEMENT }
+            if improved {
+                exit::OK
+            } else {
+                exit::NO_IMPROVEMENT
+            }
         } else {
             code
         };

@@ -51,20 +51,29 @@ impl Error {
     /// Returns the process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::Refused(_) | Error::Blocked(_) | Error::Io { .. } | Error::Git { .. } => {
-                exit::BLOCKED
-            }
+            Error::Usage(_)
+            | Error::Refused(_)
+            | Error::Blocked(_)
+            | Error::Io { .. }
+            | Error::Git { .. } => exit::BLOCKED,
         }
     }
 
     /// Returns an I/O error that names the action and path.
     pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Error {
-        Error::Io { action, path: path.display().to_string(), source }
+        Error::Io {
+            action,
+            path: path.display().to_string(),
+            source,
+        }
     }
 
     /// Returns a git error with context.
     pub fn git(context: impl Into<String>, source: git2::Error) -> Error {
-        Error::Git { context: context.into(), source }
+        Error::Git {
+            context: context.into(),
+            source,
+        }
     }
 }
 

@@ -8,14 +8,19 @@ use crate::error::{IoContext, Result};
 
 /// Replaces `path` with `bytes` atomically: a crash leaves either the old or the new content.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
         .ctx("create a temporary file in", dir)?;
     tmp.write_all(bytes).ctx("write", tmp.path())?;
     tmp.as_file().sync_all().ctx("sync", tmp.path())?;
-    tmp.persist(path).map_err(|e| e.error).ctx("replace", path)?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .ctx("replace", path)?;
     sync_dir(dir);
     Ok(())
 }
@@ -29,7 +34,11 @@ pub fn sync_dir(dir: &Path) {
 
 /// Appends `bytes` to `path` in one write and fsyncs it.
 pub fn append_durable(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new().create(true).append(true).open(path).ctx("open", path)?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ctx("open", path)?;
     f.write_all(bytes).ctx("append to", path)?;
     f.sync_data().ctx("sync", path)?;
     Ok(())
@@ -45,5 +54,9 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
 pub fn fingerprint(path: &Path) -> Option<(u64, i128, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = fs::symlink_metadata(path).ok()?;
-    Some((m.len(), i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()), m.ino()))
+    Some((
+        m.len(),
+        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        m.ino(),
+    ))
 }

@@ -7,7 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use git2::build::CheckoutBuilder;
-use git2::{ObjectType, Oid, Repository, RepositoryState, ResetType, Signature, Status, StatusOptions};
+use git2::{
+    ObjectType, Oid, Repository, RepositoryState, ResetType, Signature, Status, StatusOptions,
+};
 
 use crate::error::{Error, GitContext, IoContext, Result};
 
@@ -69,7 +71,12 @@ impl Repo {
         })?;
         let root = repo
             .workdir()
-            .ok_or_else(|| Error::Refused(format!("{} is a bare repository; a working tree is needed", dir.display())))?
+            .ok_or_else(|| {
+                Error::Refused(format!(
+                    "{} is a bare repository; a working tree is needed",
+                    dir.display()
+                ))
+            })?
             .to_path_buf();
         let root = root.canonicalize().ctx("resolve", &root)?;
         Ok(Repo { repo, root })
@@ -95,10 +102,12 @@ impl Repo {
         if state != RepositoryState::Clean {
             let what = match state {
                 RepositoryState::Merge => "a merge",
-                RepositoryState::Rebase | RepositoryState::RebaseInteractive | RepositoryState::RebaseMerge => {
-                    "a rebase"
+                RepositoryState::Rebase
+                | RepositoryState::RebaseInteractive
+                | RepositoryState::RebaseMerge => "a rebase",
+                RepositoryState::CherryPick | RepositoryState::CherryPickSequence => {
+                    "a cherry-pick"
                 }
-                RepositoryState::CherryPick | RepositoryState::CherryPickSequence => "a cherry-pick",
                 RepositoryState::Revert | RepositoryState::RevertSequence => "a revert",
                 RepositoryState::Bisect => "a bisect",
                 _ => "another git operation",
@@ -115,7 +124,9 @@ impl Repo {
     /// Returns the commit HEAD points at.
     pub fn head(&self) -> Result<Oid> {
         let head = self.repo.head().git_ctx("read HEAD")?;
-        head.peel_to_commit().map(|c| c.id()).git_ctx("read HEAD commit")
+        head.peel_to_commit()
+            .map(|c| c.id())
+            .git_ctx("read HEAD commit")
     }
 
     /// Returns the full name of the branch HEAD points at, if any.
@@ -142,7 +153,10 @@ impl Repo {
             .exclude_submodules(true)
             .renames_head_to_index(false)
             .renames_index_to_workdir(false);
-        let statuses = self.repo.statuses(Some(&mut opts)).git_ctx("scan the working tree")?;
+        let statuses = self
+            .repo
+            .statuses(Some(&mut opts))
+            .git_ctx("scan the working tree")?;
         let mut out = Vec::with_capacity(statuses.len());
         for entry in statuses.iter() {
             let Ok(path) = entry.path() else { continue };
@@ -160,13 +174,19 @@ impl Repo {
             } else if s.contains(Status::WT_NEW) {
                 ChangeKind::Untracked
             } else if s.intersects(
-                Status::WT_MODIFIED | Status::WT_DELETED | Status::WT_TYPECHANGE | Status::WT_RENAMED,
+                Status::WT_MODIFIED
+                    | Status::WT_DELETED
+                    | Status::WT_TYPECHANGE
+                    | Status::WT_RENAMED,
             ) {
                 ChangeKind::Modified
             } else {
                 continue;
             };
-            out.push(Change { path: path.to_string(), kind });
+            out.push(Change {
+                path: path.to_string(),
+                kind,
+            });
         }
         Ok(out)
     }
@@ -192,15 +212,23 @@ impl Repo {
             if self.root.join(rel).symlink_metadata().is_ok() {
                 index.add_path(rel).git_ctx(&format!("stage {p}"))?;
             } else {
-                index.remove_path(rel).git_ctx(&format!("stage the deletion of {p}"))?;
+                index
+                    .remove_path(rel)
+                    .git_ctx(&format!("stage the deletion of {p}"))?;
             }
         }
         index.write().git_ctx("write the index")?;
         let tree_id = index.write_tree().git_ctx("write the tree")?;
         let tree = self.repo.find_tree(tree_id).git_ctx("read the new tree")?;
-        let parent = self.repo.head().and_then(|h| h.peel_to_commit()).git_ctx("read HEAD")?;
+        let parent = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .git_ctx("read HEAD")?;
         let sig = self.signature();
-        self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent]).git_ctx("commit")
+        self.repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])
+            .git_ctx("commit")
     }
 
     /// Commits `paths` as found in the working tree on top of HEAD without moving any branch or
@@ -221,33 +249,61 @@ impl Repo {
         let tree_id = index.write_tree().git_ctx("write the snapshot tree");
         // Drop the in-memory changes: the on-disk index stays as it was.
         index.read(true).git_ctx("reload the index")?;
-        let tree = self.repo.find_tree(tree_id?).git_ctx("read the snapshot tree")?;
-        let parent = self.repo.head().and_then(|h| h.peel_to_commit()).git_ctx("read HEAD")?;
+        let tree = self
+            .repo
+            .find_tree(tree_id?)
+            .git_ctx("read the snapshot tree")?;
+        let parent = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .git_ctx("read HEAD")?;
         let sig = self.signature();
-        self.repo.commit(None, &sig, &sig, message, &tree, &[&parent]).git_ctx("commit the snapshot")
+        self.repo
+            .commit(None, &sig, &sig, message, &tree, &[&parent])
+            .git_ctx("commit the snapshot")
     }
 
     /// Commits the tree of `tree_from` on top of HEAD (used by `--rollback revert`).
     pub fn commit_tree_of(&self, tree_from: Oid, message: &str) -> Result<Oid> {
-        let tree = self.repo.find_commit(tree_from).and_then(|c| c.tree()).git_ctx("read the retained tree")?;
-        let parent = self.repo.head().and_then(|h| h.peel_to_commit()).git_ctx("read HEAD")?;
+        let tree = self
+            .repo
+            .find_commit(tree_from)
+            .and_then(|c| c.tree())
+            .git_ctx("read the retained tree")?;
+        let parent = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .git_ctx("read HEAD")?;
         let sig = self.signature();
-        let oid = self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent]).git_ctx("commit the revert")?;
+        let oid = self
+            .repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])
+            .git_ctx("commit the revert")?;
         self.reset_hard(oid)?;
         Ok(oid)
     }
 
     /// Resets the branch, index and tracked files to `oid`. Untracked files are not touched.
     pub fn reset_hard(&self, oid: Oid) -> Result<()> {
-        let obj = self.repo.find_object(oid, None).git_ctx("find the retained commit")?;
+        let obj = self
+            .repo
+            .find_object(oid, None)
+            .git_ctx("find the retained commit")?;
         let mut co = CheckoutBuilder::new();
         co.force();
-        self.repo.reset(&obj, ResetType::Hard, Some(&mut co)).git_ctx("reset to the retained commit")
+        self.repo
+            .reset(&obj, ResetType::Hard, Some(&mut co))
+            .git_ctx("reset to the retained commit")
     }
 
     /// Points `name` at `oid` (overwriting), with a reflog message.
     pub fn set_ref(&self, name: &str, oid: Oid, why: &str) -> Result<()> {
-        self.repo.reference(name, oid, true, why).map(|_| ()).git_ctx(&format!("write {name}"))
+        self.repo
+            .reference(name, oid, true, why)
+            .map(|_| ())
+            .git_ctx(&format!("write {name}"))
     }
 
     /// Returns true when any reference starts with `prefix`.
@@ -260,13 +316,21 @@ impl Repo {
 
     /// Returns true when `descendant` is `ancestor` or has it in its history.
     pub fn descends_from(&self, descendant: Oid, ancestor: Oid) -> bool {
-        descendant == ancestor || self.repo.graph_descendant_of(descendant, ancestor).unwrap_or(false)
+        descendant == ancestor
+            || self
+                .repo
+                .graph_descendant_of(descendant, ancestor)
+                .unwrap_or(false)
     }
 
     /// Returns true when the tree of `commit` has a directory at `path`.
     pub fn tree_has_dir(&self, commit: Oid, path: &str) -> bool {
-        let Ok(tree) = self.repo.find_commit(commit).and_then(|c| c.tree()) else { return false };
-        tree.get_path(Path::new(path)).map(|e| e.kind() == Some(ObjectType::Tree)).unwrap_or(false)
+        let Ok(tree) = self.repo.find_commit(commit).and_then(|c| c.tree()) else {
+            return false;
+        };
+        tree.get_path(Path::new(path))
+            .map(|e| e.kind() == Some(ObjectType::Tree))
+            .unwrap_or(false)
     }
 
     /// Appends missing `entries` to the repository's `info/exclude`.
@@ -276,7 +340,10 @@ impl Repo {
         let path = info.join("exclude");
         let current = fs::read_to_string(&path).unwrap_or_default();
         let have: std::collections::HashSet<&str> = current.lines().map(str::trim).collect();
-        let missing: Vec<&String> = entries.iter().filter(|e| !have.contains(e.as_str())).collect();
+        let missing: Vec<&String> = entries
+            .iter()
+            .filter(|e| !have.contains(e.as_str()))
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -300,23 +367,33 @@ impl Repo {
         let meta = fs::symlink_metadata(&full).ctx("read", &full)?;
         let blob = if meta.file_type().is_symlink() {
             let target = fs::read_link(&full).ctx("read link", &full)?;
-            self.repo.blob(target.as_os_str().as_encoded_bytes()).git_ctx(&format!("back up {path}"))?
+            self.repo
+                .blob(target.as_os_str().as_encoded_bytes())
+                .git_ctx(&format!("back up {path}"))?
         } else {
-            self.repo.blob_path(&full).git_ctx(&format!("back up {path}"))?
+            self.repo
+                .blob_path(&full)
+                .git_ctx(&format!("back up {path}"))?
         };
         Ok(KeptFile {
             path: path.to_string(),
             blob: blob.to_string(),
             len: meta.len(),
             mtime_ns: mtime_ns(&meta),
-            mode: if meta.file_type().is_symlink() { 0o120000 } else { meta.permissions().mode() },
+            mode: if meta.file_type().is_symlink() {
+                0o120000
+            } else {
+                meta.permissions().mode()
+            },
         })
     }
 
     /// Returns true when a kept file is still exactly as backed up.
     pub fn kept_file_intact(&self, k: &KeptFile) -> bool {
         let full = self.root.join(&k.path);
-        let Ok(meta) = fs::symlink_metadata(&full) else { return false };
+        let Ok(meta) = fs::symlink_metadata(&full) else {
+            return false;
+        };
         if meta.len() != k.len {
             return false;
         }
@@ -326,7 +403,9 @@ impl Repo {
         if k.mode == 0o120000 {
             return fs::read_link(&full)
                 .ok()
-                .and_then(|t| Oid::hash_object(ObjectType::Blob, t.as_os_str().as_encoded_bytes()).ok())
+                .and_then(|t| {
+                    Oid::hash_object(ObjectType::Blob, t.as_os_str().as_encoded_bytes()).ok()
+                })
                 .is_some_and(|o| o.to_string() == k.blob);
         }
         Oid::hash_file(ObjectType::Blob, &full).is_ok_and(|o| o.to_string() == k.blob)
@@ -336,7 +415,10 @@ impl Repo {
     pub fn restore_kept_file(&self, k: &KeptFile) -> Result<()> {
         let full = self.root.join(&k.path);
         let oid = Oid::from_str(&k.blob).git_ctx("read a backup id")?;
-        let blob = self.repo.find_blob(oid).git_ctx(&format!("find the backup of {}", k.path))?;
+        let blob = self
+            .repo
+            .find_blob(oid)
+            .git_ctx(&format!("find the backup of {}", k.path))?;
         if let Some(dir) = full.parent() {
             fs::create_dir_all(dir).ctx("create", dir)?;
         }
@@ -354,7 +436,8 @@ impl Repo {
             std::os::unix::fs::symlink(target, &full).ctx("restore", &full)?;
         } else {
             fs::write(&full, blob.content()).ctx("restore", &full)?;
-            fs::set_permissions(&full, fs::Permissions::from_mode(k.mode & 0o7777)).ctx("restore mode of", &full)?;
+            fs::set_permissions(&full, fs::Permissions::from_mode(k.mode & 0o7777))
+                .ctx("restore mode of", &full)?;
         }
         Ok(())
     }

@@ -25,7 +25,11 @@ pub struct Output {
 
 /// Returns a metric as a JSON number: an integer when integral, else a float.
 pub fn num(v: f64) -> Value {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 { json!(v as i64) } else { json!(v) }
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
 }
 
 fn usage_json(u: &Usage) -> Value {
@@ -93,10 +97,18 @@ impl Output {
                 s.agent,
                 s.repo,
                 s.metric,
-                if s.direction == "lower" { "(lower is better)" } else { "(higher is better)" },
+                if s.direction == "lower" {
+                    "(lower is better)"
+                } else {
+                    "(higher is better)"
+                },
                 canonical(s.baseline),
                 canonical(s.retained),
-                if s.resumed { format!(", from iteration {}", s.iteration) } else { String::new() },
+                if s.resumed {
+                    format!(", from iteration {}", s.iteration)
+                } else {
+                    String::new()
+                },
             )),
             Style::Json => out_line(
                 &json!({
@@ -151,7 +163,9 @@ impl Output {
         };
         match self.style {
             Style::Human => {
-                let took = rec.map(|r| crate::duration::human(std::time::Duration::from_millis(r.total_ms))).unwrap_or_default();
+                let took = rec
+                    .map(|r| crate::duration::human(std::time::Duration::from_millis(r.total_ms)))
+                    .unwrap_or_default();
                 out_line(&format!(
                     "#{:<4} {:<8} {:>10} {:>8}  guard {:<4} {:>7}  {}",
                     row.iteration,
@@ -199,7 +213,10 @@ impl Output {
                 let tokens = if s.usage.is_empty() {
                     String::new()
                 } else {
-                    format!("; tokens in {} / out {}", s.usage.input_tokens, s.usage.output_tokens)
+                    format!(
+                        "; tokens in {} / out {}",
+                        s.usage.input_tokens, s.usage.output_tokens
+                    )
                 };
                 out_line(&format!(
                     "finished: {} baseline {} -> best {} (#{}), retained {}; {} iterations: {} keep, {} discard, {} crash, {} no-op{}",

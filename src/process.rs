@@ -68,7 +68,10 @@ impl Spec {
 
     /// Returns a spec that runs `argv` directly in `cwd`.
     pub fn argv(argv: Vec<OsString>, cwd: &Path) -> Spec {
-        Spec { argv, ..Spec::shell("", cwd) }
+        Spec {
+            argv,
+            ..Spec::shell("", cwd)
+        }
     }
 }
 
@@ -221,7 +224,11 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
     cmd.args(args)
         .current_dir(&spec.cwd)
         .process_group(0)
-        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in &spec.env {
@@ -239,14 +246,34 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
     }
 
     let activity = Arc::new(AtomicU64::new(0));
-    let out_tail = Arc::new(Mutex::new(Tail { cap: spec.tail_bytes, ..Tail::default() }));
-    let err_tail = Arc::new(Mutex::new(Tail { cap: spec.tail_bytes.min(256 * 1024), ..Tail::default() }));
+    let out_tail = Arc::new(Mutex::new(Tail {
+        cap: spec.tail_bytes,
+        ..Tail::default()
+    }));
+    let err_tail = Arc::new(Mutex::new(Tail {
+        cap: spec.tail_bytes.min(256 * 1024),
+        ..Tail::default()
+    }));
     let (done_tx, done_rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
-        spawn_reader(out, stdout_log, Arc::clone(&out_tail), Arc::clone(&activity), start, done_tx.clone());
+        spawn_reader(
+            out,
+            stdout_log,
+            Arc::clone(&out_tail),
+            Arc::clone(&activity),
+            start,
+            done_tx.clone(),
+        );
     }
     if let Some(err) = child.stderr.take() {
-        spawn_reader(err, stderr_log, Arc::clone(&err_tail), Arc::clone(&activity), start, done_tx.clone());
+        spawn_reader(
+            err,
+            stderr_log,
+            Arc::clone(&err_tail),
+            Arc::clone(&activity),
+            start,
+            done_tx.clone(),
+        );
     }
     drop(done_tx);
 
@@ -254,12 +281,10 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
     // cannot be reused, which makes the group kills below safe.
     let (exit_tx, exit_rx) = mpsc::channel();
     thread::spawn(move || {
-        loop {
-            match waitid(Id::Pid(Pid::from_raw(pgid)), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                _ => break,
-            }
-        }
+        while let Err(nix::errno::Errno::EINTR) = waitid(
+            Id::Pid(Pid::from_raw(pgid)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        ) {}
         let _ = exit_tx.send(());
     });
 
@@ -330,14 +355,24 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
         (None, None) => End::Exited(-1),
     });
     let (stdout, truncated_out) = {
-        let t = out_tail.lock().map_err(|_| std::io::Error::other("stdout tail poisoned"))?;
+        let t = out_tail
+            .lock()
+            .map_err(|_| std::io::Error::other("stdout tail poisoned"))?;
         (t.text(), t.truncated)
     };
     let (stderr, truncated_err) = {
-        let t = err_tail.lock().map_err(|_| std::io::Error::other("stderr tail poisoned"))?;
+        let t = err_tail
+            .lock()
+            .map_err(|_| std::io::Error::other("stderr tail poisoned"))?;
         (t.text(), t.truncated)
     };
-    Ok(Outcome { end, duration, stdout, stderr, truncated: truncated_out || truncated_err })
+    Ok(Outcome {
+        end,
+        duration,
+        stdout,
+        stderr,
+        truncated: truncated_out || truncated_err,
+    })
 }
 
 #[cfg(test)]

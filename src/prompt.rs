@@ -42,14 +42,24 @@ pub struct PromptInput<'a> {
 /// Returns the text of `## Directive: <word>` in the escalation protocol.
 pub fn directive_text(d: Directive) -> String {
     let heading = format!("## Directive: {}", d.as_str());
-    let Some(start) = ESCALATION.find(&heading) else { return String::new() };
+    let Some(start) = ESCALATION.find(&heading) else {
+        return String::new();
+    };
     let body = &ESCALATION[start + heading.len()..];
     let end = body.find("\n## ").unwrap_or(body.len());
     body[..end].trim().to_string()
 }
 
 fn list(items: &[String]) -> String {
-    if items.is_empty() { "(none)".into() } else { items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ") }
+    if items.is_empty() {
+        "(none)".into()
+    } else {
+        items
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Renders the prompt for one agent turn.
@@ -68,7 +78,11 @@ pub fn render(p: &PromptInput<'_>) -> String {
         }
         format!("```\n{s}\n```")
     };
-    let lessons = if p.lessons.trim().is_empty() { "(none yet)".to_string() } else { p.lessons.trim().to_string() };
+    let lessons = if p.lessons.trim().is_empty() {
+        "(none yet)".to_string()
+    } else {
+        p.lessons.trim().to_string()
+    };
     let guard = match p.guard {
         Some(g) => format!("A keep also needs the guard to pass: `{g}`\n"),
         None => String::new(),
@@ -133,7 +147,12 @@ mod tests {
     #[test]
     fn every_placeholder_is_filled() {
         for mode in [Mode::Loop, Mode::Fix] {
-            for d in [Directive::Continue, Directive::Refine, Directive::Pivot, Directive::Rework] {
+            for d in [
+                Directive::Continue,
+                Directive::Refine,
+                Directive::Pivot,
+                Directive::Rework,
+            ] {
                 let mut i = input(d, Some(("Failing guard output", "test x failed")));
                 i.mode = mode;
                 let text = render(&i);
@@ -146,7 +165,10 @@ mod tests {
 
     #[test]
     fn prompt_carries_the_essentials() {
-        let text = render(&input(Directive::Rework, Some(("Failing guard output", "assertion failed: x"))));
+        let text = render(&input(
+            Directive::Rework,
+            Some(("Failing guard output", "assertion failed: x")),
+        ));
         assert!(text.contains("make the parser faster"));
         assert!(text.contains("Retained value 12.5 (baseline 20, best 12.5)"));
         assert!(text.contains("`cargo test`"));

@@ -34,7 +34,10 @@ pub fn split_patterns(values: &[String]) -> Vec<String> {
         }
         out.push(cur);
     }
-    out.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn normalize(pattern: &str) -> String {
@@ -60,12 +63,17 @@ impl PathSet {
             if p.is_empty() || p == "." {
                 kept.push(raw.clone());
                 builder.add(
-                    GlobBuilder::new("**").literal_separator(true).build().map_err(|e| e.to_string())?,
+                    GlobBuilder::new("**")
+                        .literal_separator(true)
+                        .build()
+                        .map_err(|e| e.to_string())?,
                 );
                 continue;
             }
             if p.starts_with('/') {
-                return Err(format!("`{raw}` is absolute; patterns are relative to the repository root"));
+                return Err(format!(
+                    "`{raw}` is absolute; patterns are relative to the repository root"
+                ));
             }
             if p.split('/').any(|c| c == "..") {
                 return Err(format!("`{raw}` points outside the repository"));
@@ -88,19 +96,30 @@ impl PathSet {
             }
         }
         let globs = builder.build().map_err(|e| e.to_string())?;
-        Ok(PathSet { patterns: kept, globs, prefixes })
+        Ok(PathSet {
+            patterns: kept,
+            globs,
+            prefixes,
+        })
     }
 
     /// Returns an empty set (matches nothing).
     pub fn empty() -> PathSet {
-        PathSet { patterns: Vec::new(), globs: GlobSet::empty(), prefixes: Vec::new() }
+        PathSet {
+            patterns: Vec::new(),
+            globs: GlobSet::empty(),
+            prefixes: Vec::new(),
+        }
     }
 
     /// Returns true when the repo-relative `path` (with `/` separators) is in the set.
     pub fn matches(&self, path: &str) -> bool {
         let path = path.trim_start_matches("./");
         self.prefixes.iter().any(|p| {
-            path == p || (path.len() > p.len() && path.starts_with(p.as_str()) && path.as_bytes()[p.len()] == b'/')
+            path == p
+                || (path.len() > p.len()
+                    && path.starts_with(p.as_str())
+                    && path.as_bytes()[p.len()] == b'/')
         }) || self.globs.is_match(path)
     }
 
@@ -167,9 +186,21 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_errors() {
-        assert!(PathSet::new(&["../x".into()]).unwrap_err().contains("outside"));
-        assert!(PathSet::new(&["/etc/*".into()]).unwrap_err().contains("absolute"));
-        assert!(PathSet::new(&["src/[".into()]).unwrap_err().contains("not a valid glob"));
+        assert!(
+            PathSet::new(&["../x".into()])
+                .unwrap_err()
+                .contains("outside")
+        );
+        assert!(
+            PathSet::new(&["/etc/*".into()])
+                .unwrap_err()
+                .contains("absolute")
+        );
+        assert!(
+            PathSet::new(&["src/[".into()])
+                .unwrap_err()
+                .contains("not a valid glob")
+        );
     }
 
     #[test]

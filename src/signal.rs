@@ -36,7 +36,11 @@ pub fn pending() -> Option<i32> {
 
 /// Returns the exit code for an interrupting signal (130 for SIGINT, 143 for SIGTERM).
 pub fn exit_code(sig: i32) -> u8 {
-    if sig == SIGTERM { crate::error::exit::SIGTERM } else { crate::error::exit::SIGINT }
+    if sig == SIGTERM {
+        crate::error::exit::SIGTERM
+    } else {
+        crate::error::exit::SIGINT
+    }
 }
 
 /// Returns the signal's name.

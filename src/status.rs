@@ -5,11 +5,11 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::artifacts::Paths;
 use crate::artifacts::inflight::Inflight;
 use crate::artifacts::lock;
 use crate::artifacts::results;
 use crate::artifacts::state::StateFile;
-use crate::artifacts::Paths;
 use crate::engine::number::canonical;
 use crate::engine::reducer::Replay;
 use crate::engine::row::Status;
@@ -25,9 +25,15 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
     let holder = lock::peek(&paths.lock).filter(|h| h.alive());
     if !paths.results.exists() {
         if json_out {
-            println!("{}", json!({"run": Value::Null, "repo": repo.root.display().to_string(), "running": holder.is_some(), "pid": holder.map(|h| h.pid)}));
+            println!(
+                "{}",
+                json!({"run": Value::Null, "repo": repo.root.display().to_string(), "running": holder.is_some(), "pid": holder.map(|h| h.pid)})
+            );
         } else {
-            println!("no autoresearch run in {} (start one with `codex-autoresearch run`)", repo.root.display());
+            println!(
+                "no autoresearch run in {} (start one with `codex-autoresearch run`)",
+                repo.root.display()
+            );
         }
         return Ok(());
     }
@@ -38,21 +44,43 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         Some(i) => &text[..=i],
         None => "",
     };
-    let (meta, rows) = results::parse(complete)
-        .map_err(|(line, why)| Error::Refused(format!("{} line {line}: {why}", paths.results.display())))?;
-    let get = |k: &str| meta.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (meta, rows) = results::parse(complete).map_err(|(line, why)| {
+        Error::Refused(format!("{} line {line}: {why}", paths.results.display()))
+    })?;
+    let get = |k: &str| {
+        meta.iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let direction = get("metric_direction")
         .parse()
         .map_err(|e: String| Error::Refused(format!("{}: {e}", paths.results.display())))?;
     let replay = Replay::from_rows(&rows, direction)
         .map_err(|e| Error::Refused(format!("{}: {e}", paths.results.display())))?;
     let state = StateFile::load(&paths.state).ok();
-    let inflight = Inflight::load(&paths.inflight).ok().flatten().and_then(|r| r.ok());
+    let inflight = Inflight::load(&paths.inflight)
+        .ok()
+        .flatten()
+        .and_then(|r| r.ok());
     let t = &replay.tally;
-    let counts: serde_json::Map<String, Value> =
-        Status::ALL.iter().map(|s| (s.as_str().to_string(), json!(replay.count(*s)))).collect();
-    let last: Vec<&crate::engine::row::Row> = rows.iter().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
-    let usage = state.as_ref().map(|s| s.engine.usage.clone()).unwrap_or_default();
+    let counts: serde_json::Map<String, Value> = Status::ALL
+        .iter()
+        .map(|s| (s.as_str().to_string(), json!(replay.count(*s))))
+        .collect();
+    let last: Vec<&crate::engine::row::Row> = rows
+        .iter()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let usage = state
+        .as_ref()
+        .map(|s| s.engine.usage.clone())
+        .unwrap_or_default();
     let run_tag = get("run_tag");
     let mode = get("mode");
     if json_out {
@@ -105,9 +133,20 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         .filter(|s| replay.count(**s) > 0)
         .map(|s| format!("{} {}", replay.count(*s), s.as_str()))
         .collect();
-    println!("iteration {}: {}", t.iteration, if summary.is_empty() { "no experiments yet".into() } else { summary.join(", ") });
+    println!(
+        "iteration {}: {}",
+        t.iteration,
+        if summary.is_empty() {
+            "no experiments yet".into()
+        } else {
+            summary.join(", ")
+        }
+    );
     match (&holder, &inflight) {
-        (Some(h), Some(m)) => println!("running: pid {} (iteration {}, {})", h.pid, m.iteration, m.phase),
+        (Some(h), Some(m)) => println!(
+            "running: pid {} (iteration {}, {})",
+            h.pid, m.iteration, m.phase
+        ),
         (Some(h), None) => println!("running: pid {}", h.pid),
         (None, Some(m)) => println!(
             "not running; iteration {} was interrupted during {} and is rolled back by the next `run`",
@@ -116,7 +155,10 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         (None, None) => println!("not running (last status: {})", t.last_status),
     }
     if !usage.is_empty() {
-        println!("tokens: {} in ({} cached), {} out", usage.input_tokens, usage.cached_input_tokens, usage.output_tokens);
+        println!(
+            "tokens: {} in ({} cached), {} out",
+            usage.input_tokens, usage.cached_input_tokens, usage.output_tokens
+        );
     }
     println!("last rows:");
     for r in last {

@@ -16,7 +16,11 @@ pub struct CommandAgent {
 impl CommandAgent {
     /// Returns an agent running `cmd` with the given timeouts.
     pub fn new(cmd: &str, timeout: Duration, idle_timeout: Duration) -> CommandAgent {
-        CommandAgent { cmd: cmd.to_string(), timeout, idle_timeout }
+        CommandAgent {
+            cmd: cmd.to_string(),
+            timeout,
+            idle_timeout,
+        }
     }
 }
 
@@ -37,15 +41,28 @@ impl Agent for CommandAgent {
         let out = match process::run(&spec) {
             Ok(o) => o,
             Err(e) => {
-                return Proposal::ended(Outcome::Failed(format!("could not start the agent command: {e}")), Duration::ZERO);
+                return Proposal::ended(
+                    Outcome::Failed(format!("could not start the agent command: {e}")),
+                    Duration::ZERO,
+                );
             }
         };
-        let description = out.stdout.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("").to_string();
+        let description = out
+            .stdout
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("")
+            .to_string();
         let outcome = match out.end {
             End::Exited(0) => Outcome::Completed,
             End::Exited(_) | End::Signaled(_) => {
                 let tail = out.last_lines(1);
-                let tail = if tail.is_empty() { String::new() } else { format!(": {tail}") };
+                let tail = if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {tail}")
+                };
                 Outcome::Failed(format!("agent {}{tail}", out.end.describe()))
             }
             End::TimedOut => Outcome::TimedOut(format!(
@@ -58,6 +75,11 @@ impl Agent for CommandAgent {
             )),
             End::Interrupted(sig) => Outcome::Interrupted(sig),
         };
-        Proposal { description, outcome, duration: out.duration, ..Proposal::ended(Outcome::Completed, out.duration) }
+        Proposal {
+            description,
+            outcome,
+            duration: out.duration,
+            ..Proposal::ended(Outcome::Completed, out.duration)
+        }
     }
 }

@@ -63,5 +63,8 @@ pub fn save_kept(path: &Path, kept: &[KeptFile]) -> Result<()> {
 
 /// Loads the list of backed-up user files (empty when absent or unreadable).
 pub fn load_kept(path: &Path) -> Vec<KeptFile> {
-    std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
 }

@@ -44,7 +44,12 @@ impl Lessons {
                 e.push('\n');
             }
         }
-        Lessons { path: path.to_path_buf(), count: entries.len(), entries, stamp: fsutil::fingerprint(path) }
+        Lessons {
+            path: path.to_path_buf(),
+            count: entries.len(),
+            entries,
+            stamp: fsutil::fingerprint(path),
+        }
     }
 
     /// Returns the number of entries.
@@ -55,7 +60,11 @@ impl Lessons {
     /// Returns the last `n` entries as one text block.
     pub fn recent(&self, n: usize) -> String {
         let start = self.entries.len().saturating_sub(n);
-        self.entries[start..].iter().map(|e| e.trim_end()).collect::<Vec<_>>().join("\n\n")
+        self.entries[start..]
+            .iter()
+            .map(|e| e.trim_end())
+            .collect::<Vec<_>>()
+            .join("\n\n")
     }
 
     /// Returns true when something else wrote to the file since it was read or appended.
@@ -99,7 +108,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("lessons.md");
         let mut l = Lessons::load(&p);
-        for (i, title) in ["cache the parser", "switch to\nbatching"].iter().enumerate() {
+        for (i, title) in ["cache the parser", "switch to\nbatching"]
+            .iter()
+            .enumerate()
+        {
             l.append(&Lesson {
                 title,
                 strategy: title,
@@ -111,7 +123,9 @@ mod tests {
             .unwrap();
         }
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.starts_with("### L-1: cache the parser\n- **Strategy:** cache the parser\n- **Outcome:** keep\n"));
+        assert!(text.starts_with(
+            "### L-1: cache the parser\n- **Strategy:** cache the parser\n- **Outcome:** keep\n"
+        ));
         assert!(text.contains("### L-2: switch to batching\n"));
         assert!(text.contains("- **Iteration:** tag#2\n"));
         let again = Lessons::load(&p);

@@ -30,7 +30,11 @@ pub struct Lock {
 pub fn process_start_time(pid: u32) -> Option<u64> {
     let mut sys = System::new().ok()?;
     let p = Pid::from_u32(pid);
-    sys.refresh_processes_specifics(ProcessesToUpdate::Some(&[p]), true, ProcessRefreshKind::nothing());
+    sys.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[p]),
+        true,
+        ProcessRefreshKind::nothing(),
+    );
     let proc_ = sys.process(p)?;
     if matches!(proc_.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
         return None;
@@ -76,7 +80,10 @@ fn held_message(path: &Path, h: Option<&Holder>) -> Error {
             h.started_at,
             path.display()
         )),
-        None => Error::Refused(format!("another run holds {}; wait for it to finish or stop it", path.display())),
+        None => Error::Refused(format!(
+            "another run holds {}; wait for it to finish or stop it",
+            path.display()
+        )),
     }
 }
 
@@ -113,10 +120,17 @@ impl Lock {
         let text = serde_json::to_string(&me).unwrap_or_default();
         file.set_len(0).ctx("write the lock", path)?;
         file.seek(SeekFrom::Start(0)).ctx("write the lock", path)?;
-        file.write_all(text.as_bytes()).ctx("write the lock", path)?;
+        file.write_all(text.as_bytes())
+            .ctx("write the lock", path)?;
         file.sync_data().ctx("write the lock", path)?;
         let reclaimed = previous.filter(|p| p.pid != me.pid || p.start_time != me.start_time);
-        Ok((Lock { file, path: path.to_path_buf() }, reclaimed))
+        Ok((
+            Lock {
+                file,
+                path: path.to_path_buf(),
+            },
+            reclaimed,
+        ))
     }
 
     /// Returns the lock file's path.
@@ -157,13 +171,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("lock");
         // A pid that is not running.
-        let dead = Holder { pid: 4_000_000, start_time: 1, started_at: "then".into() };
+        let dead = Holder {
+            pid: 4_000_000,
+            start_time: 1,
+            started_at: "then".into(),
+        };
         std::fs::write(&p, serde_json::to_string(&dead).unwrap()).unwrap();
         let (lock, reclaimed) = Lock::acquire(&p).unwrap();
         assert_eq!(reclaimed, Some(dead));
         drop(lock);
         // A live pid (pid 1) with a different start time: a reused pid, not a run.
-        let reused = Holder { pid: 1, start_time: 12345, started_at: "then".into() };
+        let reused = Holder {
+            pid: 1,
+            start_time: 12345,
+            started_at: "then".into(),
+        };
         assert!(!reused.alive());
         std::fs::write(&p, serde_json::to_string(&reused).unwrap()).unwrap();
         let (_lock, reclaimed) = Lock::acquire(&p).unwrap();

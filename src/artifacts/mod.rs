@@ -44,14 +44,26 @@ impl Paths {
         let dir = match artifacts_dir {
             None => repo_root.to_path_buf(),
             Some(d) => {
-                let d = if d.is_absolute() { d.to_path_buf() } else { repo_root.join(d) };
+                let d = if d.is_absolute() {
+                    d.to_path_buf()
+                } else {
+                    repo_root.join(d)
+                };
                 fs::create_dir_all(&d).ctx("create the artifacts directory", &d)?;
                 d.canonicalize().ctx("resolve", &d)?
             }
         };
-        let rel_in_repo = dir.strip_prefix(repo_root).ok().map(|p| p.to_string_lossy().replace('\\', "/"));
-        if rel_in_repo.as_deref().is_some_and(|r| r == ".git" || r.starts_with(".git/")) {
-            return Err(Error::Usage("--artifacts-dir may not be inside .git".into()));
+        let rel_in_repo = dir
+            .strip_prefix(repo_root)
+            .ok()
+            .map(|p| p.to_string_lossy().replace('\\', "/"));
+        if rel_in_repo
+            .as_deref()
+            .is_some_and(|r| r == ".git" || r.starts_with(".git/"))
+        {
+            return Err(Error::Usage(
+                "--artifacts-dir may not be inside .git".into(),
+            ));
         }
         let private = dir.join(PRIVATE);
         Ok(Paths {
@@ -75,8 +87,14 @@ impl Paths {
     /// Returns the `.git/info/exclude` entries (root-anchored) that hide the artifacts, or none
     /// when the artifacts live outside the repository.
     pub fn exclude_entries(&self) -> Vec<String> {
-        let Some(rel) = &self.rel_in_repo else { return Vec::new() };
-        let prefix = if rel.is_empty() { "/".to_string() } else { format!("/{rel}/") };
+        let Some(rel) = &self.rel_in_repo else {
+            return Vec::new();
+        };
+        let prefix = if rel.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/{rel}/")
+        };
         vec![
             format!("{prefix}{RESULTS}"),
             format!("{prefix}{STATE}"),
@@ -89,8 +107,16 @@ impl Paths {
 
     /// Returns the artifact paths relative to the repository root (for the protected set).
     pub fn protected_in_repo(&self) -> Vec<String> {
-        let Some(rel) = &self.rel_in_repo else { return Vec::new() };
-        let join = |name: &str| if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+        let Some(rel) = &self.rel_in_repo else {
+            return Vec::new();
+        };
+        let join = |name: &str| {
+            if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            }
+        };
         vec![join(RESULTS), join(STATE), join(LESSONS), join(PRIVATE)]
     }
 
@@ -105,18 +131,35 @@ impl Paths {
     pub fn archive(&self) -> Result<Vec<PathBuf>> {
         let mut generation = 1u32;
         let name = |g: u32, stem: &str, ext: &str| {
-            if g == 1 { format!("{stem}.prev.{ext}") } else { format!("{stem}.prev{g}.{ext}") }
+            if g == 1 {
+                format!("{stem}.prev.{ext}")
+            } else {
+                format!("{stem}.prev{g}.{ext}")
+            }
         };
-        while self.dir.join(name(generation, "research-results", "tsv")).exists()
-            || self.dir.join(name(generation, "autoresearch-state", "json")).exists()
+        while self
+            .dir
+            .join(name(generation, "research-results", "tsv"))
+            .exists()
+            || self
+                .dir
+                .join(name(generation, "autoresearch-state", "json"))
+                .exists()
             || self.private.join(format!("prev{generation}")).exists()
         {
             generation += 1;
         }
         let mut moved = Vec::new();
         for (from, to) in [
-            (&self.results, self.dir.join(name(generation, "research-results", "tsv"))),
-            (&self.state, self.dir.join(name(generation, "autoresearch-state", "json"))),
+            (
+                &self.results,
+                self.dir.join(name(generation, "research-results", "tsv")),
+            ),
+            (
+                &self.state,
+                self.dir
+                    .join(name(generation, "autoresearch-state", "json")),
+            ),
         ] {
             if from.exists() {
                 fs::rename(from, &to).ctx("archive", from)?;

@@ -54,7 +54,13 @@ impl ResultsLog {
 
     /// Returns a log that does not exist on disk yet (a fresh run before its baseline).
     pub fn unborn(path: &Path) -> ResultsLog {
-        ResultsLog { path: path.to_path_buf(), meta: Vec::new(), rows: Vec::new(), text: String::new(), stamp: None }
+        ResultsLog {
+            path: path.to_path_buf(),
+            meta: Vec::new(),
+            rows: Vec::new(),
+            text: String::new(),
+            stamp: None,
+        }
     }
 
     /// Reads an existing log, cutting off a torn (unterminated) last line first.
@@ -65,18 +71,34 @@ impl ResultsLog {
         if !bytes.is_empty() && !bytes.ends_with(b"\n") {
             end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
             repair.torn_bytes = bytes.len() - end;
-            let f = OpenOptions::new().write(true).open(path).ctx("open", path)?;
-            f.set_len(end as u64).ctx("repair the torn last line of", path)?;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .ctx("open", path)?;
+            f.set_len(end as u64)
+                .ctx("repair the torn last line of", path)?;
             f.sync_all().ctx("sync", path)?;
         }
         let text = String::from_utf8(bytes[..end].to_vec()).map_err(|_| {
-            Error::Refused(format!("{} is not valid UTF-8; move it aside or use --fresh", path.display()))
+            Error::Refused(format!(
+                "{} is not valid UTF-8; move it aside or use --fresh",
+                path.display()
+            ))
         })?;
         let (meta, rows) = parse(&text).map_err(|(line, why)| {
-            Error::Refused(format!("{} line {line}: {why}; fix the line or start over with --fresh", path.display()))
+            Error::Refused(format!(
+                "{} line {line}: {why}; fix the line or start over with --fresh",
+                path.display()
+            ))
         })?;
         Ok((
-            ResultsLog { path: path.to_path_buf(), meta, rows, stamp: fsutil::fingerprint(path), text },
+            ResultsLog {
+                path: path.to_path_buf(),
+                meta,
+                rows,
+                stamp: fsutil::fingerprint(path),
+                text,
+            },
             repair,
         ))
     }
@@ -94,7 +116,11 @@ impl ResultsLog {
 
     /// Returns a metadata value.
     pub fn meta(&self, key: &str) -> Option<&str> {
-        self.meta.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.meta
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Returns the last `n` rows.
@@ -120,8 +146,11 @@ impl ResultsLog {
     }
 }
 
+/// Metadata pairs and main rows of a results log.
+pub type Parsed = (Vec<(String, String)>, Vec<Row>);
+
 /// Parses the log text; errors carry the 1-based line number.
-pub fn parse(text: &str) -> Result<(Vec<(String, String)>, Vec<Row>), (usize, String)> {
+pub fn parse(text: &str) -> Result<Parsed, (usize, String)> {
     let mut meta = Vec::new();
     let mut rows = Vec::new();
     let mut header_seen = false;
@@ -146,7 +175,10 @@ pub fn parse(text: &str) -> Result<(Vec<(String, String)>, Vec<Row>), (usize, St
         let first = line.split('\t').next().unwrap_or_default();
         if first.len() > 1
             && first.ends_with(|c: char| c.is_ascii_lowercase())
-            && first.trim_end_matches(|c: char| c.is_ascii_lowercase()).parse::<u64>().is_ok()
+            && first
+                .trim_end_matches(|c: char| c.is_ascii_lowercase())
+                .parse::<u64>()
+                .is_ok()
         {
             continue; // a parallel worker row (`5a`); it does not affect state
         }
@@ -179,7 +211,10 @@ mod tests {
     fn create_append_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.tsv");
-        let meta = vec![("metric_direction".to_string(), "lower".to_string()), ("mode".into(), "loop".into())];
+        let meta = vec![
+            ("metric_direction".to_string(), "lower".to_string()),
+            ("mode".into(), "loop".into()),
+        ];
         let mut log = ResultsLog::create(&p, &meta, &row(0, Status::Baseline)).unwrap();
         log.append(&row(1, Status::Keep)).unwrap();
         assert!(!log.tampered());

@@ -135,8 +135,10 @@ impl StateFile {
     pub fn save(&mut self, path: &Path) -> Result<()> {
         self.updated_at = now_utc();
         // Through `Value`, whose maps are sorted, so the file has sorted keys like the reference's.
-        let value = serde_json::to_value(&*self).map_err(|e| Error::Blocked(format!("encode state: {e}")))?;
-        let mut text = serde_json::to_string_pretty(&value).map_err(|e| Error::Blocked(format!("encode state: {e}")))?;
+        let value = serde_json::to_value(&*self)
+            .map_err(|e| Error::Blocked(format!("encode state: {e}")))?;
+        let mut text = serde_json::to_string_pretty(&value)
+            .map_err(|e| Error::Blocked(format!("encode state: {e}")))?;
         text.push('\n');
         fsutil::write_atomic(path, text.as_bytes())
     }
@@ -144,9 +146,13 @@ impl StateFile {
     /// Reads the state; `Err` carries a one-line reason.
     pub fn load(path: &Path) -> std::result::Result<StateFile, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
-        let s: StateFile = serde_json::from_str(&text).map_err(|e| format!("it is not a valid state file: {e}"))?;
+        let s: StateFile = serde_json::from_str(&text)
+            .map_err(|e| format!("it is not a valid state file: {e}"))?;
         if s.version != 1 {
-            return Err(format!("version {} is not supported (expected 1)", s.version));
+            return Err(format!(
+                "version {} is not supported (expected 1)",
+                s.version
+            ));
         }
         Ok(s)
     }

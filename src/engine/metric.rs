@@ -21,7 +21,11 @@ fn last_line(stdout: &str) -> Option<&str> {
 
 fn clip(s: &str) -> String {
     let s = s.trim();
-    if s.chars().count() > 60 { format!("{}…", s.chars().take(59).collect::<String>()) } else { s.to_string() }
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(59).collect::<String>())
+    } else {
+        s.to_string()
+    }
 }
 
 impl MetricFormat {
@@ -39,13 +43,15 @@ impl MetricFormat {
                 let value: serde_json::Value = serde_json::from_str(line).map_err(|_| {
                     format!("last stdout line `{}` is not a JSON object", clip(line))
                 })?;
-                let obj = value
-                    .as_object()
-                    .ok_or_else(|| format!("last stdout line `{}` is not a JSON object", clip(line)))?;
-                let v = obj.get(key).ok_or_else(|| format!("the JSON object has no key `{key}`"))?;
-                v.as_f64()
-                    .filter(|f| f.is_finite())
-                    .ok_or_else(|| format!("`{key}` is `{}`, not a finite number", clip(&v.to_string())))
+                let obj = value.as_object().ok_or_else(|| {
+                    format!("last stdout line `{}` is not a JSON object", clip(line))
+                })?;
+                let v = obj
+                    .get(key)
+                    .ok_or_else(|| format!("the JSON object has no key `{key}`"))?;
+                v.as_f64().filter(|f| f.is_finite()).ok_or_else(|| {
+                    format!("`{key}` is `{}`, not a finite number", clip(&v.to_string()))
+                })
             }
             MetricFormat::Regex(re) => {
                 let caps = re
@@ -77,11 +83,28 @@ mod tests {
 
     #[test]
     fn metrics_json_picks_the_key() {
-        let f = MetricFormat::MetricsJson { key: "latency_ms".into() };
-        assert_eq!(f.extract("log line\n{\"latency_ms\": 12.5, \"ok\": true}\n"), Ok(12.5));
-        assert!(f.extract("{\"other\": 1}").unwrap_err().contains("no key `latency_ms`"));
-        assert!(f.extract("{\"latency_ms\": \"fast\"}").unwrap_err().contains("not a finite number"));
-        assert!(f.extract("[1,2]").unwrap_err().contains("not a JSON object"));
+        let f = MetricFormat::MetricsJson {
+            key: "latency_ms".into(),
+        };
+        assert_eq!(
+            f.extract("log line\n{\"latency_ms\": 12.5, \"ok\": true}\n"),
+            Ok(12.5)
+        );
+        assert!(
+            f.extract("{\"other\": 1}")
+                .unwrap_err()
+                .contains("no key `latency_ms`")
+        );
+        assert!(
+            f.extract("{\"latency_ms\": \"fast\"}")
+                .unwrap_err()
+                .contains("not a finite number")
+        );
+        assert!(
+            f.extract("[1,2]")
+                .unwrap_err()
+                .contains("not a JSON object")
+        );
         assert!(f.extract("{\"latency_ms\": 1}\ntrailing").is_err());
     }
 
@@ -91,6 +114,10 @@ mod tests {
         assert_eq!(f.extract("score: 1\nscore: 2.5\nbye"), Ok(2.5));
         assert!(f.extract("nothing here").unwrap_err().contains("no match"));
         let g = MetricFormat::Regex(Regex::new(r"score: (\w+)").unwrap());
-        assert!(g.extract("score: fast").unwrap_err().contains("not a finite number"));
+        assert!(
+            g.extract("score: fast")
+                .unwrap_err()
+                .contains("not a finite number")
+        );
     }
 }

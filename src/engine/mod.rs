@@ -47,7 +47,9 @@ impl FromStr for Direction {
         match s.trim().to_ascii_lowercase().as_str() {
             "lower" => Ok(Direction::Lower),
             "higher" => Ok(Direction::Higher),
-            other => Err(format!("`{other}` is not a direction (use lower or higher)")),
+            other => Err(format!(
+                "`{other}` is not a direction (use lower or higher)"
+            )),
         }
     }
 }
@@ -66,7 +68,12 @@ pub enum Verdict {
 /// Decides a measured trial: keep iff strictly better in `direction` and the guard passed.
 ///
 /// `guard_passed` is `None` when no guard is configured.
-pub fn judge(direction: Direction, trial: f64, retained: f64, guard_passed: Option<bool>) -> Verdict {
+pub fn judge(
+    direction: Direction,
+    trial: f64,
+    retained: f64,
+    guard_passed: Option<bool>,
+) -> Verdict {
     if !direction.improves(trial, retained) {
         return Verdict::NotBetter;
     }

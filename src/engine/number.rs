@@ -40,7 +40,11 @@ pub fn canonical(v: f64) -> String {
 /// Returns the canonical text of a delta, with a leading `+` when positive.
 pub fn signed(v: f64) -> String {
     let c = canonical(v);
-    if v > 0.0 && c != "0" { format!("+{c}") } else { c }
+    if v > 0.0 && c != "0" {
+        format!("+{c}")
+    } else {
+        c
+    }
 }
 
 fn fraction_digits(v: f64) -> usize {
@@ -92,8 +96,9 @@ mod tests {
 
     #[test]
     fn rejects_non_finite_and_garbage() {
-        for bad in ["", "NaN", "nan", "inf", "-inf", "infinity", "1e999", "0x10", "12ms", "1,5", "--1"]
-        {
+        for bad in [
+            "", "NaN", "nan", "inf", "-inf", "infinity", "1e999", "0x10", "12ms", "1,5", "--1",
+        ] {
             assert_eq!(parse_metric(bad), None, "{bad}");
         }
     }

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::row::{Row, Status};
 use super::Direction;
+use super::row::{Row, Status};
 
 /// The reference's `state` object, rebuilt from the TSV by [`Tally::apply`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -161,7 +161,10 @@ impl Replay {
     pub fn apply(&mut self, row: &Row) -> Result<(), ReplayError> {
         let expected = self.tally.iteration + 1;
         if row.iteration != expected {
-            return Err(ReplayError::OutOfOrder { expected, found: row.iteration });
+            return Err(ReplayError::OutOfOrder {
+                expected,
+                found: row.iteration,
+            });
         }
         let t = &mut self.tally;
         let l = &mut self.ladder;
@@ -276,30 +279,54 @@ pub fn mismatches(stored: &Tally, replayed: &Tally) -> Vec<String> {
         }
     };
     int("iteration", stored.iteration, replayed.iteration);
-    int("best_iteration", stored.best_iteration, replayed.best_iteration);
+    int(
+        "best_iteration",
+        stored.best_iteration,
+        replayed.best_iteration,
+    );
     int("keeps", stored.keeps, replayed.keeps);
     int("discards", stored.discards, replayed.discards);
     int("crashes", stored.crashes, replayed.crashes);
     int("no_ops", stored.no_ops, replayed.no_ops);
     int("blocked", stored.blocked, replayed.blocked);
-    int("consecutive_discards", stored.consecutive_discards, replayed.consecutive_discards);
+    int(
+        "consecutive_discards",
+        stored.consecutive_discards,
+        replayed.consecutive_discards,
+    );
     int("pivot_count", stored.pivot_count, replayed.pivot_count);
     let mut num = |name: &str, a: f64, b: f64| {
         if (a - b).abs() > 0.001 {
             out.push(format!("{name}: state {a}, results {b}"));
         }
     };
-    num("baseline_metric", stored.baseline_metric, replayed.baseline_metric);
+    num(
+        "baseline_metric",
+        stored.baseline_metric,
+        replayed.baseline_metric,
+    );
     num("best_metric", stored.best_metric, replayed.best_metric);
-    num("current_metric", stored.current_metric, replayed.current_metric);
-    num("last_trial_metric", stored.last_trial_metric, replayed.last_trial_metric);
+    num(
+        "current_metric",
+        stored.current_metric,
+        replayed.current_metric,
+    );
+    num(
+        "last_trial_metric",
+        stored.last_trial_metric,
+        replayed.last_trial_metric,
+    );
     let mut text = |name: &str, a: &str, b: &str| {
         if a != b {
             out.push(format!("{name}: state {a:?}, results {b:?}"));
         }
     };
     text("last_commit", &stored.last_commit, &replayed.last_commit);
-    text("last_trial_commit", &stored.last_trial_commit, &replayed.last_trial_commit);
+    text(
+        "last_trial_commit",
+        &stored.last_trial_commit,
+        &replayed.last_trial_commit,
+    );
     text("last_status", &stored.last_status, &replayed.last_status);
     out
 }
@@ -321,7 +348,11 @@ mod tests {
         }
     }
 
-    const TH: Thresholds = Thresholds { refine_after: 3, pivot_after: 5, max_pivots: 3 };
+    const TH: Thresholds = Thresholds {
+        refine_after: 3,
+        pivot_after: 5,
+        max_pivots: 3,
+    };
 
     #[test]
     fn keep_discard_and_counters() {
@@ -380,14 +411,26 @@ mod tests {
 
     #[test]
     fn rejects_gaps_and_missing_baseline() {
-        let gap = vec![r(0, Status::Baseline, 1.0, "a"), r(2, Status::Keep, 0.0, "b")];
+        let gap = vec![
+            r(0, Status::Baseline, 1.0, "a"),
+            r(2, Status::Keep, 0.0, "b"),
+        ];
         assert_eq!(
             Replay::from_rows(&gap, Direction::Lower),
-            Err(ReplayError::OutOfOrder { expected: 1, found: 2 })
+            Err(ReplayError::OutOfOrder {
+                expected: 1,
+                found: 2
+            })
         );
         let none = vec![r(0, Status::Keep, 1.0, "a")];
-        assert_eq!(Replay::from_rows(&none, Direction::Lower), Err(ReplayError::NoBaseline));
-        assert_eq!(Replay::from_rows(&[], Direction::Lower), Err(ReplayError::NoBaseline));
+        assert_eq!(
+            Replay::from_rows(&none, Direction::Lower),
+            Err(ReplayError::NoBaseline)
+        );
+        assert_eq!(
+            Replay::from_rows(&[], Direction::Lower),
+            Err(ReplayError::NoBaseline)
+        );
     }
 
     /// Drives the ladder the way the driver does: append the experiment row, then any meta rows.
@@ -396,7 +439,11 @@ mod tests {
         let mut log = Vec::new();
         for st in outcomes {
             let n = rp.tally.iteration + 1;
-            let metric = if *st == Status::Keep { rp.tally.current_metric - 1.0 } else { 10.0 };
+            let metric = if *st == Status::Keep {
+                rp.tally.current_metric - 1.0
+            } else {
+                10.0
+            };
             rp.apply(&r(n, *st, metric, "x")).unwrap();
             log.push(*st);
             while let Some(e) = rp.pending_escalation(TH) {
@@ -434,8 +481,15 @@ mod tests {
     #[test]
     fn a_keep_resets_the_ladder() {
         use Status::*;
-        let (log, rp) = run_ladder(&[Discard, Discard, Discard, Discard, Crash, NoOp, Keep, Discard]);
-        assert_eq!(log, vec![Discard, Discard, Discard, Refine, Discard, Crash, Pivot, NoOp, Keep, Discard]);
+        let (log, rp) = run_ladder(&[
+            Discard, Discard, Discard, Discard, Crash, NoOp, Keep, Discard,
+        ]);
+        assert_eq!(
+            log,
+            vec![
+                Discard, Discard, Discard, Refine, Discard, Crash, Pivot, NoOp, Keep, Discard
+            ]
+        );
         assert_eq!(rp.tally.pivot_count, 0);
         assert_eq!(rp.ladder.since_reset, 1);
         assert_eq!(rp.next_directive(), Directive::Continue);
@@ -455,7 +509,11 @@ mod tests {
 
     #[test]
     fn zero_disables_a_level() {
-        let th = Thresholds { refine_after: 0, pivot_after: 0, max_pivots: 0 };
+        let th = Thresholds {
+            refine_after: 0,
+            pivot_after: 0,
+            max_pivots: 0,
+        };
         let mut rp = Replay::start(&r(0, Status::Baseline, 1.0, "a"), Direction::Lower).unwrap();
         for n in 1..=20 {
             rp.apply(&r(n, Status::Discard, 2.0, "x")).unwrap();
@@ -466,7 +524,10 @@ mod tests {
 
     #[test]
     fn mismatches_name_the_keys() {
-        let rows = vec![r(0, Status::Baseline, 10.0, "a"), r(1, Status::Keep, 9.0, "b")];
+        let rows = vec![
+            r(0, Status::Baseline, 10.0, "a"),
+            r(1, Status::Keep, 9.0, "b"),
+        ];
         let rp = Replay::from_rows(&rows, Direction::Lower).unwrap();
         let mut stored = rp.tally.clone();
         assert!(mismatches(&stored, &rp.tally).is_empty());
@@ -479,7 +540,10 @@ mod tests {
 
     #[test]
     fn integral_metrics_serialize_as_integers() {
-        let rows = vec![r(0, Status::Baseline, 10.0, "a"), r(1, Status::Keep, 9.5, "b")];
+        let rows = vec![
+            r(0, Status::Baseline, 10.0, "a"),
+            r(1, Status::Keep, 9.5, "b"),
+        ];
         let rp = Replay::from_rows(&rows, Direction::Lower).unwrap();
         let v = serde_json::to_value(&rp.tally).unwrap();
         assert_eq!(v["baseline_metric"], serde_json::json!(10));

@@ -130,7 +130,11 @@ pub fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_DESCRIPTION * 4));
     let mut last_space = true;
     for ch in text.chars() {
-        let ch = if ch.is_control() || ch.is_whitespace() { ' ' } else { ch };
+        let ch = if ch.is_control() || ch.is_whitespace() {
+            ' '
+        } else {
+            ch
+        };
         if ch == ' ' {
             if !last_space {
                 out.push(' ');
@@ -154,7 +158,11 @@ impl Row {
     /// Returns the TSV line for this row, without the trailing newline.
     pub fn to_line(&self) -> String {
         let description = one_line(&self.description);
-        let description = if description.is_empty() { "-".to_string() } else { description };
+        let description = if description.is_empty() {
+            "-".to_string()
+        } else {
+            description
+        };
         format!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             self.iteration,
@@ -171,7 +179,10 @@ impl Row {
     pub fn parse_line(line: &str) -> Result<Row, String> {
         let fields: Vec<&str> = line.splitn(7, '\t').collect();
         if fields.len() != 7 {
-            return Err(format!("expected 7 tab-separated columns, found {}", fields.len()));
+            return Err(format!(
+                "expected 7 tab-separated columns, found {}",
+                fields.len()
+            ));
         }
         let iteration = fields[0]
             .parse::<u64>()
@@ -237,7 +248,10 @@ mod tests {
 
     #[test]
     fn encodes_a_row() {
-        assert_eq!(row("faster parser").to_line(), "3\tabc1234\t9.5\t-0.5\tpass\tkeep\tfaster parser");
+        assert_eq!(
+            row("faster parser").to_line(),
+            "3\tabc1234\t9.5\t-0.5\tpass\tkeep\tfaster parser"
+        );
     }
 
     #[test]
@@ -290,12 +304,18 @@ mod tests {
     fn meta_lines_encode_multiline_values_as_json() {
         assert_eq!(meta_line("goal", "fewer bugs"), "# goal: fewer bugs");
         let encoded = meta_line("verify", "python3 - <<'PY'\nprint(1)\nPY");
-        assert_eq!(encoded, "# verify: json:\"python3 - <<'PY'\\nprint(1)\\nPY\"");
+        assert_eq!(
+            encoded,
+            "# verify: json:\"python3 - <<'PY'\\nprint(1)\\nPY\""
+        );
         assert_eq!(
             parse_meta_line(&encoded),
             Some(("verify".into(), "python3 - <<'PY'\nprint(1)\nPY".into()))
         );
-        assert_eq!(parse_meta_line("# mode: loop"), Some(("mode".into(), "loop".into())));
+        assert_eq!(
+            parse_meta_line("# mode: loop"),
+            Some(("mode".into(), "loop".into()))
+        );
         assert_eq!(parse_meta_line("# just a comment"), None);
     }
 }

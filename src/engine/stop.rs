@@ -48,19 +48,28 @@ impl StopCondition {
 
     /// Returns the normal form, e.g. `metric <= 0.5`.
     pub fn describe(&self) -> String {
-        format!("metric {} {}", self.op.symbol(), super::number::canonical(self.target))
+        format!(
+            "metric {} {}",
+            self.op.symbol(),
+            super::number::canonical(self.target)
+        )
     }
 }
 
 const NUMBER: &str = r"(-?(?:\d+(?:\.\d+)?|\.\d+))";
-const WORDS: [&str; 11] =
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
+const WORDS: [&str; 11] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+];
 
 /// Parses a stop condition such as `metric <= 0.5`, `below 10`, `at least 90`, `reaches zero`.
 ///
 /// `names` are extra words that refer to the metric (its name, the primary JSON key).
 pub fn parse(text: &str, names: &[&str], direction: Direction) -> Result<StopCondition, String> {
-    let mut s = text.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut s = text
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     for (digit, word) in WORDS.iter().enumerate() {
         let re = Regex::new(&format!(r"\b{word}\b")).map_err(|e| e.to_string())?;
         s = re.replace_all(&s, digit.to_string().as_str()).into_owned();
@@ -74,7 +83,11 @@ pub fn parse(text: &str, names: &[&str], direction: Direction) -> Result<StopCon
         }
     }
     let reference = format!(r"(?:current\s+)?(?:{})", refs.join("|"));
-    let reach = if direction == Direction::Lower { Op::Le } else { Op::Ge };
+    let reach = if direction == Direction::Lower {
+        Op::Le
+    } else {
+        Op::Ge
+    };
     let patterns: Vec<(String, Op)> = vec![
         (format!(r"{reference}\s*(?:==|=)\s*{NUMBER}"), Op::Eq),
         (format!(r"{reference}\s*(?:<=|=<)\s*{NUMBER}"), Op::Le),
@@ -85,12 +98,21 @@ pub fn parse(text: &str, names: &[&str], direction: Direction) -> Result<StopCon
         (format!(r"(?:>=|=>)\s*{NUMBER}"), Op::Ge),
         (format!(r"<\s*{NUMBER}"), Op::Lt),
         (format!(r">\s*{NUMBER}"), Op::Gt),
-        (format!(r"\b(?:at most|no more than|up to)\s+{NUMBER}"), Op::Le),
+        (
+            format!(r"\b(?:at most|no more than|up to)\s+{NUMBER}"),
+            Op::Le,
+        ),
         (format!(r"\b(?:at least|no less than)\s+{NUMBER}"), Op::Ge),
         (format!(r"\b(?:below|under|less than)\s+{NUMBER}"), Op::Lt),
-        (format!(r"\b(?:above|over|greater than|more than)\s+{NUMBER}"), Op::Gt),
+        (
+            format!(r"\b(?:above|over|greater than|more than)\s+{NUMBER}"),
+            Op::Gt,
+        ),
         (format!(r"\b(?:equals?|exactly|is)\s+{NUMBER}"), Op::Eq),
-        (format!(r"\b(?:reach|reaches|hit|hits|get to|gets to|down to)\s+{NUMBER}"), reach),
+        (
+            format!(r"\b(?:reach|reaches|hit|hits|get to|gets to|down to)\s+{NUMBER}"),
+            reach,
+        ),
     ];
     for (pattern, op) in patterns {
         let re = Regex::new(&pattern).map_err(|e| e.to_string())?;
@@ -117,34 +139,148 @@ mod tests {
 
     #[test]
     fn operators_with_a_metric_reference() {
-        assert_eq!(p("metric <= 0.5"), StopCondition { op: Op::Le, target: 0.5 });
-        assert_eq!(p("metric == 0"), StopCondition { op: Op::Eq, target: 0.0 });
-        assert_eq!(p("metric = 3"), StopCondition { op: Op::Eq, target: 3.0 });
-        assert_eq!(p("current metric >= 90"), StopCondition { op: Op::Ge, target: 90.0 });
-        assert_eq!(p("todo_count == 0"), StopCondition { op: Op::Eq, target: 0.0 });
-        assert_eq!(p("test   failures < 2"), StopCondition { op: Op::Lt, target: 2.0 });
-        assert_eq!(p("metric =< -1.5"), StopCondition { op: Op::Le, target: -1.5 });
-        assert_eq!(p("metric > .5"), StopCondition { op: Op::Gt, target: 0.5 });
+        assert_eq!(
+            p("metric <= 0.5"),
+            StopCondition {
+                op: Op::Le,
+                target: 0.5
+            }
+        );
+        assert_eq!(
+            p("metric == 0"),
+            StopCondition {
+                op: Op::Eq,
+                target: 0.0
+            }
+        );
+        assert_eq!(
+            p("metric = 3"),
+            StopCondition {
+                op: Op::Eq,
+                target: 3.0
+            }
+        );
+        assert_eq!(
+            p("current metric >= 90"),
+            StopCondition {
+                op: Op::Ge,
+                target: 90.0
+            }
+        );
+        assert_eq!(
+            p("todo_count == 0"),
+            StopCondition {
+                op: Op::Eq,
+                target: 0.0
+            }
+        );
+        assert_eq!(
+            p("test   failures < 2"),
+            StopCondition {
+                op: Op::Lt,
+                target: 2.0
+            }
+        );
+        assert_eq!(
+            p("metric =< -1.5"),
+            StopCondition {
+                op: Op::Le,
+                target: -1.5
+            }
+        );
+        assert_eq!(
+            p("metric > .5"),
+            StopCondition {
+                op: Op::Gt,
+                target: 0.5
+            }
+        );
     }
 
     #[test]
     fn words() {
-        assert_eq!(p("below 10"), StopCondition { op: Op::Lt, target: 10.0 });
-        assert_eq!(p("under 3"), StopCondition { op: Op::Lt, target: 3.0 });
-        assert_eq!(p("at least 90"), StopCondition { op: Op::Ge, target: 90.0 });
-        assert_eq!(p("no more than 4"), StopCondition { op: Op::Le, target: 4.0 });
-        assert_eq!(p("greater than 7"), StopCondition { op: Op::Gt, target: 7.0 });
-        assert_eq!(p("exactly 2"), StopCondition { op: Op::Eq, target: 2.0 });
-        assert_eq!(p("stop when metric reaches zero"), StopCondition { op: Op::Le, target: 0.0 });
-        assert_eq!(p("reaches ten"), StopCondition { op: Op::Le, target: 10.0 });
-        assert_eq!(p("Gets to Five"), StopCondition { op: Op::Le, target: 5.0 });
-        assert_eq!(p("<= 1"), StopCondition { op: Op::Le, target: 1.0 });
+        assert_eq!(
+            p("below 10"),
+            StopCondition {
+                op: Op::Lt,
+                target: 10.0
+            }
+        );
+        assert_eq!(
+            p("under 3"),
+            StopCondition {
+                op: Op::Lt,
+                target: 3.0
+            }
+        );
+        assert_eq!(
+            p("at least 90"),
+            StopCondition {
+                op: Op::Ge,
+                target: 90.0
+            }
+        );
+        assert_eq!(
+            p("no more than 4"),
+            StopCondition {
+                op: Op::Le,
+                target: 4.0
+            }
+        );
+        assert_eq!(
+            p("greater than 7"),
+            StopCondition {
+                op: Op::Gt,
+                target: 7.0
+            }
+        );
+        assert_eq!(
+            p("exactly 2"),
+            StopCondition {
+                op: Op::Eq,
+                target: 2.0
+            }
+        );
+        assert_eq!(
+            p("stop when metric reaches zero"),
+            StopCondition {
+                op: Op::Le,
+                target: 0.0
+            }
+        );
+        assert_eq!(
+            p("reaches ten"),
+            StopCondition {
+                op: Op::Le,
+                target: 10.0
+            }
+        );
+        assert_eq!(
+            p("Gets to Five"),
+            StopCondition {
+                op: Op::Le,
+                target: 5.0
+            }
+        );
+        assert_eq!(
+            p("<= 1"),
+            StopCondition {
+                op: Op::Le,
+                target: 1.0
+            }
+        );
     }
 
     #[test]
     fn reaches_follows_the_direction() {
         let c = parse("reaches 90", &[], Direction::Higher).expect("parse");
-        assert_eq!(c, StopCondition { op: Op::Ge, target: 90.0 });
+        assert_eq!(
+            c,
+            StopCondition {
+                op: Op::Ge,
+                target: 90.0
+            }
+        );
         assert!(c.satisfied(90.0) && c.satisfied(95.0) && !c.satisfied(89.9));
     }
 

@@ -1,0 +1,615 @@
+//! The iteration contract with scripted command agents: every status and tag, rework, rollback
+//! hygiene, trial refs, and the artifacts' format.
+
+use crate::support::*;
+
+const VERIFY: &str = "sh measure.sh";
+
+#[test]
+fn keep_discard_noop_and_scope_in_one_run() {
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (1, "echo 7 > src/value.txt; echo 'lower to 7'"),
+            (2, "echo 9 > src/value.txt; echo 'raise to 9'"),
+            (3, "echo 'no change'"),
+            (
+                4,
+                "echo 1 > src/value.txt; echo x > notes.txt; echo 'edit outside the scope'",
+            ),
+            (
+                5,
+                "printf '7\\n\\n' > src/value.txt; echo 'same as retained'",
+            ),
+        ],
+    );
+    let r = repo.run_loop(
+        VERIFY,
+        &agent,
+        &["--iterations", "5", "--refine-after", "10"],
+    );
+    r.expect_code(0);
+    assert_eq!(
+        repo.statuses(),
+        ["baseline", "keep", "discard", "no-op", "discard", "discard"]
+    );
+    let rows = repo.rows();
+    assert_eq!(rows[1][2], "7");
+    assert_eq!(rows[1][3], "-3");
+    assert_eq!(rows[2][2], "9");
+    assert_eq!(rows[2][3], "+2");
+    assert!(
+        rows[4][6].starts_with("[SCOPE] notes.txt"),
+        "{}",
+        rows[4][6]
+    );
+    assert_eq!(
+        rows[4][1], "-",
+        "nothing is committed for a scope violation"
+    );
+    assert_eq!(rows[5][3], "0", "a tie is not an improvement");
+    // The branch holds the keep only; rejected trials are preserved under refs/autoresearch.
+    assert_eq!(repo.log(), ["experiment: lower to 7", "initial"]);
+    assert_eq!(repo.read("src/value.txt"), "7\n");
+    assert!(
+        !repo.exists("notes.txt"),
+        "the agent's file outside the scope is removed"
+    );
+    assert_eq!(repo.status(), "", "the tree is clean after the run");
+    let refs = repo.git(&["for-each-ref", "--format=%(refname)", "refs/autoresearch/"]);
+    assert!(refs.contains("/trial-2\n"), "{refs}");
+    assert!(refs.contains("/trial-5\n"), "{refs}");
+    let state = repo.state();
+    assert_eq!(state["state"]["keeps"], 1);
+    assert_eq!(state["state"]["discards"], 3);
+    assert_eq!(state["state"]["no_ops"], 1);
+    assert_eq!(state["state"]["current_metric"], 7);
+    assert_eq!(state["state"]["last_commit"], rows[1][1]);
+    assert_eq!(state["engine"]["head"], repo.head());
+}
+
+#[test]
+fn verify_without_a_metric_is_a_crash_and_the_run_goes_on() {
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (
+                1,
+                "echo 'not a number' > src/value.txt; echo 'break the output'",
+            ),
+            (2, "echo 3 > src/value.txt; echo 'lower to 3'"),
+        ],
+    );
+    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "2"]);
+    r.expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "crash", "keep"]);
+    let crash = &repo.rows()[1];
+    assert_eq!(crash[2], "10", "a crash carries the retained metric");
+    assert_eq!(crash[3], "0");
+    assert!(crash[6].contains("break the output"), "{}", crash[6]);
+    assert!(crash[6].contains("not a finite number"), "{}", crash[6]);
+    assert_ne!(crash[1], "-", "the crashed trial commit is named");
+    let log =
+        std::fs::read_to_string(repo.root.join(".autoresearch/iter-0001/verify.log")).unwrap();
+    assert!(log.contains("not a number"));
+}
+
+#[test]
+fn agent_failure_is_a_crash() {
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(
+            1,
+            "echo 2 > src/value.txt; echo 'model error: boom'; exit 3",
+        )],
+    );
+    repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
+        .expect_code(0);
+    let row = &repo.rows()[1];
+    assert_eq!(row[5], "crash");
+    assert!(
+        row[6].contains("exit 3") && row[6].contains("model error: boom"),
+        "{}",
+        row[6]
+    );
+    assert_eq!(
+        repo.read("src/value.txt"),
+        "10\n",
+        "the failed turn's edit is rolled back"
+    );
+    // Its partial work is preserved for inspection.
+    let preserved = repo.git(&["show", &format!("{}:src/value.txt", row[1])]);
+    assert_eq!(preserved, "2\n");
+}
+
+#[test]
+fn agent_timeouts_are_tagged_and_kill_the_group() {
+    let repo = number_repo(10);
+    let marker = repo.aux.join("child-alive");
+    let body = format!(
+        "cat > /dev/null\necho 1 > src/value.txt\n(sleep 30; touch {}) &\nsleep 30\n",
+        marker.display()
+    );
+    let agent = repo.script("slow.sh", &body);
+    let r = repo.run_loop(
+        VERIFY,
+        &agent,
+        &["--iterations", "1", "--agent-timeout", "1s"],
+    );
+    r.expect_code(0);
+    let row = &repo.rows()[1];
+    assert_eq!(row[5], "crash");
+    assert!(row[6].starts_with("[TIMEOUT]"), "{}", row[6]);
+    assert_eq!(repo.read("src/value.txt"), "10\n");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ps = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ps -eo args | grep -c '[s]leep 30; touch {}'",
+            marker.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ps.stdout).trim(),
+        "0",
+        "no process of the agent survives"
+    );
+}
+
+#[test]
+fn idle_agent_is_killed() {
+    let repo = number_repo(10);
+    let agent = repo.script("idle.sh", "cat > /dev/null; echo thinking; sleep 30");
+    repo.run_loop(
+        VERIFY,
+        &agent,
+        &["--iterations", "1", "--agent-idle-timeout", "500ms"],
+    )
+    .expect_code(0);
+    let row = &repo.rows()[1];
+    assert!(
+        row[6].starts_with("[TIMEOUT]") && row[6].contains("printed nothing"),
+        "{}",
+        row[6]
+    );
+}
+
+#[test]
+fn verify_timeout_with_a_grandchild_holding_the_pipe() {
+    let repo = TestRepo::with_files(&[
+        ("src/value.txt", "10\n"),
+        // Once the value drops below 10, verify hangs with a background child holding stdout.
+        (
+            "measure.sh",
+            "v=$(cat src/value.txt)\nif [ \"$v\" -lt 10 ]; then sleep 60 & sleep 60; fi\necho $v\n",
+        ),
+    ]);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(1, "echo 5 > src/value.txt; echo 'lower to 5'")],
+    );
+    let t = std::time::Instant::now();
+    repo.run_loop(
+        VERIFY,
+        &agent,
+        &["--iterations", "1", "--verify-timeout", "1s"],
+    )
+    .expect_code(0);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        t.elapsed()
+    );
+    let row = &repo.rows()[1];
+    assert_eq!(row[5], "crash");
+    assert!(
+        row[6].starts_with("[TIMEOUT]") && row[6].contains("verify timed out after 1s"),
+        "{}",
+        row[6]
+    );
+    assert_eq!(repo.read("src/value.txt"), "10\n");
+}
+
+#[test]
+fn guard_failure_gets_rework_turns_then_keeps() {
+    let repo = TestRepo::with_files(&[
+        ("src/value.txt", "10\n"),
+        ("src/ok.txt", "yes\n"),
+        ("measure.sh", "cat src/value.txt\n"),
+        (
+            "guard.sh",
+            "grep -q yes src/ok.txt || { echo 'guard: ok.txt must say yes'; exit 1; }\n",
+        ),
+    ]);
+    // Iteration 1 improves but breaks the guard; the rework turn repairs it.
+    let agent = repo.script(
+        "agent.sh",
+        "cat > /dev/null\nif [ \"$AUTORESEARCH_DIRECTIVE\" = rework ]; then\n  grep -q 'ok.txt must say yes' \"$AUTORESEARCH_FEEDBACK\" || exit 9\n  echo yes > src/ok.txt; echo 'repair ok.txt'\nelse\n  echo 4 > src/value.txt; echo no > src/ok.txt; echo 'lower to 4'\nfi",
+    );
+    repo.run_loop(
+        VERIFY,
+        &agent,
+        &["--iterations", "1", "--guard", "sh guard.sh"],
+    )
+    .expect_code(0);
+    let row = &repo.rows()[1];
+    assert_eq!(
+        (row[5].as_str(), row[4].as_str(), row[2].as_str()),
+        ("keep", "pass", "4")
+    );
+    assert!(
+        row[6].contains("guard passed after 1 rework turn"),
+        "{}",
+        row[6]
+    );
+    assert_eq!(
+        repo.log(),
+        [
+            "experiment: lower to 4 (rework 1)",
+            "experiment: lower to 4",
+            "initial"
+        ]
+    );
+    assert!(
+        repo.root
+            .join(".autoresearch/iter-0001/rework-1.prompt.md")
+            .exists()
+    );
+    let prompt =
+        std::fs::read_to_string(repo.root.join(".autoresearch/iter-0001/rework-1.prompt.md"))
+            .unwrap();
+    assert!(
+        prompt.contains("ok.txt must say yes"),
+        "the rework prompt carries the guard output"
+    );
+}
+
+#[test]
+fn guard_failure_after_all_rework_turns_is_a_guard_discard() {
+    let repo = TestRepo::with_files(&[
+        ("src/value.txt", "10\n"),
+        ("measure.sh", "cat src/value.txt\n"),
+        ("guard.sh", "echo 'tests failed: 3'; exit 1\n"),
+    ]);
+    let agent = repo.script(
+        "agent.sh",
+        "cat > /dev/null\nif [ \"$AUTORESEARCH_DIRECTIVE\" = rework ]; then echo 'try again'; else echo 4 > src/value.txt; echo 'lower to 4'; fi",
+    );
+    // The guard fails at baseline too: refused before any change.
+    let r = repo.run_loop(
+        VERIFY,
+        &agent,
+        &["--iterations", "1", "--guard", "sh guard.sh"],
+    );
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("the guard fails on the untouched tree"),
+        "{}",
+        r.stderr
+    );
+    assert!(!repo.exists("research-results.tsv"));
+
+    repo.write(
+        "guard.sh",
+        "v=$(cat src/value.txt); [ \"$v\" -ge 10 ] || { echo 'tests failed: 3'; exit 1; }\n",
+    );
+    repo.git(&["commit", "-qam", "guard passes at 10"]);
+    repo.run_loop(
+        VERIFY,
+        &agent,
+        &[
+            "--iterations",
+            "1",
+            "--guard",
+            "sh guard.sh",
+            "--rework",
+            "2",
+        ],
+    )
+    .expect_code(0);
+    let row = &repo.rows()[1];
+    assert_eq!(
+        (row[5].as_str(), row[4].as_str(), row[2].as_str()),
+        ("discard", "fail", "4")
+    );
+    assert!(
+        row[6].starts_with("[GUARD] lower to 4")
+            && row[6].contains("after 2 rework turns")
+            && row[6].contains("tests failed: 3"),
+        "{}",
+        row[6]
+    );
+    assert_eq!(repo.read("src/value.txt"), "10\n");
+}
+
+#[test]
+fn protected_paths_are_discarded() {
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (
+                1,
+                "echo 'echo 0' > measure.sh; echo 1 > src/value.txt; echo 'game the metric'",
+            ),
+            (2, "echo 1 > src/secret.txt; echo 'touch a protected glob'"),
+            (
+                3,
+                "echo junk >> research-results.tsv; echo 5 > src/value.txt; echo 'forge the log'",
+            ),
+        ],
+    );
+    repo.run_loop(
+        VERIFY,
+        &agent,
+        &["--iterations", "3", "--protect", "src/secret.txt"],
+    )
+    .expect_code(0);
+    let rows = repo.rows();
+    assert!(
+        rows[1][6].starts_with("[PROTECTED] measure.sh"),
+        "{}",
+        rows[1][6]
+    );
+    assert!(
+        rows[2][6].starts_with("[PROTECTED] src/secret.txt"),
+        "{}",
+        rows[2][6]
+    );
+    assert!(
+        rows[3][6].starts_with("[PROTECTED]") && rows[3][6].contains("research-results.tsv"),
+        "{}",
+        rows[3][6]
+    );
+    assert!(
+        !repo.read("research-results.tsv").contains("junk"),
+        "the forged line is gone"
+    );
+    assert_eq!(repo.read("measure.sh"), "cat src/value.txt\n");
+    assert_eq!(
+        repo.statuses(),
+        ["baseline", "discard", "discard", "discard"]
+    );
+}
+
+#[test]
+fn rollback_keeps_user_files_and_removes_only_new_ones() {
+    let repo = TestRepo::with_files(&[
+        ("src/value.txt", "10\n"),
+        ("measure.sh", "cat src/value.txt\n"),
+        (".gitignore", "build/\n*.log\n"),
+    ]);
+    repo.write("notes/mine.md", "my notes\n"); // untracked, outside the scope
+    repo.write("build/cache.bin", "ignored\n"); // ignored
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (
+                1,
+                "echo 12 > src/value.txt; mkdir -p src/new/deep; echo n > src/new/deep/file.txt; echo y > build/out.bin; echo 'worse, with new files'",
+            ),
+            (
+                2,
+                "echo overwritten > notes/mine.md; echo 3 > src/value.txt; echo 'clobber a user file'",
+            ),
+            (
+                3,
+                "rm notes/mine.md; echo 3 > src/value.txt; echo 'delete a user file'",
+            ),
+        ],
+    );
+    repo.run_loop(VERIFY, &agent, &["--iterations", "3"])
+        .expect_code(0);
+    assert_eq!(
+        repo.statuses(),
+        ["baseline", "discard", "discard", "discard"]
+    );
+    let rows = repo.rows();
+    assert!(
+        rows[2][6].contains("[SCOPE] notes/mine.md (your untracked file)"),
+        "{}",
+        rows[2][6]
+    );
+    assert!(
+        rows[3][6].contains("[SCOPE] notes/mine.md (your untracked file)"),
+        "{}",
+        rows[3][6]
+    );
+    assert!(
+        !repo.exists("src/new"),
+        "new files and the directories they needed are gone"
+    );
+    assert_eq!(
+        repo.read("notes/mine.md"),
+        "my notes\n",
+        "the user's untracked file is restored"
+    );
+    assert_eq!(
+        repo.read("build/cache.bin"),
+        "ignored\n",
+        "ignored files are never touched"
+    );
+    assert!(
+        repo.exists("build/out.bin"),
+        "ignored files the agent made are not deleted either"
+    );
+    assert_eq!(repo.status(), "?? notes/mine.md\n");
+}
+
+#[test]
+fn artifacts_are_excluded_and_survive_rollback() {
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(1, "echo 11 > src/value.txt; echo worse")],
+    );
+    repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
+        .expect_code(0);
+    let exclude = std::fs::read_to_string(repo.root.join(".git/info/exclude")).unwrap();
+    for entry in [
+        "/research-results.tsv",
+        "/autoresearch-state.json",
+        "/autoresearch-lessons.md",
+        "/.autoresearch/",
+    ] {
+        assert!(
+            exclude.lines().any(|l| l == entry),
+            "{entry} missing from exclude:\n{exclude}"
+        );
+    }
+    assert_eq!(repo.status(), "");
+    assert!(repo.exists("research-results.tsv") && repo.exists("autoresearch-state.json"));
+    assert!(repo.exists(".autoresearch/iter-0001/prompt.md"));
+    assert!(repo.exists(".autoresearch/iter-0001/agent.log"));
+    assert!(repo.exists(".autoresearch/iter-0001/verify.log"));
+}
+
+#[test]
+fn results_file_format() {
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(
+            1,
+            "echo 7.50 > src/value.txt; printf 'tab\\there \"quoted\" ✓\\n'",
+        )],
+    );
+    repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
+        .expect_code(0);
+    let text = repo.read("research-results.tsv");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "# metric_direction: lower");
+    assert_eq!(lines[1], "# mode: loop");
+    assert!(lines[2].starts_with("# run_tag: lower-the-number"));
+    assert_eq!(lines[3], "# parallel: serial");
+    assert_eq!(lines[4], "# web_search: disabled");
+    let header = lines.iter().position(|l| !l.starts_with('#')).unwrap();
+    assert_eq!(
+        lines[header],
+        "iteration\tcommit\tmetric\tdelta\tguard\tstatus\tdescription"
+    );
+    let row: Vec<&str> = lines[header + 2].split('\t').collect();
+    assert_eq!(row.len(), 7);
+    assert_eq!(row[2], "7.5", "canonical number");
+    assert_eq!(row[3], "-2.5");
+    assert_eq!(row[6], "tab here \"quoted\" ✓");
+    assert!(text.ends_with('\n'));
+}
+
+#[test]
+fn agent_gets_the_prompt_and_environment() {
+    let repo = number_repo(10);
+    let seen = repo.aux.join("seen");
+    let agent = repo.script(
+        "agent.sh",
+        &format!(
+            "cat > {0}.prompt\nenv | grep ^AUTORESEARCH_ | sort > {0}.env\necho 'looked around'",
+            seen.display()
+        ),
+    );
+    repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
+        .expect_code(0);
+    let prompt = std::fs::read_to_string(format!("{}.prompt", seen.display())).unwrap();
+    assert!(prompt.contains("lower the number"));
+    assert!(prompt.contains("## Directive: continue"));
+    assert!(prompt.contains("`src/**`"));
+    let env = std::fs::read_to_string(format!("{}.env", seen.display())).unwrap();
+    for var in [
+        "AUTORESEARCH_ITERATION=1",
+        "AUTORESEARCH_MODE=loop",
+        "AUTORESEARCH_DIRECTIVE=continue",
+        "AUTORESEARCH_GOAL=lower the number",
+        "AUTORESEARCH_METRIC=value",
+        "AUTORESEARCH_DIRECTION=lower",
+        "AUTORESEARCH_RESULTS=",
+        "AUTORESEARCH_STATE=",
+        "AUTORESEARCH_FEEDBACK=",
+    ] {
+        assert!(env.contains(var), "{var} missing in:\n{env}");
+    }
+}
+
+#[test]
+fn repeat_uses_the_median() {
+    let repo = TestRepo::with_files(&[
+        ("src/value.txt", "10\n"),
+        (
+            "measure.sh",
+            "n=$(cat .count 2>/dev/null || echo 0); n=$((n+1)); echo $n > .count; case $n in 1) echo 100;; 2) echo 10;; *) echo 12;; esac\n",
+        ),
+        (".gitignore", ".count\n"),
+    ]);
+    let agent = scripted_agent(&repo, "agent.sh", &[]);
+    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "1", "--repeat", "3"]);
+    r.expect_code(0);
+    assert_eq!(repo.rows()[0][2], "12", "median of 100, 10, 12");
+}
+
+#[test]
+fn metrics_json_and_regex_formats() {
+    let repo = TestRepo::with_files(&[
+        ("src/value.txt", "10\n"),
+        (
+            "measure.sh",
+            "echo starting; printf '{\"ms\": %s, \"ok\": true}\\n' $(cat src/value.txt)\n",
+        ),
+    ]);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(1, "echo 6 > src/value.txt; echo six")],
+    );
+    repo.run_loop(
+        VERIFY,
+        &agent,
+        &[
+            "--iterations",
+            "1",
+            "--verify-format",
+            "metrics-json",
+            "--primary-metric-key",
+            "ms",
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(repo.rows()[1][2], "6");
+
+    let repo = TestRepo::with_files(&[
+        ("src/value.txt", "10\n"),
+        (
+            "measure.sh",
+            "echo \"score: $(cat src/value.txt) points\"; echo done\n",
+        ),
+    ]);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(1, "echo 4 > src/value.txt; echo four")],
+    );
+    repo.run_loop(
+        VERIFY,
+        &agent,
+        &[
+            "--iterations",
+            "1",
+            "--verify-format",
+            "regex",
+            "--metric-regex",
+            "score: ([0-9.]+)",
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(repo.rows()[1][2], "4");
+}
