@@ -2,4 +2,10 @@
 
 mod support;
 
+mod cli;
+mod crash;
+mod escalation;
 mod loop_basic;
+mod preflight;
+mod resume;
+mod status_cmd;
