@@ -19,7 +19,12 @@ use crate::scope::split_patterns;
 /// Autonomous, metric-driven code improvement: an agent proposes, the engine measures and keeps
 /// only strict improvements.
 #[derive(Parser, Debug)]
-#[command(name = "codex-autoresearch", version, propagate_version = true)]
+#[command(
+    name = "codex-autoresearch",
+    version,
+    propagate_version = true,
+    args_override_self = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -85,7 +85,7 @@ struct Inspection {
 
 /// An agent turn's result, or a reason to stop first.
 enum Turn {
-    Done(Proposal),
+    Done(Box<Proposal>),
     Stop(Stop),
 }
 
@@ -236,17 +236,61 @@ fn sleep_interruptibly(d: Duration) -> Option<i32> {
     signal::pending()
 }
 
-/// Builds the agent for a configuration.
+/// Builds the agent for a configuration; a missing agent binary refuses the run.
 fn make_agent(cfg: &RunConfig) -> Result<Box<dyn Agent>> {
+    let missing = |name: &str, flag: &str, env: &str, install: &str| {
+        Error::Refused(format!(
+            "the {name} CLI was not found; install it ({install}) or point {flag} or ${env} at it"
+        ))
+    };
     match cfg.agent {
         AgentKind::Command => Ok(Box::new(agent::command::CommandAgent::new(
             cfg.agent_cmd.as_deref().unwrap_or_default(),
             cfg.agent_timeout,
             cfg.agent_idle_timeout,
         ))),
-        other => Err(Error::Usage(format!(
-            "--agent {other} is not available yet; use --agent command --agent-cmd CMD"
-        ))),
+        AgentKind::Codex => {
+            let bin = agent::resolve_binary(cfg.codex_bin.as_deref(), "CODEX_BIN", "codex")
+                .filter(|b| agent::is_executable(b))
+                .ok_or_else(|| {
+                    missing(
+                        "codex",
+                        "--codex-bin",
+                        "CODEX_BIN",
+                        "`npm install -g @openai/codex`",
+                    )
+                })?;
+            Ok(Box::new(agent::codex::CodexAgent::new(
+                bin,
+                cfg.sandbox,
+                cfg.model.clone(),
+                cfg.agent_args.clone(),
+                cfg.session,
+                cfg.agent_timeout,
+                cfg.agent_idle_timeout,
+            )))
+        }
+        AgentKind::Claude => {
+            let bin = agent::resolve_binary(cfg.claude_bin.as_deref(), "CLAUDE_BIN", "claude")
+                .filter(|b| agent::is_executable(b))
+                .ok_or_else(|| {
+                    missing(
+                        "claude",
+                        "--claude-bin",
+                        "CLAUDE_BIN",
+                        "`npm install -g @anthropic-ai/claude-code`",
+                    )
+                })?;
+            Ok(Box::new(agent::claude::ClaudeAgent::new(
+                bin,
+                cfg.sandbox,
+                cfg.model.clone(),
+                cfg.agent_args.clone(),
+                cfg.session,
+                cfg.agent_timeout,
+                cfg.agent_idle_timeout,
+            )))
+        }
     }
 }
 
@@ -401,6 +445,15 @@ pub fn run(opts: Options) -> Result<Summary> {
         )
     };
     let mut agent = make_agent(&cfg)?;
+    if cfg.agent != AgentKind::Command {
+        match agent.version() {
+            Some(v) => out.note(&format!("agent: {v}")),
+            None => out.note(&format!(
+                "agent: {} (its --version did not answer)",
+                agent.name()
+            )),
+        }
+    }
 
     let scope = PathSet::new(&cfg.scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
     let mut protected_list: Vec<String> = cfg.protect.clone();
@@ -472,8 +525,10 @@ pub fn run(opts: Options) -> Result<Summary> {
             )?
         }
         Some(old) => {
-            if let Some(id) = old.state.as_ref().and_then(|s| s.engine.session_id.clone()) {
-                agent.restore_session(Some(id));
+            if let Some(e) = old.state.as_ref().map(|s| &s.engine)
+                && e.session_id.is_some()
+            {
+                agent.restore_session(e.session_id.clone(), e.session_usage.clone());
             }
             resume(
                 cfg,
@@ -1437,10 +1492,9 @@ impl Run {
             });
             rec.agent_ms += ms(p.duration);
             rec.usage.add(&p.usage);
-            if p.session_id.is_some() {
-                rec.session_id = p.session_id.clone();
-                self.state.engine.session_id = p.session_id.clone();
-            }
+            rec.session_id = p.session_id.clone();
+            self.state.engine.session_id = p.session_id.clone();
+            self.state.engine.session_usage = p.session_total.clone();
             for note in &p.notes {
                 self.out.note(&format!("iteration {n}: {note}"));
             }
@@ -1467,7 +1521,7 @@ impl Run {
                 backoff = backoff.saturating_mul(2);
                 continue;
             }
-            return Ok(Turn::Done(p));
+            return Ok(Turn::Done(Box::new(p)));
         }
     }
 
@@ -1919,6 +1973,7 @@ impl Run {
             self.record(row, None)?;
             if e == Escalation::Pivot {
                 self.state.engine.session_id = None;
+                self.state.engine.session_usage = None;
                 if self.replay.pivots_exhausted(self.cfg.thresholds) {
                     return Ok(Some(Stop::NeedsHuman(format!(
                         "{} pivots without a keep; a human is needed (change the goal or scope with --fresh, or raise --max-pivots)",

@@ -1,6 +1,8 @@
 //! The agent boundary: one `propose` call per turn, returning a description, a session id, token
 //! usage and an outcome. The engine owns everything else (git, verify, decisions, records).
 
+pub mod claude;
+pub mod codex;
 pub mod command;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +64,8 @@ pub struct Proposal {
     pub notes: Vec<String>,
     /// Files the agent says it changed (cross-checked against the engine's own diff).
     pub reported_paths: Vec<String>,
+    /// The session's cumulative usage after this turn (Codex reports running totals).
+    pub session_total: Option<Usage>,
 }
 
 impl Proposal {
@@ -75,6 +79,7 @@ impl Proposal {
             duration,
             notes: Vec::new(),
             reported_paths: Vec::new(),
+            session_total: None,
         }
     }
 }
@@ -89,9 +94,63 @@ pub trait Agent {
         None
     }
 
-    /// Continues an earlier session (from the state file) on the next turn.
-    fn restore_session(&mut self, _session_id: Option<String>) {}
+    /// Continues an earlier session (from the state file) on the next turn; `total` is the
+    /// session's cumulative usage so far, when the agent reports running totals.
+    fn restore_session(&mut self, _session_id: Option<String>, _total: Option<Usage>) {}
 
     /// Runs one turn.
     fn propose(&mut self, req: &Request<'_>) -> Proposal;
+}
+
+/// Resolves an agent binary: the flag, else the environment variable, else `name` on PATH.
+pub fn resolve_binary(flag: Option<&Path>, env_var: &str, name: &str) -> Option<PathBuf> {
+    if let Some(p) = flag {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(env_var).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+/// Returns true for an existing executable file.
+pub fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Returns true when an error message means a usage quota or rate limit (retry later).
+pub fn is_rate_limit(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("429")
+        || m.contains("rate limit")
+        || m.contains("rate_limit")
+        || m.contains("usage limit")
+        || m.contains("too many requests")
+        || m.contains("quota")
+}
+
+/// Returns the first non-empty line of `text`, trimmed.
+pub fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .trim_matches('*')
+        .trim()
+        .to_string()
+}
+
+/// Runs `bin --version` and returns its first line.
+pub fn version_of(bin: &Path) -> Option<String> {
+    let mut spec = crate::process::Spec::argv(vec![bin.into(), "--version".into()], Path::new("/"));
+    spec.timeout = Some(Duration::from_secs(30));
+    let out = crate::process::run(&spec).ok()?;
+    out.end
+        .success()
+        .then(|| first_line(&out.stdout))
+        .filter(|l| !l.is_empty())
 }

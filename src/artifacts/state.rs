@@ -81,6 +81,9 @@ pub struct EngineInfo {
     /// The agent session being continued (Codex thread id, Claude session id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// The session's running token total (Codex reports cumulative usage per thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_usage: Option<Usage>,
     /// Tokens over the whole run.
     #[serde(default)]
     pub usage: Usage,

@@ -1,8 +1,12 @@
 //! The integration suite: the binary against temporary git repositories. One module per area.
 
+#[path = "../support/mock_responses.rs"]
+mod mock_responses;
 mod support;
 
+mod claude;
 mod cli;
+mod codex;
 mod crash;
 mod escalation;
 mod loop_basic;

@@ -1,0 +1,512 @@
+//! The Codex agent: `codex exec --json` with the prompt on stdin, the JSONL event stream parsed
+//! tolerantly, one thread per strategy (resumed for rework and later iterations, fresh after a
+//! pivot or when resume fails), token usage from the thread's running totals.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Agent, Outcome, Proposal, Request, first_line, is_rate_limit};
+use crate::artifacts::state::Usage;
+use crate::config::{Sandbox, Session};
+use crate::process::{self, End, Spec};
+
+/// What a `codex exec --json` stream said.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stream {
+    pub thread_id: Option<String>,
+    pub turn_started: bool,
+    pub turn_completed: bool,
+    /// `turn.failed` message.
+    pub failure: Option<String>,
+    /// `error` events (often retry notices; fatal only when the turn fails).
+    pub errors: Vec<String>,
+    /// Text of the last `agent_message` item.
+    pub final_message: Option<String>,
+    /// Running total of the thread after this turn.
+    pub usage_total: Option<Usage>,
+    /// Paths from `file_change` items.
+    pub files: Vec<String>,
+    /// Lines that were not JSON objects.
+    pub garbage_lines: usize,
+}
+
+fn usage_of(v: &Value) -> Usage {
+    let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    Usage {
+        input_tokens: n("input_tokens"),
+        cached_input_tokens: n("cached_input_tokens"),
+        output_tokens: n("output_tokens"),
+        reasoning_output_tokens: n("reasoning_output_tokens"),
+        cost_usd: None,
+    }
+}
+
+/// Parses a `codex exec --json` stream; unknown event types and fields are ignored.
+pub fn parse_stream(text: &str) -> Stream {
+    let mut s = Stream::default();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            s.garbage_lines += 1;
+            continue;
+        };
+        let str_at = |path: &[&str]| {
+            let mut cur = &v;
+            for p in path {
+                cur = cur.get(*p)?;
+            }
+            cur.as_str().map(str::to_string)
+        };
+        match v.get("type").and_then(Value::as_str).unwrap_or("") {
+            "thread.started" => s.thread_id = str_at(&["thread_id"]).or(s.thread_id),
+            "turn.started" => s.turn_started = true,
+            "turn.completed" => {
+                s.turn_completed = true;
+                if let Some(u) = v.get("usage") {
+                    s.usage_total = Some(usage_of(u));
+                }
+            }
+            "turn.failed" => {
+                s.failure =
+                    Some(str_at(&["error", "message"]).unwrap_or_else(|| "turn failed".into()));
+            }
+            "error" => {
+                if let Some(m) = str_at(&["message"]) {
+                    s.errors.push(m);
+                }
+            }
+            "item.completed" | "item.started" | "item.updated" => {
+                let Some(item) = v.get("item") else { continue };
+                match item.get("type").and_then(Value::as_str) {
+                    Some("agent_message") if v["type"] == "item.completed" => {
+                        if let Some(t) = item.get("text").and_then(Value::as_str) {
+                            s.final_message = Some(t.to_string());
+                        }
+                    }
+                    Some("file_change") => {
+                        for c in item
+                            .get("changes")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                        {
+                            if let Some(p) = c.get("path").and_then(Value::as_str)
+                                && !s.files.iter().any(|f| f == p)
+                            {
+                                s.files.push(p.to_string());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Subtracts an earlier running total from a later one.
+fn diff(total: &Usage, before: Option<&Usage>) -> Usage {
+    let Some(b) = before else {
+        return total.clone();
+    };
+    Usage {
+        input_tokens: total.input_tokens.saturating_sub(b.input_tokens),
+        cached_input_tokens: total
+            .cached_input_tokens
+            .saturating_sub(b.cached_input_tokens),
+        output_tokens: total.output_tokens.saturating_sub(b.output_tokens),
+        reasoning_output_tokens: total
+            .reasoning_output_tokens
+            .saturating_sub(b.reasoning_output_tokens),
+        cost_usd: None,
+    }
+}
+
+/// Runs the real Codex CLI.
+pub struct CodexAgent {
+    bin: PathBuf,
+    sandbox: Sandbox,
+    model: Option<String>,
+    extra: Vec<String>,
+    session: Session,
+    timeout: Duration,
+    idle_timeout: Duration,
+    thread: Option<String>,
+    thread_total: Option<Usage>,
+}
+
+impl CodexAgent {
+    /// Returns an agent running `bin`.
+    pub fn new(
+        bin: PathBuf,
+        sandbox: Sandbox,
+        model: Option<String>,
+        extra: Vec<String>,
+        session: Session,
+        timeout: Duration,
+        idle_timeout: Duration,
+    ) -> CodexAgent {
+        CodexAgent {
+            bin,
+            sandbox,
+            model,
+            extra,
+            session,
+            timeout,
+            idle_timeout,
+            thread: None,
+            thread_total: None,
+        }
+    }
+
+    /// Returns the command line for a turn (fresh thread, or resuming `thread`).
+    pub fn args(&self, repo: &Path, thread: Option<&str>) -> Vec<OsString> {
+        let mut a: Vec<OsString> = vec!["exec".into()];
+        if let Some(id) = thread {
+            // `exec resume` rejects -s; the sandbox goes in as a config override.
+            a.push("resume".into());
+            a.push(id.into());
+            a.push("--json".into());
+            match self.sandbox {
+                Sandbox::WorkspaceWrite => {
+                    a.push("-c".into());
+                    a.push("sandbox_mode=\"workspace-write\"".into());
+                }
+                Sandbox::DangerFullAccess => {
+                    a.push("--dangerously-bypass-approvals-and-sandbox".into())
+                }
+            }
+        } else {
+            a.push("--json".into());
+            a.push("-C".into());
+            a.push(repo.into());
+            match self.sandbox {
+                Sandbox::WorkspaceWrite => {
+                    a.push("-s".into());
+                    a.push("workspace-write".into());
+                }
+                Sandbox::DangerFullAccess => {
+                    a.push("--dangerously-bypass-approvals-and-sandbox".into())
+                }
+            }
+        }
+        if let Some(m) = &self.model {
+            a.push("-m".into());
+            a.push(m.into());
+        }
+        for e in &self.extra {
+            a.push(e.into());
+        }
+        a.push("-".into());
+        a
+    }
+
+    fn run_once(
+        &self,
+        req: &Request<'_>,
+        thread: Option<&str>,
+        suffix: &str,
+    ) -> (process::Outcome, Stream, PathBuf) {
+        let mut spec = Spec::argv(
+            std::iter::once(self.bin.clone().into_os_string())
+                .chain(self.args(req.repo, thread))
+                .collect(),
+            req.repo,
+        );
+        spec.stdin = Some(req.prompt.as_bytes().to_vec());
+        spec.env = req.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let events = req.log_dir.join(format!("{}{suffix}.jsonl", req.log_stem));
+        spec.stdout_log = Some(events.clone());
+        spec.stderr_log = Some(
+            req.log_dir
+                .join(format!("{}{suffix}.stderr.log", req.log_stem)),
+        );
+        spec.timeout = Some(self.timeout);
+        spec.idle_timeout = Some(self.idle_timeout);
+        // The event stream can be large; it is parsed from the log file, not the bounded tail.
+        spec.tail_bytes = 64 * 1024;
+        let out = match process::run(&spec) {
+            Ok(o) => o,
+            Err(e) => {
+                let failed = process::Outcome {
+                    end: End::Exited(127),
+                    duration: Duration::ZERO,
+                    stdout: String::new(),
+                    stderr: format!("could not start {}: {e}", self.bin.display()),
+                    truncated: false,
+                };
+                return (failed, Stream::default(), events);
+            }
+        };
+        let text = std::fs::read_to_string(&events).unwrap_or_else(|_| out.stdout.clone());
+        (out.clone(), parse_stream(&text), events)
+    }
+}
+
+impl Agent for CodexAgent {
+    fn name(&self) -> &'static str {
+        "codex"
+    }
+
+    fn version(&self) -> Option<String> {
+        super::version_of(&self.bin)
+    }
+
+    fn restore_session(&mut self, session_id: Option<String>, total: Option<Usage>) {
+        if self.session == Session::Resume {
+            self.thread = session_id;
+            self.thread_total = total;
+        }
+    }
+
+    fn propose(&mut self, req: &Request<'_>) -> Proposal {
+        if req.fresh_session || self.session == Session::Fresh {
+            self.thread = None;
+            self.thread_total = None;
+        }
+        let mut notes = Vec::new();
+        let resuming = self.thread.clone();
+        let (mut out, mut stream, _) = self.run_once(req, resuming.as_deref(), "");
+        let mut duration = out.duration;
+        if let Some(id) = &resuming
+            && !stream.turn_started
+            && matches!(out.end, End::Exited(_))
+        {
+            // The thread could not be resumed (rollout gone, id unknown): start a fresh one.
+            let why = stream
+                .failure
+                .clone()
+                .or_else(|| stream.errors.last().cloned())
+                .unwrap_or_else(|| first_line(&out.stderr));
+            notes.push(format!(
+                "could not resume Codex thread {id} ({}); started a fresh thread",
+                first_line(&why)
+            ));
+            self.thread = None;
+            self.thread_total = None;
+            let again = self.run_once(req, None, "-fresh");
+            out = again.0;
+            stream = again.1;
+            duration += out.duration;
+        }
+        if stream.thread_id.is_some() && stream.thread_id != self.thread {
+            // A new thread: its running total starts from zero.
+            self.thread_total = None;
+        }
+        let usage = stream
+            .usage_total
+            .as_ref()
+            .map(|t| diff(t, self.thread_total.as_ref()))
+            .unwrap_or_default();
+        if let Some(t) = &stream.usage_total {
+            self.thread_total = Some(t.clone());
+        }
+        if stream.thread_id.is_some() {
+            self.thread = stream.thread_id.clone();
+        }
+        let message = stream
+            .failure
+            .clone()
+            .or_else(|| stream.errors.last().cloned())
+            .unwrap_or_else(|| first_line(&out.stderr));
+        let outcome = match out.end {
+            End::Interrupted(sig) => Outcome::Interrupted(sig),
+            End::TimedOut => Outcome::TimedOut(format!(
+                "codex timed out after {}",
+                crate::duration::format(self.timeout)
+            )),
+            End::IdleTimedOut => Outcome::TimedOut(format!(
+                "codex sent no event for {}",
+                crate::duration::format(self.idle_timeout)
+            )),
+            End::Exited(0) if stream.turn_completed && stream.failure.is_none() => {
+                Outcome::Completed
+            }
+            end => {
+                let reason = if message.is_empty() {
+                    format!("codex {} without completing the turn", end.describe())
+                } else {
+                    format!("codex failed: {}", first_line(&message))
+                };
+                if is_rate_limit(&message) {
+                    Outcome::RateLimited(reason)
+                } else {
+                    Outcome::Failed(reason)
+                }
+            }
+        };
+        Proposal {
+            description: stream
+                .final_message
+                .as_deref()
+                .map(first_line)
+                .unwrap_or_default(),
+            session_id: self.thread.clone(),
+            usage,
+            outcome,
+            duration,
+            notes,
+            reported_paths: stream.files,
+            session_total: self.thread_total.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"{"type":"thread.started","thread_id":"0199a213-81c0-7800-8aa1-bbab2a035a53"}
+{"type":"turn.started"}
+{"type":"item.started","item":{"id":"item_0","type":"command_execution","command":"bash -lc ls","aggregated_output":"","exit_code":null,"status":"in_progress"}}
+{"type":"item.completed","item":{"id":"item_0","type":"command_execution","command":"bash -lc ls","aggregated_output":"a.txt\n","exit_code":0,"status":"completed"}}
+{"type":"item.started","item":{"id":"item_1","type":"file_change","changes":[{"path":"/repo/a.txt","kind":"update"}],"status":"in_progress"}}
+{"type":"item.completed","item":{"id":"item_1","type":"file_change","changes":[{"path":"/repo/a.txt","kind":"update"},{"path":"/repo/b.txt","kind":"add"}],"status":"completed"}}
+{"type":"some.future.event","payload":{"x":1}}
+{"type":"item.completed","item":{"id":"item_2","type":"agent_message","text":"Cache the parsed config.\n\nDetails follow."}}
+{"type":"turn.completed","usage":{"input_tokens":200,"cached_input_tokens":40,"cache_write_input_tokens":0,"output_tokens":7,"reasoning_output_tokens":5}}
+"#;
+
+    #[test]
+    fn parses_a_completed_turn_and_ignores_unknown_events() {
+        let s = parse_stream(OK);
+        assert_eq!(
+            s.thread_id.as_deref(),
+            Some("0199a213-81c0-7800-8aa1-bbab2a035a53")
+        );
+        assert!(s.turn_started && s.turn_completed);
+        assert_eq!(s.failure, None);
+        assert_eq!(
+            first_line(s.final_message.as_deref().unwrap()),
+            "Cache the parsed config."
+        );
+        assert_eq!(s.files, ["/repo/a.txt", "/repo/b.txt"]);
+        let u = s.usage_total.unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cached_input_tokens,
+                u.output_tokens,
+                u.reasoning_output_tokens
+            ),
+            (200, 40, 7, 5)
+        );
+    }
+
+    #[test]
+    fn parses_failures_and_errors() {
+        let text = "{\"type\":\"thread.started\",\"thread_id\":\"t\"}\n{\"type\":\"turn.started\"}\n{\"type\":\"error\",\"message\":\"Reconnecting... 1/5\"}\nnot json at all\n{\"type\":\"turn.failed\",\"error\":{\"message\":\"exceeded retry limit, last status: 429 Too Many Requests\"}}\n";
+        let s = parse_stream(text);
+        assert!(!s.turn_completed);
+        assert_eq!(s.errors, ["Reconnecting... 1/5"]);
+        assert_eq!(s.garbage_lines, 1);
+        let f = s.failure.unwrap();
+        assert!(is_rate_limit(&f));
+        assert!(!is_rate_limit("invalid prompt"));
+    }
+
+    #[test]
+    fn usage_is_the_difference_of_running_totals() {
+        let before = Usage {
+            input_tokens: 200,
+            output_tokens: 7,
+            ..Usage::default()
+        };
+        let after = Usage {
+            input_tokens: 450,
+            output_tokens: 19,
+            ..Usage::default()
+        };
+        let d = diff(&after, Some(&before));
+        assert_eq!((d.input_tokens, d.output_tokens), (250, 12));
+        assert_eq!(diff(&after, None).input_tokens, 450);
+    }
+
+    #[test]
+    fn command_lines() {
+        let a = CodexAgent::new(
+            "codex".into(),
+            Sandbox::WorkspaceWrite,
+            Some("gpt-5.5".into()),
+            vec!["-c".into(), "x=1".into()],
+            Session::Resume,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let fresh: Vec<String> = a
+            .args(Path::new("/r"), None)
+            .iter()
+            .map(|s| s.to_string_lossy().into())
+            .collect();
+        assert_eq!(
+            fresh,
+            [
+                "exec",
+                "--json",
+                "-C",
+                "/r",
+                "-s",
+                "workspace-write",
+                "-m",
+                "gpt-5.5",
+                "-c",
+                "x=1",
+                "-"
+            ]
+        );
+        let resume: Vec<String> = a
+            .args(Path::new("/r"), Some("t1"))
+            .iter()
+            .map(|s| s.to_string_lossy().into())
+            .collect();
+        assert_eq!(
+            resume,
+            [
+                "exec",
+                "resume",
+                "t1",
+                "--json",
+                "-c",
+                "sandbox_mode=\"workspace-write\"",
+                "-m",
+                "gpt-5.5",
+                "-c",
+                "x=1",
+                "-"
+            ]
+        );
+        let b = CodexAgent::new(
+            "codex".into(),
+            Sandbox::DangerFullAccess,
+            None,
+            vec![],
+            Session::Resume,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let full: Vec<String> = b
+            .args(Path::new("/r"), None)
+            .iter()
+            .map(|s| s.to_string_lossy().into())
+            .collect();
+        assert_eq!(
+            full,
+            [
+                "exec",
+                "--json",
+                "-C",
+                "/r",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "-"
+            ]
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! The Claude Code agent against a fake `claude` executable that replays recorded-format
+//! stream-json and makes real file edits. Each invocation N runs the step script `step-N` (or
+//! the last one) from the fake's directory; argv, prompt and stdin are recorded.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const FAKE: &str = r#"#!/bin/sh
+[ "$1" = "--version" ] && { echo "9.9.9 (Fake Claude Code)"; exit 0; }
+dir="$FAKE_CLAUDE_DIR"
+n=$(cat "$dir/count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$dir/count"
+printf '%s\n' "$@" > "$dir/args-$n"
+cat > "$dir/prompt-$n"
+resume=""; prev=""
+for a in "$@"; do [ "$prev" = "--resume" ] && resume="$a"; prev="$a"; done
+if [ -n "$resume" ] && [ -f "$dir/forget-sessions" ]; then
+  echo "Error: No conversation found with session ID: $resume" >&2; exit 1
+fi
+SID=${resume:-sess-$n}
+echo '{"type":"system","subtype":"init","session_id":"'$SID'","tools":["Edit","Bash"],"model":"fake-model"}'
+step="$dir/step-$n"
+[ -f "$step" ] || step=$(ls "$dir"/step-* | sort -t- -k2 -n | tail -1)
+SID=$SID . "$step"
+"#;
+
+struct Fake {
+    repo: TestRepo,
+    dir: PathBuf,
+    bin: String,
+}
+
+/// Returns a step that edits with `shell`, reports an Edit of `reported`, and ends with `result`.
+fn step(shell: &str, reported: &str, result: &str, cost: f64) -> String {
+    format!(
+        "{shell}\nprintf '%s\\n' '{{\"type\":\"assistant\",\"message\":{{\"role\":\"assistant\",\"content\":[{{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"Edit\",\"input\":{{\"file_path\":\"'\"$PWD\"'/{reported}\"}}}}]}},\"session_id\":\"'$SID'\"}}'\nprintf '%s\\n' '{{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"{result}\",\"session_id\":\"'$SID'\",\"total_cost_usd\":{cost},\"usage\":{{\"input_tokens\":100,\"cache_read_input_tokens\":50,\"cache_creation_input_tokens\":0,\"output_tokens\":20}}}}'\n"
+    )
+}
+
+impl Fake {
+    fn new(steps: &[String]) -> Fake {
+        let repo = TestRepo::with_files(&[
+            ("src/value.txt", "10\n"),
+            ("measure.sh", "cat src/value.txt\n"),
+        ]);
+        let dir = repo.aux.join("fake-claude");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, s) in steps.iter().enumerate() {
+            std::fs::write(dir.join(format!("step-{}", i + 1)), s).unwrap();
+        }
+        let bin = repo.script("claude", FAKE);
+        Fake { repo, dir, bin }
+    }
+
+    fn run(&self, extra: &[&str]) -> Run {
+        let mut cmd = self.repo.cmd();
+        cmd.env("FAKE_CLAUDE_DIR", &self.dir)
+            .env("AUTORESEARCH_QUOTA_BACKOFF", "1s");
+        cmd.args([
+            "run",
+            "--goal",
+            "lower the number",
+            "--scope",
+            "src/**",
+            "--metric",
+            "value",
+            "--direction",
+            "lower",
+            "--verify",
+            "sh measure.sh",
+            "--agent",
+            "claude",
+            "--claude-bin",
+            &self.bin,
+        ]);
+        cmd.args(extra);
+        cmd.output().expect("run").into()
+    }
+
+    fn args(&self, n: u32) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join(format!("args-{n}")))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[test]
+fn keep_with_session_usage_and_cost() {
+    let f = Fake::new(&[
+        step(
+            "echo 7 > src/value.txt",
+            "src/value.txt",
+            "Lower the value to 7.\\nBecause smaller.",
+            0.25,
+        ),
+        step(
+            "echo 9 > src/value.txt",
+            "src/value.txt",
+            "Raise to 9.",
+            0.5,
+        ),
+    ]);
+    f.run(&["--iterations", "2", "--json"]).expect_code(0);
+    assert_eq!(f.repo.statuses(), ["baseline", "keep", "discard"]);
+    assert_eq!(f.repo.rows()[1][6], "Lower the value to 7.");
+    let first = f.args(1);
+    assert_eq!(
+        &first[..4],
+        ["-p", "--output-format", "stream-json", "--verbose"]
+    );
+    assert!(
+        first
+            .windows(2)
+            .any(|w| w == ["--permission-mode", "acceptEdits"])
+    );
+    assert!(!first.contains(&"--resume".to_string()));
+    assert!(
+        f.args(2).windows(2).any(|w| w == ["--resume", "sess-1"]),
+        "the same strategy resumes the session"
+    );
+    let prompt = std::fs::read_to_string(f.dir.join("prompt-1")).unwrap();
+    assert!(
+        prompt.contains("lower the number"),
+        "the prompt arrives on stdin"
+    );
+    let status: Value =
+        serde_json::from_str(&f.repo.run(&["status", "--json"]).expect_code(0).stdout).unwrap();
+    assert_eq!(status["run"]["tokens"]["input_tokens"], 300);
+    assert_eq!(status["run"]["tokens"]["output_tokens"], 40);
+    assert!((status["run"]["tokens"]["cost_usd"].as_f64().unwrap() - 0.75).abs() < 1e-9);
+    assert_eq!(status["run"]["session_id"], "sess-1");
+}
+
+#[test]
+fn danger_full_access_maps_to_bypass_permissions() {
+    let f = Fake::new(&[step(
+        "echo 7 > src/value.txt",
+        "src/value.txt",
+        "Lower.",
+        0.0,
+    )]);
+    let r = f.run(&[
+        "--iterations",
+        "1",
+        "--sandbox",
+        "danger-full-access",
+        "--model",
+        "opus",
+    ]);
+    r.expect_code(0);
+    assert!(
+        r.stderr.contains("agent: 9.9.9 (Fake Claude Code)"),
+        "{}",
+        r.stderr
+    );
+    let a = f.args(1);
+    assert!(
+        a.windows(2)
+            .any(|w| w == ["--permission-mode", "bypassPermissions"])
+    );
+    assert!(a.windows(2).any(|w| w == ["--model", "opus"]));
+}
+
+#[test]
+fn error_results_are_crashes_and_rate_limits_wait() {
+    let error = "echo '{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true,\"result\":\"Tool crashed badly\",\"session_id\":\"'$SID'\"}'\nexit 1\n".to_string();
+    let limited = "echo '{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true,\"result\":\"API Error: 429 rate_limit_error\",\"session_id\":\"'$SID'\"}'\nexit 1\n".to_string();
+    let f = Fake::new(&[
+        error,
+        limited,
+        step(
+            "echo 3 > src/value.txt",
+            "src/value.txt",
+            "Lower to 3.",
+            0.0,
+        ),
+    ]);
+    let r = f.run(&["--iterations", "2"]);
+    r.expect_code(0);
+    assert_eq!(f.repo.statuses(), ["baseline", "crash", "keep"]);
+    assert!(
+        f.repo.rows()[1][6].contains("Tool crashed badly"),
+        "{}",
+        f.repo.rows()[1][6]
+    );
+    assert!(r.stderr.contains("usage or rate limit"), "{}", r.stderr);
+}
+
+#[test]
+fn a_pivot_or_a_lost_session_starts_fresh() {
+    let f = Fake::new(&[
+        step(
+            "echo 12 > src/value.txt",
+            "src/value.txt",
+            "Raise to 12.",
+            0.0,
+        ),
+        step(
+            "echo 13 > src/value.txt",
+            "src/value.txt",
+            "Raise to 13.",
+            0.0,
+        ),
+    ]);
+    f.run(&[
+        "--iterations",
+        "3",
+        "--refine-after",
+        "0",
+        "--pivot-after",
+        "1",
+        "--max-pivots",
+        "5",
+    ])
+    .expect_code(0);
+    assert_eq!(
+        f.repo.statuses(),
+        ["baseline", "discard", "pivot", "discard"]
+    );
+    assert!(
+        !f.args(2).contains(&"--resume".to_string()),
+        "after a pivot the session is new"
+    );
+
+    // The next run resumes the stored session; the fake has forgotten it.
+    std::fs::write(f.dir.join("forget-sessions"), "").unwrap();
+    let r = f.run(&["--iterations", "4", "--pivot-after", "5"]);
+    r.expect_code(0);
+    assert!(
+        r.stderr.contains("could not resume Claude session sess-2"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !f.args(4).contains(&"--resume".to_string()),
+        "fell back to a fresh session"
+    );
+}
+
+#[test]
+fn reported_edits_are_cross_checked_against_the_diff() {
+    let f = Fake::new(&[step(
+        "echo 7 > src/value.txt",
+        "src/other.txt",
+        "Lower to 7.",
+        0.0,
+    )]);
+    let r = f.run(&["--iterations", "1"]);
+    r.expect_code(0);
+    assert!(
+        r.stderr
+            .contains("reported changes the diff does not show (src/other.txt)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        f.repo.statuses(),
+        ["baseline", "keep"],
+        "the engine's diff decides"
+    );
+}
+
+#[test]
+fn missing_claude_binary_refuses_with_install_hint() {
+    let repo = number_repo(10);
+    let r = repo.run(&[
+        "run",
+        "--goal",
+        "g",
+        "--scope",
+        "src/**",
+        "--metric",
+        "m",
+        "--direction",
+        "lower",
+        "--verify",
+        "sh measure.sh",
+        "--agent",
+        "claude",
+        "--claude-bin",
+        "/nonexistent/claude",
+    ]);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("claude CLI was not found") && r.stderr.contains("npm install"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.lines().count(), 1);
+}
