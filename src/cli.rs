@@ -1,14 +1,13 @@
 //! The command line: clap definitions, conversion of flags to [`Settings`], dispatch, and the
 //! mapping of results to exit codes. Flag errors are one line and exit 2.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    AgentKind, Dur, Mode, Patterns, Rollback, Sandbox, Session, Settings, Source, StringOrList,
+    AgentKind, Dur, Mode, Patterns, Rollback, Sandbox, Session, Settings, StringOrList,
     VerifyFormat,
 };
 use crate::engine::Direction;
@@ -35,13 +34,20 @@ pub struct Cli {
 pub enum Command {
     /// Run the loop in the foreground; resumes the run in the repository if there is one.
     Run(Box<RunArgs>),
+    /// Non-interactive CI run: always fresh and bounded, JSON lines on stdout, exit 0/1/2.
+    Exec(Box<RunArgs>),
     /// Show the run in a repository: metrics, counts, last rows, whether it is running.
     Status(StatusArgs),
+    /// Print the effective configuration and where each value comes from.
+    Config(Box<RunArgs>),
 }
 
 /// The RUN FLAGS (GUIDE.md documents each one).
 #[derive(Args, Debug, Default)]
 pub struct RunArgs {
+    /// Read settings from this TOML file instead of <repo>/autoresearch.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Repository to work in (default: the git root of the current directory).
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
@@ -166,12 +172,18 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// Returns `p` made absolute against the current directory (flag paths are relative to it).
+fn absolute(p: &Option<PathBuf>) -> Option<PathBuf> {
+    p.as_ref()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+}
+
 impl RunArgs {
     /// Returns the settings given as flags.
     pub fn to_settings(&self) -> Settings {
         Settings {
-            repo: self.repo.clone(),
-            artifacts_dir: self.artifacts_dir.clone(),
+            repo: absolute(&self.repo),
+            artifacts_dir: absolute(&self.artifacts_dir),
             mode: self.mode,
             goal: self.goal.clone(),
             scope: (!self.scope.is_empty()).then(|| Patterns(split_patterns(&self.scope))),
@@ -187,8 +199,8 @@ impl RunArgs {
             stop_condition: self.stop_condition.clone(),
             agent: self.agent,
             agent_cmd: self.agent_cmd.clone(),
-            codex_bin: self.codex_bin.clone(),
-            claude_bin: self.claude_bin.clone(),
+            codex_bin: absolute(&self.codex_bin),
+            claude_bin: absolute(&self.claude_bin),
             sandbox: self.sandbox,
             model: self.model.clone(),
             agent_arg: (!self.agent_arg.is_empty()).then(|| StringOrList(self.agent_arg.clone())),
@@ -212,7 +224,71 @@ impl RunArgs {
 
 fn fail(out: &Output, e: &Error) -> ExitCode {
     out.note(&format!("error: {e}"));
+    if out.style == Style::Exec {
+        exec_error(&e.to_string(), e.exit_code());
+    }
     ExitCode::from(e.exit_code())
+}
+
+/// Writes exec's machine-readable error as the last stderr line.
+fn exec_error(message: &str, code: u8) {
+    eprintln!(
+        "{}",
+        serde_json::json!({ "error": message, "exit_code": code })
+    );
+}
+
+fn env_var(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// Gathers the explicit settings of a `run`, `exec` or `config` invocation.
+fn gather(args: &RunArgs, exec: bool) -> Result<crate::config::Gathered, Error> {
+    let mut flags = args.to_settings();
+    if exec {
+        flags.json = None;
+    }
+    let g = crate::config::gather(flags, absolute(&args.config).as_deref(), env_var)?;
+    if exec && g.settings.iterations.is_none() {
+        return Err(crate::config::missing("iterations"));
+    }
+    Ok(g)
+}
+
+fn run_command(args: &RunArgs, exec: bool) -> ExitCode {
+    let style = if exec {
+        Style::Exec
+    } else if args.json {
+        Style::Json
+    } else {
+        Style::Human
+    };
+    let out = Output { style };
+    let gathered = match gather(args, exec) {
+        Ok(g) => g,
+        Err(e) => return fail(&out, &e),
+    };
+    let out = if !exec && gathered.settings.json == Some(true) {
+        Output { style: Style::Json }
+    } else {
+        out
+    };
+    let opts = crate::driver::Options {
+        settings: gathered.settings,
+        config_file: gathered.file,
+        exec,
+        output: out,
+    };
+    match crate::driver::run(opts) {
+        Ok(summary) => {
+            out.finished(&summary);
+            if exec && summary.exit_code != exit::OK && summary.exit_code != exit::NO_IMPROVEMENT {
+                exec_error(&summary.message, summary.exit_code);
+            }
+            ExitCode::from(summary.exit_code)
+        }
+        Err(e) => fail(&out, &e),
+    }
 }
 
 /// Parses the command line and runs the command; returns the process exit code.
@@ -241,33 +317,16 @@ pub fn main() -> ExitCode {
                 .lines()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("error: invalid arguments");
-            eprintln!("{first}");
+            eprintln!("codex-autoresearch: {first}");
+            if std::env::args().nth(1).as_deref() == Some("exec") {
+                exec_error(first.trim_start_matches("error: "), exit::BLOCKED);
+            }
             return ExitCode::from(exit::BLOCKED);
         }
     };
     match cli.command {
-        Command::Run(args) => {
-            let settings = args.to_settings();
-            let style = if args.json { Style::Json } else { Style::Human };
-            let out = Output { style };
-            let sources: BTreeMap<&'static str, Source> = settings
-                .set_keys()
-                .into_iter()
-                .map(|k| (k, Source::Flag))
-                .collect();
-            match crate::driver::run(crate::driver::Options {
-                settings,
-                sources,
-                exec: false,
-                output: out,
-            }) {
-                Ok(summary) => {
-                    out.finished(&summary);
-                    ExitCode::from(summary.exit_code)
-                }
-                Err(e) => fail(&out, &e),
-            }
-        }
+        Command::Run(args) => run_command(&args, false),
+        Command::Exec(args) => run_command(&args, true),
         Command::Status(args) => {
             let out = Output {
                 style: Style::Human,
@@ -278,6 +337,18 @@ pub fn main() -> ExitCode {
                 args.json,
             ) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&out, &e),
+            }
+        }
+        Command::Config(args) => {
+            let out = Output {
+                style: Style::Human,
+            };
+            let json = args.json;
+            let mut args = args;
+            args.json = false;
+            match gather(&args, false).and_then(|g| crate::status::config(g, json)) {
+                Ok(code) => ExitCode::from(code),
                 Err(e) => fail(&out, &e),
             }
         }

@@ -435,13 +435,21 @@ fn flag(key: &str) -> String {
     format!("--{}", key.replace('_', "-"))
 }
 
+/// Returns the error for a required setting that no source gave.
+pub fn missing(key: &str) -> Error {
+    let env = ENV_VARS
+        .iter()
+        .find(|(_, k)| *k == key)
+        .map(|(v, _)| format!(", {v}"))
+        .unwrap_or_default();
+    Error::Usage(format!(
+        "missing required field: {key} (set {}{env} or `{key}` in {CONFIG_FILE})",
+        flag(key)
+    ))
+}
+
 fn required<T: Clone>(v: &Option<T>, key: &str) -> Result<T> {
-    v.clone().ok_or_else(|| {
-        Error::Usage(format!(
-            "missing required flag {} (or `{key}` in autoresearch.toml)",
-            flag(key)
-        ))
-    })
+    v.clone().ok_or_else(|| missing(key))
 }
 
 fn non_empty(v: String, key: &str) -> Result<String> {
@@ -765,7 +773,7 @@ mod tests {
                 _ => s.verify = None,
             }
             assert!(
-                err(s).contains(&format!("missing required flag --{key}")),
+                err(s).contains(&format!("missing required field: {key} (set --{key}")),
                 "{key}"
             );
         }
@@ -863,5 +871,272 @@ mod tests {
         for bad in ["", "-x", ".x", "a..b", "a/b", "x.lock", "with space"] {
             assert!(!valid_run_tag(bad), "{bad}");
         }
+    }
+}
+
+/// The explicit settings of one invocation: the config file, the environment and the flags,
+/// layered in that order, with the source of every key.
+#[derive(Clone, Debug, Default)]
+pub struct Gathered {
+    pub settings: Settings,
+    pub sources: BTreeMap<&'static str, Source>,
+    /// The config file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// The default config file name, at the repository root.
+pub const CONFIG_FILE: &str = "autoresearch.toml";
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+fn closest_key(key: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur.push(
+                    (prev[j] + usize::from(ca != *cb))
+                        .min(prev[j + 1] + 1)
+                        .min(cur[j] + 1),
+                );
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    Settings::KEYS
+        .iter()
+        .copied()
+        .map(|k| (distance(key, k), k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Reads a config file into settings; errors name the file, the line and the key.
+pub fn read_file(path: &Path) -> Result<(Settings, BTreeMap<&'static str, Source>)> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the config file {}: {e}",
+            path.display()
+        ))
+    })?;
+    parse_file(&text, path)
+}
+
+/// Parses config file `text` (`path` is for messages and relative paths).
+pub fn parse_file(text: &str, path: &Path) -> Result<(Settings, BTreeMap<&'static str, Source>)> {
+    let name = path.display();
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_of(text, s.start));
+        Error::Usage(format!("{name} line {line}: {}", e.message().trim()))
+    })?;
+    // The spans of the top-level keys, for line numbers in messages.
+    let mut lines: BTreeMap<String, usize> = BTreeMap::new();
+    if let Ok(spanned) = toml::de::DeTable::parse(text) {
+        for (k, _) in spanned.get_ref() {
+            lines.insert(k.get_ref().to_string(), line_of(text, k.span().start));
+        }
+    }
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut settings = Settings::default();
+    let mut sources = BTreeMap::new();
+    for (raw_key, value) in table {
+        let line = lines.get(&raw_key).copied().unwrap_or(1);
+        let key = raw_key.replace('-', "_");
+        let Some(known) = Settings::KEYS.iter().copied().find(|k| *k == key) else {
+            let hint = closest_key(&key)
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            return Err(Error::Usage(format!(
+                "{name} line {line}: unknown key `{raw_key}`{hint}"
+            )));
+        };
+        let mut json = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
+        if matches!(known, "repo" | "artifacts_dir" | "codex_bin" | "claude_bin")
+            && let Some(s) = json.as_str()
+            && !Path::new(s).is_absolute()
+        {
+            json = serde_json::Value::String(base.join(s).display().to_string());
+        }
+        let one: Settings =
+            serde_json::from_value(serde_json::json!({ known: json })).map_err(|e| {
+                let msg = e.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                Error::Usage(format!("{name} line {line}: `{raw_key}`: {msg}"))
+            })?;
+        let src = Source::File {
+            path: path.to_path_buf(),
+            line,
+        };
+        settings.overlay(one, &src, &mut sources);
+    }
+    Ok((settings, sources))
+}
+
+/// Layers the config file (`--config FILE`, else `<repo>/autoresearch.toml`), the environment
+/// (`AUTORESEARCH_*`) and the flags.
+pub fn gather(
+    flags: Settings,
+    config_flag: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Gathered> {
+    let mut g = Gathered::default();
+    let file = match config_flag {
+        Some(p) => {
+            if !p.is_file() {
+                return Err(Error::Usage(format!(
+                    "--config {}: no such file",
+                    p.display()
+                )));
+            }
+            Some(p.to_path_buf())
+        }
+        None => {
+            let start = start_dir(flags.repo.as_deref())?;
+            git2::Repository::discover(&start)
+                .ok()
+                .and_then(|r| r.workdir().map(|w| w.join(CONFIG_FILE)))
+                .filter(|p| p.is_file())
+        }
+    };
+    if let Some(path) = &file {
+        let (s, src) = read_file(path)?;
+        g.settings
+            .overlay(s, &Source::Default, &mut BTreeMap::new());
+        g.sources.extend(src);
+    }
+    let (s, src) = Settings::from_env(env)?;
+    g.settings
+        .overlay(s, &Source::Default, &mut BTreeMap::new());
+    g.sources.extend(src);
+    let keys = flags.set_keys();
+    g.settings
+        .overlay(flags, &Source::Flag, &mut BTreeMap::new());
+    for k in keys {
+        g.sources.insert(k, Source::Flag);
+    }
+    g.file = file;
+    Ok(g)
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings> {
+        parse_file(text, Path::new("/repo/autoresearch.toml")).map(|(s, _)| s)
+    }
+
+    #[test]
+    fn every_key_with_dashes_or_underscores() {
+        let s = parse(
+            "goal = \"fewer bugs\"\nscope = [\"src/**\", \"tests/**\"]\nverify-timeout = \"90s\"\nmax_pivots = 4\nfresh = true\nagent-arg = [\"-c\", \"x=1\"]\nartifacts-dir = \"out\"\ndirection = \"higher\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.goal.as_deref(), Some("fewer bugs"));
+        assert_eq!(
+            s.scope,
+            Some(Patterns(vec!["src/**".into(), "tests/**".into()]))
+        );
+        assert_eq!(s.verify_timeout, Some(Dur(Duration::from_secs(90))));
+        assert_eq!(s.max_pivots, Some(4));
+        assert_eq!(s.fresh, Some(true));
+        assert_eq!(
+            s.agent_arg,
+            Some(StringOrList(vec!["-c".into(), "x=1".into()]))
+        );
+        assert_eq!(
+            s.artifacts_dir,
+            Some(PathBuf::from("/repo/out")),
+            "relative to the file"
+        );
+        assert_eq!(s.direction, Some(Direction::Higher));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_line() {
+        let e = parse("goal = \"x\"\n\nverfy = \"make\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/repo/autoresearch.toml line 3: unknown key `verfy` (did you mean `verify`?)"
+        );
+        let e = parse("goal = \"x\"\niterations = \"ten\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/repo/autoresearch.toml line 2: `iterations`: invalid type"),
+            "{e}"
+        );
+        let e = parse("verify_timeout = \"5x\"\n").unwrap_err().to_string();
+        assert!(
+            e.contains("line 1: `verify_timeout`: `5x` is not a duration"),
+            "{e}"
+        );
+        let e = parse("direction = \"down\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 1: `direction`"), "{e}");
+        let e = parse("goal = \n").unwrap_err().to_string();
+        assert!(e.starts_with("/repo/autoresearch.toml line 1:"), "{e}");
+        let e = parse("[run]\ngoal = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 1: unknown key `run`"), "{e}");
+        let e = parse("fresh = \"yes\"\n").unwrap_err().to_string();
+        assert!(e.contains("`fresh`: invalid type"), "{e}");
+    }
+
+    #[test]
+    fn precedence_is_file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("custom.toml");
+        std::fs::write(
+            &file,
+            "goal = \"from file\"\nmetric = \"file-metric\"\nverify = \"file verify\"\n",
+        )
+        .unwrap();
+        let flags = Settings {
+            verify: Some("flag verify".into()),
+            ..Settings::default()
+        };
+        let g = gather(flags, Some(&file), |k| match k {
+            "AUTORESEARCH_METRIC" => Some("env-metric".into()),
+            "AUTORESEARCH_VERIFY" => Some("env verify".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(g.settings.goal.as_deref(), Some("from file"));
+        assert_eq!(g.settings.metric.as_deref(), Some("env-metric"));
+        assert_eq!(g.settings.verify.as_deref(), Some("flag verify"));
+        assert_eq!(
+            g.sources["goal"],
+            Source::File {
+                path: file.clone(),
+                line: 1
+            }
+        );
+        assert_eq!(
+            g.sources["metric"],
+            Source::Env("AUTORESEARCH_METRIC".into())
+        );
+        assert_eq!(g.sources["verify"], Source::Flag);
+        assert!(
+            gather(
+                Settings::default(),
+                Some(Path::new("/nonexistent.toml")),
+                |_| None
+            )
+            .is_err()
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::agent::{self, Agent, Outcome, Proposal, Request};
 use crate::artifacts::Paths;
 use crate::artifacts::inflight::{self, Inflight};
 use crate::artifacts::lessons::{Lesson, Lessons};
-use crate::artifacts::lock::Lock;
+use crate::artifacts::lock::{self, Lock};
 use crate::artifacts::results::ResultsLog;
 use crate::artifacts::state::{EngineInfo, IterationRecord, StateFile};
 use crate::config::{self, AgentKind, Mode, Rollback, RunConfig, Session, Settings, Source};
@@ -39,8 +39,8 @@ const PROMPT_LESSONS: usize = 5;
 pub struct Options {
     /// The explicit settings (file, environment, flags), without defaults.
     pub settings: Settings,
-    /// Where each explicit setting came from.
-    pub sources: BTreeMap<&'static str, Source>,
+    /// The config file that was read, if any (protected from the agent when in the repo).
+    pub config_file: Option<std::path::PathBuf>,
     /// `exec`: always fresh, lessons read-only, exec exit codes.
     pub exec: bool,
     pub output: Output,
@@ -404,58 +404,58 @@ pub fn run(opts: Options) -> Result<Summary> {
     let paths = Paths::new(&repo.root, opts.settings.artifacts_dir.as_deref())?;
     let fresh = opts.exec || opts.settings.fresh == Some(true);
 
-    // Validate what can be validated before touching anything.
-    if fresh || !paths.has_run() {
-        RunConfig::from_settings(layered(None, &opts.settings))?;
+    // Every refusal comes before the first write: a live run, a bad configuration, a missing
+    // agent, a dirty tree. A refused run leaves the repository exactly as it was.
+    if let Some(h) = lock::peek(&paths.lock).filter(|h| h.pid != std::process::id() && h.alive()) {
+        return Err(Error::Refused(format!(
+            "another run (pid {}, started {}) holds {}; wait for it to finish or stop it",
+            h.pid,
+            h.started_at,
+            paths.lock.display()
+        )));
     }
+    let saved = if fresh { None } else { paths.peek_saved() };
+    if let Some(s) = &saved {
+        config::check_identity(s, &opts.settings)?;
+    }
+    let cfg = RunConfig::from_settings(layered(saved.as_ref(), &opts.settings))?;
+    let scope = PathSet::new(&cfg.scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
+    let interrupted = paths.inflight.exists();
+    if !interrupted {
+        preflight_tree(&repo, &scope, &paths)?;
+    }
+    let mut agent = make_agent(&cfg)?;
+
+    // From here on the run owns its artifacts.
     fsutil::ensure_dir(&paths.private)?;
     repo.add_excludes(&paths.exclude_entries())?;
     let (lock, reclaimed) = Lock::acquire(&paths.lock)?;
+    let mut notes = Vec::new();
     if let Some(h) = reclaimed {
-        out.note(&format!(
+        notes.push(format!(
             "reclaimed the lock left by pid {} (that run is gone)",
             h.pid
         ));
     }
-
     let mut existing = if paths.has_run() {
         Some(load_existing(&paths, &out)?)
     } else {
         None
     };
-    if !fresh && let Some(old) = &existing {
-        config::check_identity(&old.saved, &opts.settings)?;
-    }
-
     // An interrupted iteration is rolled back before anything else, fresh or not.
     if let Some(marker) = Inflight::load(&paths.inflight)? {
         recover(&repo, &paths, existing.as_mut(), marker, &out)?;
     }
+    let loaded = if fresh { None } else { existing.take() };
+    // After a recovery the tree is checked again; otherwise this finds what the first check found.
+    let user_untracked = preflight_tree(&repo, &scope, &paths)?;
 
-    let (cfg, loaded) = if fresh {
-        let cfg = RunConfig::from_settings(layered(None, &opts.settings))?;
-        (cfg, None)
-    } else if let Some(old) = existing.take() {
-        let cfg = RunConfig::from_settings(layered(Some(&old.saved), &opts.settings))?;
-        (cfg, Some(old))
-    } else {
-        (
-            RunConfig::from_settings(layered(None, &opts.settings))?,
-            None,
-        )
-    };
-    let mut agent = make_agent(&cfg)?;
     if cfg.agent != AgentKind::Command {
-        match agent.version() {
-            Some(v) => out.note(&format!("agent: {v}")),
-            None => out.note(&format!(
-                "agent: {} (its --version did not answer)",
-                agent.name()
-            )),
-        }
+        notes.push(match agent.version() {
+            Some(v) => format!("agent: {v}"),
+            None => format!("agent: {} (its --version did not answer)", agent.name()),
+        });
     }
-
-    let scope = PathSet::new(&cfg.scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
     let mut protected_list: Vec<String> = cfg.protect.clone();
     let mut named = named_paths(&cfg.verify, &repo.root);
     if let Some(g) = &cfg.guard {
@@ -470,22 +470,24 @@ pub fn run(opts: Options) -> Result<Summary> {
             protected_list.push(n.clone());
         }
     }
-    for a in paths.protected_in_repo() {
-        protected_list.push(a);
+    protected_list.extend(paths.protected_in_repo());
+    if let Some(rel) = opts
+        .config_file
+        .as_deref()
+        .and_then(|f| f.strip_prefix(&repo.root).ok())
+    {
+        protected_list.push(rel.to_string_lossy().into_owned());
     }
     let protect =
         PathSet::new(&protected_list).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
-
-    // The tree must be clean apart from ignored files and the user's untracked files outside the scope.
-    let user_untracked = preflight_tree(&repo, &scope)?;
     if !named.is_empty() {
-        out.note(&format!(
+        notes.push(format!(
             "protected from the agent (named by verify/guard): {}",
             list_paths(&named)
         ));
         let inside: Vec<String> = named.iter().filter(|p| scope.matches(p)).cloned().collect();
         if !inside.is_empty() {
-            out.note(&format!(
+            notes.push(format!(
                 "warning: {} is inside --scope but named by verify/guard, so the agent may not change it (measure through a script to let it)",
                 list_paths(&inside)
             ));
@@ -548,13 +550,22 @@ pub fn run(opts: Options) -> Result<Summary> {
             )?
         }
     };
+    for n in &notes {
+        run.out.note(n);
+    }
     let stop = run.main_loop()?;
     Ok(run.finish(stop))
 }
 
 /// Checks the working tree; returns the user's untracked files outside the scope.
-fn preflight_tree(repo: &Repo, scope: &PathSet) -> Result<Vec<String>> {
-    let changes = repo.scan()?;
+fn preflight_tree(repo: &Repo, scope: &PathSet, paths: &Paths) -> Result<Vec<String>> {
+    // The artifacts are excluded once the run starts; before that they may show up untracked.
+    let artifacts = paths.artifact_set();
+    let changes: Vec<_> = repo
+        .scan()?
+        .into_iter()
+        .filter(|c| !artifacts.matches(&c.path))
+        .collect();
     let tracked: Vec<String> = changes
         .iter()
         .filter(|c| c.kind != ChangeKind::Untracked)

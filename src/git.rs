@@ -93,11 +93,6 @@ impl Repo {
             }
             Err(e) => return Err(Error::git("read HEAD", e)),
         };
-        if self.repo.head_detached().git_ctx("read HEAD")? {
-            return Err(Error::Refused(
-                "HEAD is detached; check out a branch first (trial commits go on a branch)".into(),
-            ));
-        }
         let state = self.repo.state();
         if state != RepositoryState::Clean {
             let what = match state {
@@ -115,6 +110,11 @@ impl Repo {
             return Err(Error::Refused(format!(
                 "{what} is in progress; finish or abort it before starting a run"
             )));
+        }
+        if self.repo.head_detached().git_ctx("read HEAD")? {
+            return Err(Error::Refused(
+                "HEAD is detached; check out a branch first (trial commits go on a branch)".into(),
+            ));
         }
         head.name()
             .map(str::to_string)

@@ -148,7 +148,10 @@ impl Output {
                 "status": row.status.as_str(),
                 "description": crate::engine::row::one_line(&row.description),
             });
-            if let (Some(r), Some(obj)) = (rec, v.as_object_mut()) {
+            // Bookkeeping rows (refine, pivot, search, drift, blocked) have no record: zeros.
+            let empty = IterationRecord::default();
+            let r = rec.unwrap_or(&empty);
+            if let Some(obj) = v.as_object_mut() {
                 obj.insert("agent_ms".into(), json!(r.agent_ms));
                 obj.insert("verify_ms".into(), json!(r.verify_ms));
                 obj.insert("guard_ms".into(), json!(r.guard_ms));

@@ -166,3 +166,94 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
     }
     Ok(())
 }
+
+/// `codex-autoresearch config`: prints the effective settings of a `run` here and the source of
+/// each; returns exit code 0, or 2 when the result would not start (after printing it).
+pub fn config(g: crate::config::Gathered, json_out: bool) -> Result<u8> {
+    use std::collections::BTreeMap;
+
+    use crate::config::{RunConfig, Settings, Source};
+
+    let start = crate::config::start_dir(g.settings.repo.as_deref())?;
+    let repo = Repo::discover(&start).ok();
+    let fresh = g.settings.fresh == Some(true);
+    let saved = repo
+        .as_ref()
+        .and_then(|r| Paths::new(&r.root, g.settings.artifacts_dir.as_deref()).ok())
+        .filter(|p| !fresh && p.has_run())
+        .and_then(|p| p.peek_saved());
+    let mut merged = Settings::defaults();
+    let mut sources: BTreeMap<&'static str, Source> = merged
+        .set_keys()
+        .into_iter()
+        .map(|k| (k, Source::Default))
+        .collect();
+    if let Some(s) = saved {
+        merged.overlay(s, &Source::Resumed, &mut sources);
+    }
+    merged.overlay(g.settings, &Source::Default, &mut BTreeMap::new());
+    sources.extend(g.sources);
+    let values = serde_json::to_value(&merged).unwrap_or_default();
+    let problem = RunConfig::from_settings(merged)
+        .err()
+        .map(|e| e.to_string());
+    if json_out {
+        let settings: serde_json::Map<String, Value> = Settings::KEYS
+            .iter()
+            .map(|k| {
+                let mut entry = json!({ "value": values.get(*k).cloned().unwrap_or(Value::Null) });
+                match sources.get(k) {
+                    Some(Source::File { path, line }) => {
+                        entry["source"] = json!("file");
+                        entry["file"] = json!(path.display().to_string());
+                        entry["line"] = json!(line);
+                    }
+                    Some(Source::Env(var)) => {
+                        entry["source"] = json!("environment");
+                        entry["variable"] = json!(var);
+                    }
+                    Some(Source::Flag) => entry["source"] = json!("flag"),
+                    Some(Source::Resumed) => entry["source"] = json!("resumed"),
+                    Some(Source::Default) => entry["source"] = json!("default"),
+                    None => entry["source"] = Value::Null,
+                }
+                ((*k).to_string(), entry)
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "repo": repo.as_ref().map(|r| r.root.display().to_string()),
+                "file": g.file.as_ref().map(|f| f.display().to_string()),
+                "settings": settings,
+                "valid": problem.is_none(),
+                "error": problem,
+            })
+        );
+    } else {
+        match &g.file {
+            Some(f) => println!("config file: {}", f.display()),
+            None => println!("config file: none (no autoresearch.toml at the repository root)"),
+        }
+        for k in Settings::KEYS {
+            let value = match values.get(*k) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => "-".to_string(),
+            };
+            let source = sources
+                .get(k)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unset".into());
+            println!("{k:<20} {value:<40} {source}");
+        }
+        if let Some(p) = &problem {
+            eprintln!("codex-autoresearch: error: {p}");
+        }
+    }
+    Ok(if problem.is_some() {
+        crate::error::exit::BLOCKED
+    } else {
+        0
+    })
+}

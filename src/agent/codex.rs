@@ -168,34 +168,19 @@ impl CodexAgent {
     }
 
     /// Returns the command line for a turn (fresh thread, or resuming `thread`).
+    ///
+    /// Resuming puts the exec-level options first: `exec --json -C <repo> -s <mode> ... resume
+    /// <id> -`. `exec resume` itself rejects `-C` and `-s`, and does not inherit the sandbox or
+    /// the working root from the session (verified with Codex 0.169).
     pub fn args(&self, repo: &Path, thread: Option<&str>) -> Vec<OsString> {
-        let mut a: Vec<OsString> = vec!["exec".into()];
-        if let Some(id) = thread {
-            // `exec resume` rejects -s; the sandbox goes in as a config override.
-            a.push("resume".into());
-            a.push(id.into());
-            a.push("--json".into());
-            match self.sandbox {
-                Sandbox::WorkspaceWrite => {
-                    a.push("-c".into());
-                    a.push("sandbox_mode=\"workspace-write\"".into());
-                }
-                Sandbox::DangerFullAccess => {
-                    a.push("--dangerously-bypass-approvals-and-sandbox".into())
-                }
+        let mut a: Vec<OsString> = vec!["exec".into(), "--json".into(), "-C".into(), repo.into()];
+        match self.sandbox {
+            Sandbox::WorkspaceWrite => {
+                a.push("-s".into());
+                a.push("workspace-write".into());
             }
-        } else {
-            a.push("--json".into());
-            a.push("-C".into());
-            a.push(repo.into());
-            match self.sandbox {
-                Sandbox::WorkspaceWrite => {
-                    a.push("-s".into());
-                    a.push("workspace-write".into());
-                }
-                Sandbox::DangerFullAccess => {
-                    a.push("--dangerously-bypass-approvals-and-sandbox".into())
-                }
+            Sandbox::DangerFullAccess => {
+                a.push("--dangerously-bypass-approvals-and-sandbox".into())
             }
         }
         if let Some(m) = &self.model {
@@ -204,6 +189,10 @@ impl CodexAgent {
         }
         for e in &self.extra {
             a.push(e.into());
+        }
+        if let Some(id) = thread {
+            a.push("resume".into());
+            a.push(id.into());
         }
         a.push("-".into());
         a
@@ -471,15 +460,17 @@ mod tests {
             resume,
             [
                 "exec",
-                "resume",
-                "t1",
                 "--json",
-                "-c",
-                "sandbox_mode=\"workspace-write\"",
+                "-C",
+                "/r",
+                "-s",
+                "workspace-write",
                 "-m",
                 "gpt-5.5",
                 "-c",
                 "x=1",
+                "resume",
+                "t1",
                 "-"
             ]
         );

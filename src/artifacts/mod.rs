@@ -49,8 +49,9 @@ impl Paths {
                 } else {
                     repo_root.join(d)
                 };
-                fs::create_dir_all(&d).ctx("create the artifacts directory", &d)?;
-                d.canonicalize().ctx("resolve", &d)?
+                // Resolved without creating it: nothing is written before the run may start.
+                d.canonicalize()
+                    .unwrap_or_else(|_| std::path::absolute(&d).unwrap_or(d))
             }
         };
         let rel_in_repo = dir
@@ -105,6 +106,16 @@ impl Paths {
         ]
     }
 
+    /// Returns the set of artifact paths inside the repository (what the exclude entries hide).
+    pub fn artifact_set(&self) -> crate::scope::PathSet {
+        let patterns: Vec<String> = self
+            .exclude_entries()
+            .iter()
+            .map(|e| e.trim_start_matches('/').trim_end_matches('/').to_string())
+            .collect();
+        crate::scope::PathSet::new(&patterns).unwrap_or_else(|_| crate::scope::PathSet::empty())
+    }
+
     /// Returns the artifact paths relative to the repository root (for the protected set).
     pub fn protected_in_repo(&self) -> Vec<String> {
         let Some(rel) = &self.rel_in_repo else {
@@ -123,6 +134,23 @@ impl Paths {
     /// Returns true when a run's results or state exist here.
     pub fn has_run(&self) -> bool {
         self.results.exists() || self.state.exists()
+    }
+
+    /// Returns the settings stored with the run here, read-only (state first, else the results
+    /// log's `# settings:` line); `None` when there is no readable run.
+    pub fn peek_saved(&self) -> Option<crate::config::Settings> {
+        if let Ok(s) = state::StateFile::load(&self.state)
+            && let Ok(set) =
+                crate::config::Settings::from_saved(&serde_json::Value::Object(s.config))
+        {
+            return Some(set);
+        }
+        let text = fs::read_to_string(&self.results).ok()?;
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        let (meta, _) = results::parse(complete).ok()?;
+        let line = meta.iter().rev().find(|(k, _)| k == "settings")?;
+        let value: serde_json::Value = serde_json::from_str(&line.1).ok()?;
+        crate::config::Settings::from_saved(&value).ok()
     }
 
     /// Moves the results, state and iteration logs aside as the next free `.prev` generation

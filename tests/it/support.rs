@@ -226,3 +226,202 @@ pub fn scripted_agent(repo: &TestRepo, name: &str, steps: &[(u32, &str)]) -> Str
     body.push_str("  *) echo idle ;;\nesac\n");
     repo.script(name, &body)
 }
+
+// ---- Helpers for the preflight, cli, escalation and status modules ----
+
+impl Run {
+    /// Returns the non-empty lines of stderr.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+
+    /// Returns the non-empty lines of stdout.
+    pub fn stdout_lines(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+
+    /// Asserts exit 2 with exactly one stderr line; returns that line.
+    #[track_caller]
+    pub fn expect_one_error_line(&self) -> String {
+        self.expect_code(2);
+        let lines = self.stderr_lines();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected exactly one stderr line\n--- stderr\n{}",
+            self.stderr
+        );
+        lines[0].to_string()
+    }
+
+    /// Asserts a refusal: exit 2, exactly one stderr line `codex-autoresearch: error: ...`
+    /// containing every needle; returns the line.
+    #[track_caller]
+    pub fn expect_refusal(&self, needles: &[&str]) -> String {
+        let line = self.expect_one_error_line();
+        assert!(
+            line.starts_with("codex-autoresearch: error: "),
+            "not an error line: {line}"
+        );
+        for n in needles {
+            assert!(line.contains(n), "`{n}` missing from: {line}");
+        }
+        line
+    }
+}
+
+/// Everything a refused run must leave exactly as it was.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub head: String,
+    pub symbolic_head: String,
+    pub refs: String,
+    pub index: String,
+    pub status: String,
+    /// Every file of the working tree outside `.git/` and `.autoresearch/`, with its content.
+    pub files: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+fn walk_files(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let rel = p
+            .strip_prefix(root)
+            .expect("inside root")
+            .to_string_lossy()
+            .into_owned();
+        if rel == ".git" || rel == ".autoresearch" {
+            continue;
+        }
+        let ft = e.file_type().expect("file type");
+        if ft.is_dir() {
+            walk_files(root, &p, out);
+        } else {
+            out.insert(rel, fs::read(&p).unwrap_or_default());
+        }
+    }
+}
+
+impl TestRepo {
+    /// Runs git in the repository; returns whether it succeeded (for commands expected to fail).
+    pub fn git_ok(&self, args: &[&str]) -> bool {
+        let mut cmd = Command::new("git");
+        hermetic(&mut cmd, &self.aux);
+        cmd.args(args)
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .output()
+            .expect("git")
+            .status
+            .success()
+    }
+
+    /// Runs git and returns stdout without asserting success (empty on failure).
+    pub fn git_lossy(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("git");
+        hermetic(&mut cmd, &self.aux);
+        let o = cmd
+            .args(args)
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .output()
+            .expect("git");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Captures HEAD, refs, index, status and every working-tree file.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut files = std::collections::BTreeMap::new();
+        walk_files(&self.root, &self.root, &mut files);
+        Snapshot {
+            head: self.git_lossy(&["rev-parse", "-q", "--verify", "HEAD"]),
+            symbolic_head: fs::read_to_string(self.root.join(".git/HEAD")).unwrap_or_default(),
+            refs: self.git_lossy(&["for-each-ref", "--format=%(refname) %(objectname)"]),
+            index: self.git_lossy(&["ls-files", "-s"]),
+            status: self.git_lossy(&["status", "--porcelain", "--untracked-files=all"]),
+            files,
+        }
+    }
+
+    /// Asserts that nothing changed since `before` and that no results, state or lessons exist.
+    #[track_caller]
+    pub fn assert_untouched(&self, before: &Snapshot) {
+        let after = self.snapshot();
+        assert_eq!(&after, before, "a refused run changed the repository");
+        for f in [
+            "research-results.tsv",
+            "autoresearch-state.json",
+            "autoresearch-lessons.md",
+        ] {
+            assert!(!self.exists(f), "{f} was created by a refused run");
+        }
+    }
+
+    /// Returns the arguments of a `run` with the usual required flags plus `extra`.
+    pub fn loop_args(verify: &str, agent: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "run",
+            "--goal",
+            "lower the number",
+            "--scope",
+            "src/**",
+            "--metric",
+            "value",
+            "--direction",
+            "lower",
+            "--verify",
+            verify,
+            "--agent",
+            "command",
+            "--agent-cmd",
+            agent,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    /// Runs the binary with owned arguments.
+    pub fn run_owned(&self, args: &[String]) -> Run {
+        self.cmd().args(args).output().expect("run binary").into()
+    }
+
+    /// Returns the text of a file outside the repository (in `aux`), or "" when it is missing.
+    pub fn aux_read(&self, name: &str) -> String {
+        fs::read_to_string(self.aux.join(name)).unwrap_or_default()
+    }
+}
+
+/// An agent that moves `src/value.txt` by `step` (e.g. -1 or +1) every turn and says so.
+pub fn stepping_agent(repo: &TestRepo, name: &str, step: i64) -> String {
+    repo.script(
+        name,
+        &format!(
+            "cat > /dev/null\nv=$(cat src/value.txt)\nn=$((v + ({step})))\necho $n > src/value.txt\necho \"set value to $n\""
+        ),
+    )
+}
+
+/// Polls `cond` every 50 ms for up to 60 s; panics with `what` if it never holds.
+#[track_caller]
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
