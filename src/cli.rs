@@ -281,9 +281,14 @@ fn run_command(args: &RunArgs, exec: bool) -> ExitCode {
     };
     match crate::driver::run(opts) {
         Ok(summary) => {
-            out.finished(&summary);
-            if exec && summary.exit_code != exit::OK && summary.exit_code != exit::NO_IMPROVEMENT {
+            let completed =
+                summary.exit_code == exit::OK || summary.exit_code == exit::NO_IMPROVEMENT;
+            if exec && !completed {
+                // Blocked or interrupted: no completion line; stdout keeps the rows recorded.
+                out.note(&summary.message);
                 exec_error(&summary.message, summary.exit_code);
+            } else {
+                out.finished(&summary);
             }
             ExitCode::from(summary.exit_code)
         }

@@ -1250,6 +1250,11 @@ impl Run {
             return Ok(None);
         };
         let mut spec = Spec::shell(&guard, &self.repo.root);
+        spec.env = self
+            .child_env(self.replay.tally.iteration + 1, Directive::Continue)
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         let log = dir.join(format!("{stem}.log"));
         spec.stdout_log = Some(log.clone());
         spec.stderr_log = Some(log);
@@ -1448,7 +1453,7 @@ impl Run {
     }
 
     fn prompt_text(&self, directive: Directive, feedback: Option<(&str, &str)>) -> String {
-        let lessons = self.lessons.recent(PROMPT_LESSONS);
+        let lessons = self.lessons.recent(PROMPT_LESSONS, &self.cfg.goal);
         prompt::render(&PromptInput {
             mode: self.cfg.mode,
             goal: &self.cfg.goal,

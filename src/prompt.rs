@@ -174,7 +174,7 @@ mod tests {
         assert!(text.contains("`cargo test`"));
         assert!(text.contains("assertion failed: x"));
         assert!(text.contains("Do not commit"));
-        assert!(text.contains("one line that summarises"));
+        assert!(text.contains("one-line summary"));
     }
 
     #[test]

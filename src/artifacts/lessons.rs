@@ -57,14 +57,37 @@ impl Lessons {
         self.count
     }
 
-    /// Returns the last `n` entries as one text block.
-    pub fn recent(&self, n: usize) -> String {
+    /// Returns the last `n` entries as one line each, for prompts:
+    /// `- [keep] <title> (<insight>)`, plus the goal when it differs from `goal`.
+    pub fn recent(&self, n: usize, goal: &str) -> String {
         let start = self.entries.len().saturating_sub(n);
-        self.entries[start..]
-            .iter()
-            .map(|e| e.trim_end())
-            .collect::<Vec<_>>()
-            .join("\n\n")
+        let mut out = Vec::new();
+        for e in &self.entries[start..] {
+            let field = |name: &str| {
+                e.lines()
+                    .find_map(|l| l.strip_prefix(&format!("- **{name}:** ")))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            };
+            let title = e.lines().next().unwrap_or("").trim_start_matches("### ");
+            let title = title.split_once(": ").map_or(title, |(_, t)| t);
+            let mut line = format!("- [{}] {}", field("Outcome"), title);
+            let insight = field("Insight");
+            if !insight.is_empty() && insight != title && insight != "-" {
+                line.push_str(&format!(" ({insight})"));
+            }
+            let other_goal = field("Context")
+                .split("; ")
+                .find_map(|kv| kv.strip_prefix("goal="))
+                .filter(|g| *g != goal)
+                .map(str::to_string);
+            if let Some(g) = other_goal {
+                line.push_str(&format!(" [other goal: {g}]"));
+            }
+            out.push(line);
+        }
+        out.join("\n")
     }
 
     /// Returns true when something else wrote to the file since it was read or appended.
@@ -130,6 +153,10 @@ mod tests {
         assert!(text.contains("- **Iteration:** tag#2\n"));
         let again = Lessons::load(&p);
         assert_eq!(again.count(), 2);
-        assert!(again.recent(1).starts_with("### L-2"));
+        assert_eq!(again.recent(1, "g"), "- [pivot] switch to batching");
+        assert_eq!(
+            again.recent(2, "other").lines().next(),
+            Some("- [keep] cache the parser [other goal: g]")
+        );
     }
 }
