@@ -275,6 +275,7 @@ fn run_command(args: &RunArgs, exec: bool) -> ExitCode {
     };
     let opts = crate::driver::Options {
         settings: gathered.settings,
+        sources: gathered.sources,
         config_file: gathered.file,
         exec,
         output: out,

@@ -170,10 +170,11 @@ pub enum Source {
     Default,
     /// The configuration stored in `autoresearch-state.json` of the run being resumed.
     Resumed,
-    /// `autoresearch.toml` or `--config FILE` (with the line of the key).
+    /// `autoresearch.toml` or `--config FILE`: the line of the key and the key as written.
     File {
         path: PathBuf,
         line: usize,
+        key: String,
     },
     /// An environment variable.
     Env(String),
@@ -185,7 +186,7 @@ impl fmt::Display for Source {
         match self {
             Source::Default => f.write_str("default"),
             Source::Resumed => f.write_str("resumed run"),
-            Source::File { path, line } => write!(f, "file {}:{line}", path.display()),
+            Source::File { path, line, .. } => write!(f, "file {}:{line}", path.display()),
             Source::Env(var) => write!(f, "environment {var}"),
             Source::Flag => f.write_str("flag"),
         }
@@ -344,8 +345,13 @@ impl Settings {
                 sources.insert(k, Source::Env((*var).to_string()));
             }
         }
-        let s = serde_json::from_value(serde_json::Value::Object(map))
+        let s: Settings = serde_json::from_value(serde_json::Value::Object(map))
             .map_err(|e| Error::Usage(format!("environment: {e}")))?;
+        for (var, key) in ENV_VARS {
+            if sources.contains_key(key) {
+                check_value(key, &s, Some(&[])).map_err(|m| Error::Usage(format!("{var}: {m}")))?;
+            }
+        }
         Ok((s, sources))
     }
 
@@ -452,14 +458,6 @@ fn required<T: Clone>(v: &Option<T>, key: &str) -> Result<T> {
     v.clone().ok_or_else(|| missing(key))
 }
 
-fn non_empty(v: String, key: &str) -> Result<String> {
-    if v.trim().is_empty() {
-        Err(Error::Usage(format!("{} must not be empty", flag(key))))
-    } else {
-        Ok(v.trim().to_string())
-    }
-}
-
 /// Agent arguments that would change the sandbox; `--sandbox` owns that.
 const SANDBOX_ARGS: &[&str] = &[
     "-s",
@@ -485,29 +483,122 @@ pub fn valid_run_tag(tag: &str) -> bool {
         && !tag.ends_with('.')
 }
 
+/// Checks one setting on its own (what can be judged without the other layers); returns the
+/// problem as a phrase that follows the key's name, e.g. "must be at least 1".
+///
+/// `names` are the metric names a stop condition may use; `None` means take them from `s`.
+pub fn check_value(
+    key: &str,
+    s: &Settings,
+    names: Option<&[&str]>,
+) -> std::result::Result<(), String> {
+    let non_empty = |v: &Option<String>| match v {
+        Some(t) if t.trim().is_empty() => Err("must not be empty".to_string()),
+        _ => Ok(()),
+    };
+    let positive = |v: Option<Dur>| match v {
+        Some(d) if d.0.is_zero() => Err("must be longer than 0s".to_string()),
+        _ => Ok(()),
+    };
+    match key {
+        "mode" => match s.mode {
+            Some(m) if !matches!(m, Mode::Loop | Mode::Fix) => {
+                Err(format!("{m} is not available yet (available: loop, fix)"))
+            }
+            _ => Ok(()),
+        },
+        "goal" | "verify" => non_empty(if key == "goal" { &s.goal } else { &s.verify }),
+        "metric" => {
+            non_empty(&s.metric)?;
+            match &s.metric {
+                Some(m) if m.contains(['\n', '\r']) => Err("must be one line".into()),
+                _ => Ok(()),
+            }
+        }
+        "scope" | "protect" => {
+            let p = if key == "scope" { &s.scope } else { &s.protect };
+            match p {
+                Some(p) if key == "scope" && p.0.is_empty() => {
+                    Err("must name at least one path or glob".into())
+                }
+                Some(p) => PathSet::new(&p.0).map(|_| ()),
+                None => Ok(()),
+            }
+        }
+        "metric_regex" => match s.metric_regex.as_deref().filter(|r| !r.is_empty()) {
+            Some(re) => {
+                let compiled = regex::Regex::new(re).map_err(|e| {
+                    e.to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("invalid regex")
+                        .trim()
+                        .to_string()
+                })?;
+                if compiled.captures_len() < 2 {
+                    return Err(
+                        "needs a capture group around the number, e.g. `score: ([0-9.]+)`".into(),
+                    );
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        },
+        "repeat" if s.repeat == Some(0) => Err("must be at least 1".into()),
+        "iterations" if s.iterations == Some(0) => Err("must be at least 1".into()),
+        "verify_timeout" => positive(s.verify_timeout),
+        "agent_timeout" => positive(s.agent_timeout),
+        "agent_idle_timeout" => positive(s.agent_idle_timeout),
+        "run_tag" => match s.run_tag.as_deref() {
+            Some(tag) if !tag.is_empty() && !valid_run_tag(tag) => Err(format!(
+                "`{tag}`: use letters, digits, `-`, `_` and `.` (it names refs/autoresearch/<tag>/)"
+            )),
+            _ => Ok(()),
+        },
+        "agent_arg" => {
+            for a in s.agent_arg.iter().flat_map(|a| a.0.iter()) {
+                let name = a.split('=').next().unwrap_or(a);
+                if SANDBOX_ARGS.contains(&name) || a.contains("sandbox_mode") {
+                    return Err(format!(
+                        "`{a}`: the sandbox is set by --sandbox (workspace-write or danger-full-access)"
+                    ));
+                }
+            }
+            Ok(())
+        }
+        "stop_condition" => {
+            let Some(text) = s
+                .stop_condition
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            else {
+                return Ok(());
+            };
+            let own: Vec<&str> = [s.metric.as_deref(), s.primary_metric_key.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let names = names.unwrap_or(&own);
+            let direction = s.direction.unwrap_or(Direction::Lower);
+            stop::parse(text, names, direction).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
 impl RunConfig {
     /// Validates merged settings. Errors name the flag.
     pub fn from_settings(s: Settings) -> Result<RunConfig> {
+        for key in Settings::KEYS {
+            check_value(key, &s, None).map_err(|m| Error::Usage(format!("{} {m}", flag(key))))?;
+        }
         let mode = s.mode.unwrap_or(Mode::Loop);
-        if !matches!(mode, Mode::Loop | Mode::Fix) {
-            return Err(Error::Usage(format!(
-                "--mode {mode} is not available yet (available: loop, fix)"
-            )));
-        }
-        let goal = non_empty(required(&s.goal, "goal")?, "goal")?;
+        let goal = required(&s.goal, "goal")?.trim().to_string();
         let scope = required(&s.scope, "scope")?.0;
-        if scope.is_empty() {
-            return Err(Error::Usage(
-                "--scope must name at least one path or glob".into(),
-            ));
-        }
-        PathSet::new(&scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
-        let metric = non_empty(required(&s.metric, "metric")?, "metric")?;
-        if metric.contains(['\n', '\r']) {
-            return Err(Error::Usage("--metric must be one line".into()));
-        }
+        let metric = required(&s.metric, "metric")?.trim().to_string();
         let direction = required(&s.direction, "direction")?;
-        let verify = non_empty(required(&s.verify, "verify")?, "verify")?;
+        let verify = required(&s.verify, "verify")?.trim().to_string();
         let verify_format = s.verify_format.unwrap_or(VerifyFormat::Scalar);
         let metric_regex = s.metric_regex.clone().filter(|r| !r.is_empty());
         match (verify_format, &metric_regex) {
@@ -516,23 +607,12 @@ impl RunConfig {
                     "--verify-format regex needs --metric-regex".into(),
                 ));
             }
-            (VerifyFormat::Regex, Some(re)) => {
-                let compiled = regex::Regex::new(re).map_err(|e| {
-                    Error::Usage(format!(
-                        "--metric-regex: {}",
-                        e.to_string().lines().last().unwrap_or("invalid")
-                    ))
-                })?;
-                if compiled.captures_len() < 2 {
-                    return Err(Error::Usage("--metric-regex needs a capture group around the number, e.g. `score: ([0-9.]+)`".into()));
-                }
-            }
+            (VerifyFormat::Regex, Some(_)) | (_, None) => {}
             (_, Some(_)) => {
                 return Err(Error::Usage(
                     "--metric-regex only applies with --verify-format regex".into(),
                 ));
             }
-            _ => {}
         }
         if s.primary_metric_key.is_some() && verify_format != VerifyFormat::MetricsJson {
             return Err(Error::Usage(
@@ -543,13 +623,6 @@ impl RunConfig {
             .primary_metric_key
             .clone()
             .unwrap_or_else(|| metric.clone());
-        let repeat = s.repeat.unwrap_or(1);
-        if repeat == 0 {
-            return Err(Error::Usage("--repeat must be at least 1".into()));
-        }
-        if s.iterations == Some(0) {
-            return Err(Error::Usage("--iterations must be at least 1".into()));
-        }
         let stop_condition = match s
             .stop_condition
             .as_deref()
@@ -583,51 +656,23 @@ impl RunConfig {
             _ => {}
         }
         if agent == AgentKind::Command {
-            for key in ["model", "agent_arg", "codex_bin", "claude_bin"] {
-                let set = match key {
-                    "model" => s.model.is_some(),
-                    "agent_arg" => s.agent_arg.as_ref().is_some_and(|a| !a.0.is_empty()),
-                    "codex_bin" => s.codex_bin.is_some(),
-                    _ => s.claude_bin.is_some(),
-                };
-                if set {
-                    return Err(Error::Usage(format!(
-                        "{} only applies with --agent codex or claude",
-                        flag(key)
-                    )));
-                }
-            }
-        }
-        let agent_args = s.agent_arg.clone().map(|a| a.0).unwrap_or_default();
-        for a in &agent_args {
-            let name = a.split('=').next().unwrap_or(a);
-            let sandbox_override = a.starts_with("sandbox_mode") || a.contains("sandbox_mode=");
-            if SANDBOX_ARGS.contains(&name) || sandbox_override {
+            let set = [
+                ("model", s.model.is_some()),
+                (
+                    "agent_arg",
+                    s.agent_arg.as_ref().is_some_and(|a| !a.0.is_empty()),
+                ),
+                ("codex_bin", s.codex_bin.is_some()),
+                ("claude_bin", s.claude_bin.is_some()),
+            ];
+            if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
                 return Err(Error::Usage(format!(
-                    "--agent-arg {a}: the sandbox is set by --sandbox (workspace-write or danger-full-access)"
-                )));
-            }
-        }
-        let timeout = |v: Option<Dur>, key: &str, default: u64| -> Result<Duration> {
-            let d = v.map_or(Duration::from_secs(default), |d| d.0);
-            if d.is_zero() {
-                return Err(Error::Usage(format!(
-                    "{} must be longer than 0s",
+                    "{} only applies with --agent codex or claude",
                     flag(key)
                 )));
             }
-            Ok(d)
-        };
-        let protect = s.protect.clone().map(|p| p.0).unwrap_or_default();
-        PathSet::new(&protect).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
-        let run_tag = s.run_tag.clone().filter(|t| !t.is_empty());
-        if let Some(tag) = &run_tag
-            && !valid_run_tag(tag)
-        {
-            return Err(Error::Usage(format!(
-                "--run-tag `{tag}`: use letters, digits, `-`, `_` and `.` (it names refs/autoresearch/<tag>/)"
-            )));
         }
+        let dur = |v: Option<Dur>, default: u64| v.map_or(Duration::from_secs(default), |d| d.0);
         Ok(RunConfig {
             mode,
             goal,
@@ -638,7 +683,7 @@ impl RunConfig {
             verify_format,
             primary_metric_key,
             metric_regex,
-            repeat,
+            repeat: s.repeat.unwrap_or(1),
             guard: s.guard.clone().filter(|g| !g.trim().is_empty()),
             iterations: s.iterations,
             stop_condition,
@@ -648,12 +693,12 @@ impl RunConfig {
             claude_bin: s.claude_bin.clone(),
             sandbox: s.sandbox.unwrap_or(Sandbox::WorkspaceWrite),
             model: s.model.clone().filter(|m| !m.is_empty()),
-            agent_args,
+            agent_args: s.agent_arg.clone().map(|a| a.0).unwrap_or_default(),
             session: s.session.unwrap_or(Session::Resume),
-            verify_timeout: timeout(s.verify_timeout, "verify_timeout", 600)?,
-            agent_timeout: timeout(s.agent_timeout, "agent_timeout", 1800)?,
-            agent_idle_timeout: timeout(s.agent_idle_timeout, "agent_idle_timeout", 600)?,
-            max_quota_wait: s.max_quota_wait.map_or(Duration::from_secs(3600), |d| d.0),
+            verify_timeout: dur(s.verify_timeout, 600),
+            agent_timeout: dur(s.agent_timeout, 1800),
+            agent_idle_timeout: dur(s.agent_idle_timeout, 600),
+            max_quota_wait: dur(s.max_quota_wait, 3600),
             rework: s.rework.unwrap_or(2),
             thresholds: Thresholds {
                 refine_after: s.refine_after.unwrap_or(3),
@@ -661,8 +706,8 @@ impl RunConfig {
                 max_pivots: s.max_pivots.unwrap_or(3),
             },
             rollback: s.rollback.unwrap_or(Rollback::Reset),
-            protect,
-            run_tag,
+            protect: s.protect.clone().map(|p| p.0).unwrap_or_default(),
+            run_tag: s.run_tag.clone().filter(|t| !t.is_empty()),
             fresh: s.fresh.unwrap_or(false),
             json: s.json.unwrap_or(false),
             repo: s.repo.clone(),
@@ -687,6 +732,25 @@ impl RunConfig {
                 )
             }
         }
+    }
+}
+
+/// Returns a validation error with the place its setting came from: a config file line or an
+/// environment variable (flags already name themselves).
+pub fn locate(err: Error, sources: &BTreeMap<&'static str, Source>) -> Error {
+    let (Error::Usage(msg) | Error::Refused(msg)) = &err else {
+        return err;
+    };
+    let key = msg
+        .split(|c: char| c.is_whitespace() || c == ':' || c == ',' || c == '(' || c == ')')
+        .find_map(|w| w.strip_prefix("--"))
+        .map(|f| f.replace('-', "_"));
+    match key.as_deref().and_then(|k| sources.get(k)) {
+        Some(Source::File { path, line, key }) => {
+            Error::Usage(format!("{} line {line}: `{key}`: {msg}", path.display()))
+        }
+        Some(Source::Env(var)) => Error::Usage(format!("{msg} (from {var})")),
+        _ => err,
     }
 }
 
@@ -937,7 +1001,16 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Settings, BTreeMap<&'stati
     let name = path.display();
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(1, |s| line_of(text, s.start));
-        Error::Usage(format!("{name} line {line}: {}", e.message().trim()))
+        let src = text.lines().nth(line - 1).unwrap_or("").trim();
+        let quoted = if src.is_empty() {
+            String::new()
+        } else {
+            format!(" (in `{src}`)")
+        };
+        Error::Usage(format!(
+            "{name} line {line}: {}{quoted}",
+            e.message().trim()
+        ))
     })?;
     // The spans of the top-level keys, for line numbers in messages.
     let mut lines: BTreeMap<String, usize> = BTreeMap::new();
@@ -979,8 +1052,20 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Settings, BTreeMap<&'stati
         let src = Source::File {
             path: path.to_path_buf(),
             line,
+            key: raw_key.clone(),
         };
         settings.overlay(one, &src, &mut sources);
+    }
+    // Values that are wrong on their own are the file's error, whatever overrides them later.
+    for (key, src) in &sources {
+        if *key == "stop_condition" && settings.metric.is_none() {
+            continue; // may name a metric set elsewhere; checked once the layers are merged
+        }
+        if let (Err(m), Source::File { line, key: raw, .. }) =
+            (check_value(key, &settings, None), src)
+        {
+            return Err(Error::Usage(format!("{name} line {line}: `{raw}`: {m}")));
+        }
     }
     Ok((settings, sources))
 }
@@ -1122,7 +1207,8 @@ mod file_tests {
             g.sources["goal"],
             Source::File {
                 path: file.clone(),
-                line: 1
+                line: 1,
+                key: "goal".into()
             }
         );
         assert_eq!(

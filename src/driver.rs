@@ -39,6 +39,8 @@ const PROMPT_LESSONS: usize = 5;
 pub struct Options {
     /// The explicit settings (file, environment, flags), without defaults.
     pub settings: Settings,
+    /// Where each explicit setting came from (to place validation errors).
+    pub sources: BTreeMap<&'static str, Source>,
     /// The config file that was read, if any (protected from the agent when in the repo).
     pub config_file: Option<std::path::PathBuf>,
     /// `exec`: always fresh, lessons read-only, exec exit codes.
@@ -95,6 +97,8 @@ struct Loaded {
     replay: Replay,
     saved: Settings,
     state: Option<StateFile>,
+    /// The state agrees with the log (else it is older, and its `engine.head` is not trusted).
+    state_current: bool,
 }
 
 struct Run {
@@ -118,6 +122,8 @@ struct Run {
     run_tag: String,
     started: Instant,
     verify_failures: u32,
+    /// The settings last written to `.autoresearch/settings.json`.
+    saved_settings: Option<String>,
     _lock: Lock,
 }
 
@@ -337,10 +343,12 @@ fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
             paths.results.display()
         ))
     })?;
+    let mut state_current = false;
     let state = if paths.state.exists() {
         match StateFile::load(&paths.state) {
             Ok(s) => {
                 let diff = crate::engine::reducer::mismatches(&s.state, &replay.tally);
+                state_current = diff.is_empty();
                 if !diff.is_empty() {
                     out.note(&format!(
                         "{} disagreed with the results log ({}); rebuilt it from the log",
@@ -370,6 +378,13 @@ fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
         .map(|s| Settings::from_saved(&serde_json::Value::Object(s.config.clone())))
     {
         Some(Ok(s)) => s,
+        _ if let Some(s) = std::fs::read_to_string(&paths.settings)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| Settings::from_saved(&v).ok()) =>
+        {
+            s
+        }
         _ => {
             let text = results.meta("settings").ok_or_else(|| {
                 Error::Refused(format!(
@@ -391,6 +406,7 @@ fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
         replay,
         saved,
         state,
+        state_current,
     })
 }
 
@@ -416,46 +432,11 @@ pub fn run(opts: Options) -> Result<Summary> {
     }
     let saved = if fresh { None } else { paths.peek_saved() };
     if let Some(s) = &saved {
-        config::check_identity(s, &opts.settings)?;
+        config::check_identity(s, &opts.settings).map_err(|e| config::locate(e, &opts.sources))?;
     }
-    let cfg = RunConfig::from_settings(layered(saved.as_ref(), &opts.settings))?;
+    let cfg = RunConfig::from_settings(layered(saved.as_ref(), &opts.settings))
+        .map_err(|e| config::locate(e, &opts.sources))?;
     let scope = PathSet::new(&cfg.scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
-    let interrupted = paths.inflight.exists();
-    if !interrupted {
-        preflight_tree(&repo, &scope, &paths)?;
-    }
-    let mut agent = make_agent(&cfg)?;
-
-    // From here on the run owns its artifacts.
-    fsutil::ensure_dir(&paths.private)?;
-    repo.add_excludes(&paths.exclude_entries())?;
-    let (lock, reclaimed) = Lock::acquire(&paths.lock)?;
-    let mut notes = Vec::new();
-    if let Some(h) = reclaimed {
-        notes.push(format!(
-            "reclaimed the lock left by pid {} (that run is gone)",
-            h.pid
-        ));
-    }
-    let mut existing = if paths.has_run() {
-        Some(load_existing(&paths, &out)?)
-    } else {
-        None
-    };
-    // An interrupted iteration is rolled back before anything else, fresh or not.
-    if let Some(marker) = Inflight::load(&paths.inflight)? {
-        recover(&repo, &paths, existing.as_mut(), marker, &out)?;
-    }
-    let loaded = if fresh { None } else { existing.take() };
-    // After a recovery the tree is checked again; otherwise this finds what the first check found.
-    let user_untracked = preflight_tree(&repo, &scope, &paths)?;
-
-    if cfg.agent != AgentKind::Command {
-        notes.push(match agent.version() {
-            Some(v) => format!("agent: {v}"),
-            None => format!("agent: {} (its --version did not answer)", agent.name()),
-        });
-    }
     let mut protected_list: Vec<String> = cfg.protect.clone();
     let mut named = named_paths(&cfg.verify, &repo.root);
     if let Some(g) = &cfg.guard {
@@ -480,6 +461,67 @@ pub fn run(opts: Options) -> Result<Summary> {
     }
     let protect =
         PathSet::new(&protected_list).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
+    let interrupted = paths.inflight.exists();
+    if !interrupted {
+        preflight_tree(&repo, &scope, &protect, &paths)?;
+    }
+    let mut agent = make_agent(&cfg)?;
+
+    // From here on the run owns its artifacts.
+    fsutil::ensure_dir(&paths.private)?;
+    repo.add_excludes(&paths.exclude_entries())?;
+    let (lock, reclaimed) = Lock::acquire(&paths.lock)?;
+    let mut notes = Vec::new();
+    if let Some(h) = reclaimed {
+        notes.push(format!(
+            "reclaimed the lock left by pid {} (that run is gone)",
+            h.pid
+        ));
+    }
+    let mut existing = match (paths.has_run(), fresh) {
+        (false, _) => None,
+        (true, false) => Some(load_existing(&paths, &out)?),
+        // A fresh start archives the old run whatever its state; unreadable files do not block it
+        // (an interrupted iteration is still rolled back, just without a row in the old log).
+        (true, true) => match load_existing(&paths, &out) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                out.note(&format!(
+                    "the previous run is unreadable ({e}); archiving it as it is"
+                ));
+                None
+            }
+        },
+    };
+    // A child left running by a killed engine (agent, verify) is stopped before anything else:
+    // it could still be writing to the tree.
+    if let Some(record) = std::fs::read_to_string(&paths.child)
+        .ok()
+        .and_then(|t| serde_json::from_str::<process::GroupRecord>(&t).ok())
+    {
+        let n = process::kill_recorded_group(&record);
+        if n > 0 {
+            notes.push(format!(
+                "stopped {n} process(es) left running by the previous run (process group {})",
+                record.pgid
+            ));
+        }
+        let _ = std::fs::remove_file(&paths.child);
+    }
+    // An interrupted iteration is rolled back before anything else, fresh or not.
+    if let Some(marker) = Inflight::load(&paths.inflight)? {
+        recover(&repo, &paths, existing.as_mut(), marker, &out)?;
+    }
+    let loaded = if fresh { None } else { existing.take() };
+    // After a recovery the tree is checked again; otherwise this finds what the first check found.
+    let user_untracked = preflight_tree(&repo, &scope, &protect, &paths)?;
+
+    if cfg.agent != AgentKind::Command {
+        notes.push(match agent.version() {
+            Some(v) => format!("agent: {v}"),
+            None => format!("agent: {} (its --version did not answer)", agent.name()),
+        });
+    }
     if !named.is_empty() {
         notes.push(format!(
             "protected from the agent (named by verify/guard): {}",
@@ -558,7 +600,12 @@ pub fn run(opts: Options) -> Result<Summary> {
 }
 
 /// Checks the working tree; returns the user's untracked files outside the scope.
-fn preflight_tree(repo: &Repo, scope: &PathSet, paths: &Paths) -> Result<Vec<String>> {
+fn preflight_tree(
+    repo: &Repo,
+    scope: &PathSet,
+    protect: &PathSet,
+    paths: &Paths,
+) -> Result<Vec<String>> {
     // The artifacts are excluded once the run starts; before that they may show up untracked.
     let artifacts = paths.artifact_set();
     let changes: Vec<_> = repo
@@ -581,7 +628,9 @@ fn preflight_tree(repo: &Repo, scope: &PathSet, paths: &Paths) -> Result<Vec<Str
         .into_iter()
         .filter(|c| c.kind == ChangeKind::Untracked)
         .map(|c| c.path)
-        .partition(|p| scope.matches(p));
+        // A protected untracked file (an uncommitted autoresearch.toml, a verify script) is the
+        // user's even inside the scope: kept and restored, never taken for the agent's work.
+        .partition(|p| scope.matches(p) && !protect.matches(p));
     if !inside.is_empty() {
         return Err(Error::Refused(format!(
             "untracked files inside the scope: {}; commit, move or ignore them first (new files there are taken as the agent's)",
@@ -719,6 +768,7 @@ fn recover(
             s.state = l.replay.tally.clone();
             s.engine.head = new_head.to_string();
             s.save(&paths.state)?;
+            l.state_current = true;
         }
     }
     Inflight::clear(&paths.inflight)
@@ -765,6 +815,7 @@ fn new_run(
         run_tag,
         started: Instant::now(),
         verify_failures: 0,
+        saved_settings: None,
         _lock: lock,
     }
 }
@@ -895,10 +946,7 @@ fn start_fresh(
         }
         Measure::Interrupted(sig) => {
             run.restore_tree()?;
-            return Err(Error::Refused(format!(
-                "interrupted by {} during the baseline",
-                signal::name(sig)
-            )));
+            return Err(Error::Interrupted(sig, "during the baseline"));
         }
     };
     let guard = match run.run_guard(&dir, "guard")? {
@@ -913,10 +961,7 @@ fn start_fresh(
         }
         Some(GuardRun::Interrupted(sig)) => {
             run.restore_tree()?;
-            return Err(Error::Refused(format!(
-                "interrupted by {} during the baseline",
-                signal::name(sig)
-            )));
+            return Err(Error::Interrupted(sig, "during the baseline"));
         }
     };
     run.restore_tree()?;
@@ -981,12 +1026,14 @@ fn resume(
             "--run-tag {tag} differs from the run being resumed ({run_tag}); use --fresh to start a new run"
         )));
     }
-    // Where the branch should be: the state's record, else the last retained commit in the log.
-    let expected = match old
+    // Where the branch should be: the state's record when it is as new as the log, else the last
+    // retained commit the log names.
+    let recorded_head = old
         .state
         .as_ref()
-        .and_then(|s| Oid::from_str(&s.engine.head).ok())
-    {
+        .filter(|_| old.state_current)
+        .and_then(|s| Oid::from_str(&s.engine.head).ok());
+    let expected = match recorded_head {
         Some(o) => o,
         None => repo
             .repo
@@ -995,22 +1042,9 @@ fn resume(
             .map(|c| c.id())
             .unwrap_or(head_now),
     };
-    if old
-        .state
-        .as_ref()
-        .is_some_and(|s| !s.engine.branch.is_empty() && s.engine.branch != branch)
-    {
-        let was = old
-            .state
-            .as_ref()
-            .map(|s| s.engine.branch.clone())
-            .unwrap_or_default();
-        return Err(Error::Refused(format!(
-            "this run commits on {was}, but {branch} is checked out; check out {was} or use --fresh"
-        )));
-    }
-    let moved = head_now != expected;
-    if moved && !repo.descends_from(head_now, expected) {
+    // A different commit with the same tree (a revert, an empty commit) is no move.
+    let moved = head_now != expected && !repo.same_tree(head_now, expected);
+    if head_now != expected && !repo.descends_from(head_now, expected) {
         return Err(Error::Refused(format!(
             "HEAD ({}) is not a descendant of the run's retained commit {}; check out the run's commit or use --fresh",
             Repo::short(head_now),
@@ -1065,10 +1099,7 @@ fn resume(
         }
         Measure::Interrupted(sig) => {
             run.restore_tree()?;
-            return Err(Error::Refused(format!(
-                "interrupted by {} while re-measuring",
-                signal::name(sig)
-            )));
+            return Err(Error::Interrupted(sig, "while re-measuring"));
         }
     };
     match run.run_guard(&dir, "resume-guard")? {
@@ -1081,10 +1112,7 @@ fn resume(
         }
         Some(GuardRun::Interrupted(sig)) => {
             run.restore_tree()?;
-            return Err(Error::Refused(format!(
-                "interrupted by {} while re-measuring",
-                signal::name(sig)
-            )));
+            return Err(Error::Interrupted(sig, "while re-measuring"));
         }
         _ => {}
     }
@@ -1153,6 +1181,13 @@ impl Run {
         self.state.engine.head = self.head.to_string();
         self.state.save(&self.paths.state)?;
         self.state_stamp = fsutil::fingerprint(&self.paths.state);
+        // A second copy of the current settings, so a lost state file does not lose the flags
+        // changed on a resume (the log's `# settings:` line holds the original ones).
+        let settings = serde_json::Value::Object(self.state.config.clone()).to_string();
+        if self.saved_settings.as_deref() != Some(settings.as_str()) {
+            fsutil::write_atomic(&self.paths.settings, settings.as_bytes())?;
+            self.saved_settings = Some(settings);
+        }
         Ok(())
     }
 
@@ -1204,6 +1239,7 @@ impl Run {
             spec.stdout_log = Some(log.clone());
             spec.stderr_log = Some(log);
             spec.timeout = Some(self.cfg.verify_timeout);
+            spec.group_record = Some(self.paths.child.clone());
             spec.env = self
                 .child_env(self.replay.tally.iteration + 1, Directive::Continue)
                 .into_iter()
@@ -1259,6 +1295,7 @@ impl Run {
         spec.stdout_log = Some(log.clone());
         spec.stderr_log = Some(log);
         spec.timeout = Some(self.cfg.verify_timeout);
+        spec.group_record = Some(self.paths.child.clone());
         let out = process::run(&spec)
             .map_err(|e| Error::Blocked(format!("cannot start the guard (`sh -c`): {e}")))?;
         self.write_feedback("last guard output", &out.last_lines(60));
@@ -1302,7 +1339,11 @@ impl Run {
         }
         for k in &self.kept {
             if !self.repo.kept_file_intact(k) {
-                insp.scope.push(format!("{} (your untracked file)", k.path));
+                if self.protect.matches(&k.path) {
+                    insp.protected.push(k.path.clone());
+                } else {
+                    insp.scope.push(format!("{} (your untracked file)", k.path));
+                }
             }
         }
         for t in touched {
@@ -1467,7 +1508,7 @@ impl Run {
             scope: &self.cfg.scope,
             protected: &self.protected_list,
             directive,
-            search: self.replay.last_status == Status::Search,
+            search: self.replay.ladder.last_strategic == Some(Status::Search),
             results: self.results.tail(PROMPT_ROWS),
             lessons: &lessons,
             feedback,
@@ -1505,6 +1546,7 @@ impl Run {
                 log_stem: stem,
                 fresh_session: fresh,
                 env: &env,
+                group_record: &self.paths.child,
             });
             rec.agent_ms += ms(p.duration);
             rec.usage.add(&p.usage);
@@ -1613,6 +1655,11 @@ impl Run {
                 return Ok(Some(stop));
             }
         };
+        // Someone (or the agent) committed, reset or switched branches: stop before any rollback.
+        if let Some(why) = self.moved(self.head)? {
+            Inflight::clear(&self.paths.inflight)?;
+            return Ok(Some(Stop::Blocked(why)));
+        }
         let desc = {
             let d = one_line(&p.description);
             if d.is_empty() {
@@ -1772,6 +1819,10 @@ impl Run {
                     return Ok(Some(stop));
                 }
             };
+            if let Some(why) = self.moved(trial)? {
+                Inflight::clear(&self.paths.inflight)?;
+                return Ok(Some(Stop::Blocked(why)));
+            }
             match &p.outcome {
                 Outcome::Completed => {}
                 Outcome::Interrupted(sig) => {
@@ -2040,12 +2091,26 @@ impl Run {
                 "only {free} MB free on the repository's disk (at least {min} MB needed); free some space and run again"
             )));
         }
-        let head = self.repo.head()?;
+        self.moved(self.head)
+    }
+
+    /// Returns why the branch is no longer where the engine left it (at `expected`), if it moved:
+    /// someone else committed, reset or switched branches. The engine then stops without touching
+    /// anything.
+    fn moved(&self, expected: Oid) -> Result<Option<String>> {
         let branch = self.repo.branch();
-        if head != self.head || branch.as_deref() != Some(self.branch.as_str()) {
+        if branch.as_deref() != Some(self.branch.as_str()) {
             return Ok(Some(format!(
-                "HEAD moved from {} to {} during the run (someone else committed or switched branches); stopped without touching it",
-                Repo::short(self.head),
+                "HEAD moved: the branch changed from {} to {} during the run; stopped without touching it",
+                self.branch,
+                branch.as_deref().unwrap_or("a detached HEAD")
+            )));
+        }
+        let head = self.repo.head()?;
+        if head != expected {
+            return Ok(Some(format!(
+                "HEAD moved from {} to {} during the run (someone else committed or reset); stopped without touching it",
+                Repo::short(expected),
                 Repo::short(head)
             )));
         }

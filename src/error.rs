@@ -30,6 +30,9 @@ pub enum Error {
     /// A hard blocker stopped a running loop (exit 2).
     #[error("{0}")]
     Blocked(String),
+    /// SIGINT or SIGTERM arrived before the run recorded anything (exit 130 or 143).
+    #[error("interrupted by {} {}; nothing was recorded and the tree is unchanged", crate::signal::name(*.0), .1)]
+    Interrupted(i32, &'static str),
     /// A file operation failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -51,6 +54,7 @@ impl Error {
     /// Returns the process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Interrupted(sig, _) => crate::signal::exit_code(*sig),
             Error::Usage(_)
             | Error::Refused(_)
             | Error::Blocked(_)

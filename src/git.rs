@@ -323,6 +323,12 @@ impl Repo {
                 .unwrap_or(false)
     }
 
+    /// Returns true when two commits have the same tree.
+    pub fn same_tree(&self, a: Oid, b: Oid) -> bool {
+        let tree = |o: Oid| self.repo.find_commit(o).map(|c| c.tree_id()).ok();
+        tree(a).is_some() && tree(a) == tree(b)
+    }
+
     /// Returns true when the tree of `commit` has a directory at `path`.
     pub fn tree_has_dir(&self, commit: Oid, path: &str) -> bool {
         let Ok(tree) = self.repo.find_commit(commit).and_then(|c| c.tree()) else {

@@ -48,6 +48,9 @@ pub struct Spec {
     pub idle_timeout: Option<Duration>,
     /// Bytes of each stream kept in memory.
     pub tail_bytes: usize,
+    /// Where to record the child's process group while it runs (`{"pgid", "start_time"}`), so a
+    /// later process can kill the group if this one dies first; removed once the group is gone.
+    pub group_record: Option<PathBuf>,
 }
 
 impl Spec {
@@ -63,6 +66,7 @@ impl Spec {
             timeout: None,
             idle_timeout: None,
             tail_bytes: DEFAULT_TAIL,
+            group_record: None,
         }
     }
 
@@ -205,6 +209,65 @@ fn signal_group(pgid: i32, sig: Signal) {
     let _ = killpg(Pid::from_raw(pgid), sig);
 }
 
+/// A supervised child's process group, as recorded on disk while it runs.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupRecord {
+    pub pgid: i32,
+    /// Start time of the group leader (seconds since the epoch, from sysinfo).
+    pub start_time: u64,
+}
+
+/// Returns the pids of live processes in process group `pgid` that started at or after
+/// `not_before` (seconds since the epoch); Linux `/proc` only.
+fn group_members(pgid: i32, not_before: u64) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`: comm may hold spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid)
+            && fields.first() != Some(&"Z")
+            && crate::artifacts::lock::process_start_time(pid as u32)
+                .is_some_and(|t| t >= not_before)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Kills what is left of a recorded process group whose supervisor died (TERM, grace, KILL).
+/// Only processes of that group started no earlier than its leader are touched, so a reused
+/// group id is never signalled. Returns how many processes were found.
+pub fn kill_recorded_group(record: &GroupRecord) -> usize {
+    let members = group_members(record.pgid, record.start_time);
+    if members.is_empty() {
+        return 0;
+    }
+    for pid in &members {
+        let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + KILL_GRACE;
+    while Instant::now() < deadline && !group_members(record.pgid, record.start_time).is_empty() {
+        thread::sleep(Duration::from_millis(50));
+    }
+    for pid in group_members(record.pgid, record.start_time) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    members.len()
+}
+
 /// Runs `spec` under supervision and returns how it ended.
 ///
 /// Returns `Err` only when the process could not be started (or a log file could not be created).
@@ -237,6 +300,18 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
     let start = Instant::now();
     let mut child = cmd.spawn()?;
     let pgid = child.id() as i32;
+    if let Some(path) = &spec.group_record {
+        let record = GroupRecord {
+            pgid,
+            start_time: crate::artifacts::lock::process_start_time(child.id()).unwrap_or(0),
+        };
+        let _ = crate::fsutil::write_atomic(
+            path,
+            serde_json::to_string(&record)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
 
     if let (Some(input), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
         // A separate thread: a child that never reads stdin must not block the supervisor.
@@ -348,6 +423,9 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
     }
 
     let status = child.wait()?;
+    if let Some(path) = &spec.group_record {
+        let _ = std::fs::remove_file(path);
+    }
     let duration = start.elapsed();
     let end = reason.unwrap_or_else(|| match (status.code(), status.signal()) {
         (Some(c), _) => End::Exited(c),
@@ -468,6 +546,33 @@ mod tests {
     fn missing_program_is_a_spawn_error() {
         let s = Spec::argv(vec!["/nonexistent/prog".into()], Path::new("/tmp"));
         assert!(run(&s).is_err());
+    }
+
+    #[test]
+    fn an_orphaned_group_is_killed_from_its_record() {
+        // A group whose supervisor "died": started detached here, then killed from the record.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 60 & sleep 60"])
+            .process_group(0)
+            .stdout(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let record = GroupRecord {
+            pgid: child.id() as i32,
+            start_time: crate::artifacts::lock::process_start_time(child.id()).unwrap(),
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            kill_recorded_group(&record) >= 2,
+            "the leader and its background child"
+        );
+        let _ = child.wait();
+        assert!(group_members(record.pgid, record.start_time).is_empty());
+        // A record whose processes started later than anything in the group touches nothing.
+        let later = GroupRecord {
+            start_time: u64::MAX,
+            ..record
+        };
+        assert_eq!(kill_recorded_group(&later), 0);
     }
 
     #[test]

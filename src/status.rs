@@ -203,7 +203,7 @@ pub fn config(g: crate::config::Gathered, json_out: bool) -> Result<u8> {
             .map(|k| {
                 let mut entry = json!({ "value": values.get(*k).cloned().unwrap_or(Value::Null) });
                 match sources.get(k) {
-                    Some(Source::File { path, line }) => {
+                    Some(Source::File { path, line, .. }) => {
                         entry["source"] = json!("file");
                         entry["file"] = json!(path.display().to_string());
                         entry["line"] = json!(line);

@@ -156,6 +156,7 @@ impl ClaudeAgent {
         );
         spec.timeout = Some(self.timeout);
         spec.idle_timeout = Some(self.idle_timeout);
+        spec.group_record = Some(req.group_record.to_path_buf());
         spec.tail_bytes = 64 * 1024;
         match process::run(&spec) {
             Ok(out) => {

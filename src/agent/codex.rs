@@ -220,6 +220,7 @@ impl CodexAgent {
         );
         spec.timeout = Some(self.timeout);
         spec.idle_timeout = Some(self.idle_timeout);
+        spec.group_record = Some(req.group_record.to_path_buf());
         // The event stream can be large; it is parsed from the log file, not the bounded tail.
         spec.tail_bytes = 64 * 1024;
         let out = match process::run(&spec) {

@@ -38,6 +38,7 @@ impl Agent for CommandAgent {
         spec.stderr_log = Some(log);
         spec.timeout = Some(self.timeout);
         spec.idle_timeout = Some(self.idle_timeout);
+        spec.group_record = Some(req.group_record.to_path_buf());
         let out = match process::run(&spec) {
             Ok(o) => o,
             Err(e) => {

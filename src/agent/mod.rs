@@ -26,6 +26,8 @@ pub struct Request<'a> {
     pub fresh_session: bool,
     /// Environment for the agent process.
     pub env: &'a [(String, String)],
+    /// Where the agent's process group is recorded while it runs (see `process::GroupRecord`).
+    pub group_record: &'a Path,
 }
 
 impl Request<'_> {

@@ -34,6 +34,10 @@ pub struct Paths {
     pub lock: PathBuf,
     pub inflight: PathBuf,
     pub feedback: PathBuf,
+    /// The running child's process group (`process::GroupRecord`), while one runs.
+    pub child: PathBuf,
+    /// A copy of the run's current settings (a fallback when the state file is lost).
+    pub settings: PathBuf,
     /// The artifacts directory relative to the repository root, if it is inside it.
     pub rel_in_repo: Option<String>,
 }
@@ -74,6 +78,8 @@ impl Paths {
             lock: private.join("lock"),
             inflight: private.join("inflight.json"),
             feedback: private.join("feedback.txt"),
+            child: private.join("child.json"),
+            settings: private.join("settings.json"),
             private,
             dir,
             rel_in_repo,
@@ -142,6 +148,13 @@ impl Paths {
         if let Ok(s) = state::StateFile::load(&self.state)
             && let Ok(set) =
                 crate::config::Settings::from_saved(&serde_json::Value::Object(s.config))
+        {
+            return Some(set);
+        }
+        if let Some(set) = fs::read_to_string(&self.settings)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| crate::config::Settings::from_saved(&v).ok())
         {
             return Some(set);
         }

@@ -53,6 +53,8 @@ pub struct Ladder {
     pub refined: bool,
     /// Rows per status, in [`Status::ALL`] order.
     pub counts: [u64; 10],
+    /// The status of the last row other than `drift` and `blocked`.
+    pub last_strategic: Option<Status>,
 }
 
 /// The replayed run: reference state plus escalation counters.
@@ -220,6 +222,9 @@ impl Replay {
             Status::Search => {}
         }
         self.last_status = row.status;
+        if !matches!(row.status, Status::Drift | Status::Blocked) {
+            self.ladder.last_strategic = Some(row.status);
+        }
         Ok(())
     }
 
@@ -252,11 +257,12 @@ impl Replay {
         th.max_pivots > 0 && self.tally.pivot_count >= th.max_pivots
     }
 
-    /// Returns the directive for the next agent call, from the last row.
+    /// Returns the directive for the next agent call, from the last row that is neither a
+    /// `drift` nor a `blocked` row (those say nothing about the strategy).
     pub fn next_directive(&self) -> Directive {
-        match self.last_status {
-            Status::Refine => Directive::Refine,
-            Status::Pivot | Status::Search => Directive::Pivot,
+        match self.ladder.last_strategic {
+            Some(Status::Refine) => Directive::Refine,
+            Some(Status::Pivot | Status::Search) => Directive::Pivot,
             _ => Directive::Continue,
         }
     }
@@ -505,6 +511,12 @@ mod tests {
         assert_eq!(rp.next_directive(), Directive::Pivot);
         rp.apply(&r(3, Status::Search, 1.0, "-")).unwrap();
         assert_eq!(rp.next_directive(), Directive::Pivot);
+        // A drift or blocked row (a resume, a blocker) does not cancel a due directive.
+        rp.apply(&r(4, Status::Drift, 1.5, "x")).unwrap();
+        rp.apply(&r(5, Status::Blocked, 1.5, "-")).unwrap();
+        assert_eq!(rp.next_directive(), Directive::Pivot);
+        rp.apply(&r(6, Status::Discard, 2.0, "y")).unwrap();
+        assert_eq!(rp.next_directive(), Directive::Continue);
     }
 
     #[test]

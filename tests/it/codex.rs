@@ -47,11 +47,11 @@ fn walk(dir: &std::path::Path, depth: usize) -> Option<PathBuf> {
 }
 
 /// A repository, a mock server and the flags that point the engine's Codex at it.
-struct CodexRun {
-    repo: TestRepo,
-    server: MockServer,
-    bin: PathBuf,
-    home: PathBuf,
+pub(crate) struct CodexRun {
+    pub(crate) repo: TestRepo,
+    pub(crate) server: MockServer,
+    pub(crate) bin: PathBuf,
+    pub(crate) home: PathBuf,
 }
 
 fn patch(path: &str, from: &str, to: &str) -> String {
@@ -59,7 +59,7 @@ fn patch(path: &str, from: &str, to: &str) -> String {
 }
 
 impl CodexRun {
-    fn new(script: Vec<MockReply>) -> Option<CodexRun> {
+    pub(crate) fn new(script: Vec<MockReply>) -> Option<CodexRun> {
         let bin = codex_bin()?;
         let repo = TestRepo::with_files(&[
             ("src/value.txt", "10\n"),
@@ -75,7 +75,7 @@ impl CodexRun {
         })
     }
 
-    fn run(&self, extra: &[&str]) -> Run {
+    pub(crate) fn run(&self, extra: &[&str]) -> Run {
         let mut args: Vec<String> = [
             "run",
             "--goal",
@@ -114,7 +114,47 @@ impl CodexRun {
         cmd.args(&args).output().expect("run").into()
     }
 
-    fn summary(&self, n: u32) -> Value {
+    /// Runs `exec` (not `run`) with the same flags as [`CodexRun::run`] plus `extra`.
+    pub(crate) fn exec(&self, extra: &[&str]) -> Run {
+        let mut args: Vec<String> = [
+            "exec",
+            "--goal",
+            "lower the number",
+            "--scope",
+            "src/**",
+            "--metric",
+            "value",
+            "--direction",
+            "lower",
+            "--verify",
+            "sh measure.sh",
+            "--agent",
+            "codex",
+            "--model",
+            MOCK_MODEL,
+            "--agent-timeout",
+            "120s",
+            "--agent-idle-timeout",
+            "60s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push("--codex-bin".into());
+        args.push(self.bin.display().to_string());
+        for a in codex_args(&self.server.base_url()) {
+            args.push("--agent-arg".into());
+            args.push(a);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut cmd = self.repo.cmd();
+        cmd.env("CODEX_HOME", &self.home)
+            .env(MOCK_API_KEY_ENV, "dummy")
+            .env("AUTORESEARCH_QUOTA_BACKOFF", "1s");
+        cmd.args(&args).output().expect("exec").into()
+    }
+
+    pub(crate) fn summary(&self, n: u32) -> Value {
         let p = self
             .repo
             .root
@@ -123,7 +163,7 @@ impl CodexRun {
     }
 
     /// Pids of live processes whose environment carries this test's CODEX_HOME.
-    fn codex_processes(&self) -> Vec<String> {
+    pub(crate) fn codex_processes(&self) -> Vec<String> {
         let needle = format!("CODEX_HOME={}", self.home.display());
         let mut pids = Vec::new();
         for e in std::fs::read_dir("/proc").unwrap().flatten() {

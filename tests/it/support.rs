@@ -425,3 +425,506 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+// ---- Helpers for the exec and config_file modules ----
+
+/// The reference's per-row exec payload keys (extra keys are allowed beside them).
+pub const EXEC_ROW_KEYS: [&str; 7] = [
+    "iteration",
+    "commit",
+    "metric",
+    "delta",
+    "guard",
+    "status",
+    "description",
+];
+
+/// The reference's completion payload keys (extra keys are allowed beside them).
+pub const EXEC_COMPLETION_KEYS: [&str; 10] = [
+    "status",
+    "baseline",
+    "best",
+    "best_iteration",
+    "total_iterations",
+    "keeps",
+    "discards",
+    "crashes",
+    "improved",
+    "exit_code",
+];
+
+impl Run {
+    /// Parses every stdout line as one JSON object; panics on anything else (blank lines too).
+    #[track_caller]
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!(
+                        "stdout line is not JSON ({e}): {l:?}\n--- stdout\n{}\n--- stderr\n{}",
+                        self.stdout, self.stderr
+                    )
+                });
+                assert!(v.is_object(), "stdout line is not a JSON object: {l}");
+                v
+            })
+            .collect()
+    }
+
+    /// Asserts exec's failure contract: exit 2, nothing on stdout, and a last stderr line
+    /// `{"error": "<one line>", "exit_code": 2}` whose error contains every needle; returns the
+    /// error text.
+    #[track_caller]
+    pub fn expect_exec_error(&self, needles: &[&str]) -> String {
+        self.expect_code(2);
+        assert_eq!(self.stdout, "", "exec printed on stdout despite failing");
+        self.exec_error_line(needles)
+    }
+
+    /// Checks the last stderr line is exec's JSON error with exit code 2; returns the error text.
+    #[track_caller]
+    pub fn exec_error_line(&self, needles: &[&str]) -> String {
+        let last = *self
+            .stderr_lines()
+            .last()
+            .unwrap_or_else(|| panic!("stderr is empty; stdout:\n{}", self.stdout));
+        let v: Value = serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("last stderr line is not JSON ({e}): {last}"));
+        let obj = v.as_object().expect("an object");
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["error", "exit_code"], "{last}");
+        assert!(
+            v["exit_code"].is_u64() && v["exit_code"] == 2,
+            "exit_code must be the integer 2: {last}"
+        );
+        let error = v["error"].as_str().expect("error is a string").to_string();
+        assert!(
+            !error.is_empty() && !error.contains('\n'),
+            "error must be one line: {error:?}"
+        );
+        for n in needles {
+            assert!(
+                error.contains(n),
+                "`{n}` missing from the exec error: {error}"
+            );
+        }
+        error
+    }
+}
+
+/// Asserts `v` carries the reference's row payload exactly typed; extra keys are allowed.
+#[track_caller]
+pub fn assert_exec_row(v: &Value) {
+    for k in EXEC_ROW_KEYS {
+        assert!(v.get(k).is_some(), "row payload lacks `{k}`: {v}");
+    }
+    assert!(v["iteration"].is_u64(), "iteration must be an integer: {v}");
+    for k in ["metric", "delta"] {
+        let f = v[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} must be a number: {v}"));
+        assert!(f.is_finite(), "{k} must be finite: {v}");
+    }
+    for k in ["commit", "guard", "status", "description"] {
+        assert!(v[k].is_string(), "{k} must be a string: {v}");
+    }
+    assert_ne!(v["status"], "completed", "a row is never `completed`: {v}");
+    if v["status"] == "keep" {
+        let c = v["commit"].as_str().unwrap();
+        assert!(
+            c != "-" && !c.is_empty(),
+            "a keep must name its commit: {v}"
+        );
+    }
+}
+
+/// Asserts `v` is the reference's completion payload, exactly typed; extra keys are allowed.
+#[track_caller]
+pub fn assert_exec_completion(v: &Value) {
+    for k in EXEC_COMPLETION_KEYS {
+        assert!(v.get(k).is_some(), "completion payload lacks `{k}`: {v}");
+    }
+    assert_eq!(v["status"], "completed", "{v}");
+    for k in ["baseline", "best"] {
+        assert!(
+            v[k].as_f64().is_some_and(f64::is_finite),
+            "{k} must be a finite number: {v}"
+        );
+    }
+    for k in [
+        "best_iteration",
+        "total_iterations",
+        "keeps",
+        "discards",
+        "crashes",
+        "exit_code",
+    ] {
+        assert!(v[k].is_u64(), "{k} must be an integer: {v}");
+    }
+    assert!(v["improved"].is_boolean(), "improved must be a bool: {v}");
+}
+
+/// Parses a TSV number column (`-3`, `+2`, `0.5`).
+pub fn tsv_num(s: &str) -> f64 {
+    s.trim_start_matches('+')
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number in the TSV: {s}"))
+}
+
+impl TestRepo {
+    /// Returns the arguments of an `exec` with every required flag (command agent) plus `extra`.
+    pub fn exec_args(verify: &str, agent: &str, iterations: u64, extra: &[&str]) -> Vec<String> {
+        let mut args = TestRepo::loop_args(verify, agent, &[]);
+        args[0] = "exec".into();
+        args.push("--iterations".into());
+        args.push(iterations.to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    /// Runs the binary with owned arguments and extra environment variables.
+    pub fn run_env(&self, args: &[String], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.cmd();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.args(args).output().expect("run binary").into()
+    }
+
+    /// Returns the raw bytes of a file of the repository.
+    pub fn read_bytes(&self, path: &str) -> Vec<u8> {
+        fs::read(self.root.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Background runs, signals and process inspection (crash and resume tests).
+
+/// How long a test waits for a marker file or for a process to end before failing.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A run of the binary in the background; stdout and stderr go to files in the aux directory.
+pub struct Running {
+    pub child: std::process::Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Running {
+    /// Returns the engine's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn collect(&self, code: i32) -> Run {
+        Run {
+            code,
+            stdout: fs::read_to_string(&self.stdout).unwrap_or_default(),
+            stderr: fs::read_to_string(&self.stderr).unwrap_or_default(),
+        }
+    }
+
+    /// Waits until `path` exists; panics (after killing the run) if the run ends first or the
+    /// file does not appear within [`PATIENCE`].
+    #[track_caller]
+    pub fn wait_for(&mut self, path: &Path) {
+        let end = std::time::Instant::now() + PATIENCE;
+        loop {
+            if path.exists() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let r = self.collect(status.code().unwrap_or(-1));
+                panic!(
+                    "the run ended (exit {}) before {} appeared\n--- stdout\n{}\n--- stderr\n{}",
+                    r.code,
+                    path.display(),
+                    r.stdout,
+                    r.stderr
+                );
+            }
+            if std::time::Instant::now() > end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let r = self.collect(-1);
+                panic!(
+                    "{} did not appear within {PATIENCE:?}\n--- stdout\n{}\n--- stderr\n{}",
+                    path.display(),
+                    r.stdout,
+                    r.stderr
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `sig` to the engine process only (not to its children's groups).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig)
+            .expect("signal the engine");
+    }
+
+    /// Waits for the run to end (killing it after [`PATIENCE`] twice over) and returns its output;
+    /// a run killed by a signal has code `-signal`.
+    pub fn finish(mut self) -> Run {
+        use std::os::unix::process::ExitStatusExt;
+        let end = std::time::Instant::now() + PATIENCE * 2;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let code = status
+                    .code()
+                    .unwrap_or_else(|| -status.signal().unwrap_or(0));
+                return self.collect(code);
+            }
+            if std::time::Instant::now() > end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let r = self.collect(-1);
+                panic!(
+                    "the run did not end in time\n--- stdout\n{}\n--- stderr\n{}",
+                    r.stdout, r.stderr
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl TestRepo {
+    /// Starts the binary with `args` in the background.
+    pub fn spawn<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Running {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let k = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let stdout = self.aux.join(format!("spawn-{k}.stdout"));
+        let stderr = self.aux.join(format!("spawn-{k}.stderr"));
+        let child = self
+            .cmd()
+            .args(args)
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn binary");
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// Returns a shell snippet that writes the shell's pid to `path` atomically (a marker the test
+/// waits for; the pid identifies the process group to inspect or kill).
+pub fn mark(path: &Path) -> String {
+    format!("echo $$ > {0}.tmp && mv {0}.tmp {0}", path.display())
+}
+
+/// Reads a pid written by [`mark`].
+pub fn read_pid(path: &Path) -> i32 {
+    fs::read_to_string(path)
+        .expect("marker")
+        .trim()
+        .parse()
+        .expect("pid in marker")
+}
+
+/// Returns (state, process group) of a process from `/proc`, or `None` when it is gone.
+fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Returns the process group of a live process.
+pub fn pgid_of(pid: i32) -> Option<i32> {
+    proc_stat(pid).map(|(_, g)| g)
+}
+
+/// Returns the live (not zombie) processes of a process group.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Some((state, g)) = proc_stat(pid)
+            && g == pgid
+            && !matches!(state, 'Z' | 'X')
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Waits up to [`PATIENCE`] for a process group to be empty; returns the survivors otherwise.
+pub fn wait_group_gone(pgid: i32) -> Vec<i32> {
+    let end = std::time::Instant::now() + PATIENCE;
+    loop {
+        let left = group_members(pgid);
+        if left.is_empty() || std::time::Instant::now() > end {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Kills a whole process group (SIGKILL), ignoring errors (it may be gone already).
+pub fn kill_group(pgid: i32) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+/// An independent replay of the results rows with the reference's March-2026 semantics; returns
+/// the 16 `state` keys.
+pub fn replay_rows(rows: &[Vec<String>], direction: &str) -> serde_json::Map<String, Value> {
+    let better = |a: f64, b: f64| if direction == "lower" { a < b } else { a > b };
+    let num = |s: &str| -> f64 {
+        s.parse()
+            .unwrap_or_else(|_| panic!("metric {s:?} is not numeric"))
+    };
+    let base = &rows[0];
+    assert_eq!(base[0], "0", "row 0 is the baseline");
+    assert_eq!(base[5], "baseline");
+    let (mut iteration, mut best_iteration) = (0u64, 0u64);
+    let baseline = num(&base[2]);
+    let (mut best, mut current, mut last_trial_metric) = (baseline, baseline, baseline);
+    let (mut last_commit, mut last_trial_commit) = (base[1].clone(), base[1].clone());
+    let (mut keeps, mut discards, mut crashes, mut no_ops, mut blocked) = (0u64, 0, 0, 0, 0);
+    let (mut consecutive, mut pivots) = (0u64, 0u64);
+    let mut last_status = "baseline".to_string();
+    for r in &rows[1..] {
+        let i: u64 = r[0].parse().expect("iteration number");
+        assert_eq!(i, iteration + 1, "iterations are contiguous");
+        iteration = i;
+        let metric = num(&r[2]);
+        last_status = r[5].clone();
+        last_trial_commit = r[1].clone();
+        last_trial_metric = metric;
+        match r[5].as_str() {
+            "keep" => {
+                keeps += 1;
+                current = metric;
+                last_commit = r[1].clone();
+                consecutive = 0;
+                pivots = 0;
+                if better(metric, best) {
+                    best = metric;
+                    best_iteration = i;
+                }
+            }
+            "discard" | "crash" | "no-op" => {
+                match r[5].as_str() {
+                    "discard" => discards += 1,
+                    "crash" => crashes += 1,
+                    _ => no_ops += 1,
+                }
+                consecutive += 1;
+            }
+            "blocked" => blocked += 1,
+            "drift" => {
+                current = metric;
+                if r[1] != "-" {
+                    last_commit = r[1].clone();
+                }
+                consecutive = 0;
+                if better(metric, best) {
+                    best = metric;
+                    best_iteration = i;
+                }
+            }
+            "pivot" => pivots += 1,
+            "refine" | "search" => {}
+            other => panic!("unknown status {other:?}"),
+        }
+    }
+    let mut m = serde_json::Map::new();
+    m.insert("iteration".into(), iteration.into());
+    m.insert("baseline_metric".into(), baseline.into());
+    m.insert("best_metric".into(), best.into());
+    m.insert("best_iteration".into(), best_iteration.into());
+    m.insert("current_metric".into(), current.into());
+    m.insert("last_commit".into(), last_commit.into());
+    m.insert("last_trial_commit".into(), last_trial_commit.into());
+    m.insert("last_trial_metric".into(), last_trial_metric.into());
+    m.insert("keeps".into(), keeps.into());
+    m.insert("discards".into(), discards.into());
+    m.insert("crashes".into(), crashes.into());
+    m.insert("no_ops".into(), no_ops.into());
+    m.insert("blocked".into(), blocked.into());
+    m.insert("consecutive_discards".into(), consecutive.into());
+    m.insert("pivot_count".into(), pivots.into());
+    m.insert("last_status".into(), last_status.into());
+    m
+}
+
+/// Asserts what the reference's resume checker checks: the direction line first, the exact
+/// header, contiguous numeric rows from 0, the state's required keys and config fields, and every
+/// state key equal to an independent replay of the TSV. Also: no in-flight marker is left.
+#[track_caller]
+pub fn assert_consistent(repo: &TestRepo) {
+    let text = repo.read("research-results.tsv");
+    assert!(text.ends_with('\n'), "the results log ends with a newline");
+    let lines: Vec<&str> = text.lines().collect();
+    let direction = lines[0]
+        .strip_prefix("# metric_direction: ")
+        .unwrap_or_else(|| panic!("first line is not the direction: {:?}", lines[0]));
+    assert!(direction == "lower" || direction == "higher", "{direction}");
+    let header = lines
+        .iter()
+        .position(|l| !l.starts_with('#'))
+        .expect("a header");
+    assert_eq!(
+        lines[header],
+        "iteration\tcommit\tmetric\tdelta\tguard\tstatus\tdescription"
+    );
+    assert!(
+        lines[header + 1..]
+            .iter()
+            .all(|l| !l.starts_with('#') && l.split('\t').count() == 7),
+        "every row has 7 columns and no comment follows the header:\n{text}"
+    );
+    let rows = repo.rows();
+    let replayed = replay_rows(&rows, direction);
+
+    let state = repo.state();
+    assert!(
+        state["version"].is_number(),
+        "version: {}",
+        state["version"]
+    );
+    for key in ["goal", "scope", "metric", "verify"] {
+        let v = state["config"][key].as_str().unwrap_or_default();
+        assert!(
+            !v.trim().is_empty(),
+            "config.{key} must be a non-empty string"
+        );
+    }
+    assert_eq!(state["config"]["direction"], direction);
+    let s = state["state"].as_object().expect("state object");
+    for (key, want) in &replayed {
+        let got = s
+            .get(key)
+            .unwrap_or_else(|| panic!("state.{key} is missing"));
+        match want {
+            Value::Number(n) if key.ends_with("_metric") => {
+                let (w, g) = (n.as_f64().unwrap(), got.as_f64().expect("numeric"));
+                assert!(
+                    (w - g).abs() <= 0.001,
+                    "state.{key} = {g}, replay = {w}\n{text}"
+                );
+            }
+            _ => assert_eq!(got, want, "state.{key} differs from the replay\n{text}"),
+        }
+    }
+    assert!(
+        !repo.exists(".autoresearch/inflight.json"),
+        "no in-flight marker is left"
+    );
+}
