@@ -725,3 +725,65 @@ fn a_commit_by_someone_else_mid_run_is_a_hard_blocker_and_is_kept() {
     assert!(last[6].contains("HEAD moved"), "{}", last[6]);
     assert_consistent(&repo);
 }
+
+#[test]
+fn an_agent_left_running_by_a_killed_engine_is_stopped_before_recovery() {
+    let repo = number_repo(10);
+    let marker = repo.aux.join("agent-running");
+    let late = repo.aux.join("late-edit");
+    // The agent keeps editing for a while: if it outlived the engine, it would write after the
+    // next run's rollback.
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(
+            1,
+            &format!(
+                "echo 5 > src/value.txt; {}; (sleep 3; echo 1 > src/value.txt; touch {}) & sleep 60",
+                mark(&marker),
+                late.display()
+            ),
+        )],
+    );
+    let mut first = repo.spawn(&TestRepo::loop_args(
+        "sh measure.sh",
+        &agent,
+        &["--iterations", "1"],
+    ));
+    first.wait_for(&marker);
+    let agent_group = pgid_of(read_pid(&marker)).expect("the agent is running");
+    // Only the engine dies (an OOM kill): the agent's group lives on.
+    first.signal(Signal::SIGKILL);
+    assert_eq!(first.finish().code, -9);
+    assert!(
+        !group_members(agent_group).is_empty(),
+        "the orphaned agent is still running"
+    );
+    assert!(repo.exists(".autoresearch/child.json"));
+
+    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
+    r.expect_code(0);
+    assert!(
+        r.stderr.contains("stopped") && r.stderr.contains("left running by the previous run"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        group_members(agent_group).is_empty(),
+        "the orphaned group is gone"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(
+        !late.exists(),
+        "the orphan never got to write after the recovery"
+    );
+    assert_eq!(repo.read("src/value.txt"), "10\n");
+    assert!(
+        repo.rows()[1][6].starts_with("[INTERRUPTED]"),
+        "{:?}",
+        repo.rows()[1]
+    );
+    assert_eq!(repo.status(), "");
+    assert!(!repo.exists(".autoresearch/child.json"));
+    assert_consistent(&repo);
+}
