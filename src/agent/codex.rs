@@ -403,6 +403,75 @@ mod tests {
         assert!(!is_rate_limit("invalid prompt"));
     }
 
+    /// Streams recorded from the real Codex CLI 0.169.0 against the scripted mock server.
+    fn recorded(name: &str) -> Stream {
+        let text = match name {
+            "patch" => include_str!("../../tests/fixtures/codex/patch.jsonl"),
+            "failed" => include_str!("../../tests/fixtures/codex/failed.jsonl"),
+            "429" => include_str!("../../tests/fixtures/codex/rate-limit-429.jsonl"),
+            "usage" => include_str!("../../tests/fixtures/codex/usage-limit.jsonl"),
+            "quota" => include_str!("../../tests/fixtures/codex/quota.jsonl"),
+            "busy" => include_str!("../../tests/fixtures/codex/server-busy-500.jsonl"),
+            "two" => include_str!("../../tests/fixtures/codex/two-requests.jsonl"),
+            "resume-1" => include_str!("../../tests/fixtures/codex/resume-1.jsonl"),
+            "resume-2" => include_str!("../../tests/fixtures/codex/resume-2.jsonl"),
+            _ => include_str!("../../tests/fixtures/codex/resume-3.jsonl"),
+        };
+        parse_stream(text)
+    }
+
+    #[test]
+    fn recorded_success_streams() {
+        let s = recorded("patch");
+        assert!(s.turn_completed && s.failure.is_none());
+        assert_eq!(s.files, ["/repo/a.txt", "/repo/b.txt"]);
+        assert_eq!(s.final_message.as_deref(), Some("Patched."));
+        assert_eq!(s.usage_total, Some(Usage::default()));
+        let two = recorded("two");
+        assert_eq!(
+            two.usage_total.map(|u| (u.input_tokens, u.output_tokens)),
+            Some((300, 15))
+        );
+    }
+
+    #[test]
+    fn recorded_failures_are_classified() {
+        let failed = recorded("failed");
+        assert_eq!(
+            failed.failure.as_deref(),
+            Some("The prompt was rejected by the mock.")
+        );
+        assert!(!is_rate_limit(failed.failure.as_deref().unwrap()));
+        for name in ["429", "usage", "quota", "busy"] {
+            let s = recorded(name);
+            assert!(s.turn_started && !s.turn_completed, "{name}");
+            assert!(
+                is_rate_limit(s.failure.as_deref().unwrap()),
+                "{name}: {:?}",
+                s.failure
+            );
+        }
+    }
+
+    #[test]
+    fn recorded_resumes_keep_the_thread_and_running_totals() {
+        let runs: Vec<Stream> = ["resume-1", "resume-2", "resume-3"]
+            .iter()
+            .map(|n| recorded(n))
+            .collect();
+        assert!(
+            runs.iter()
+                .all(|r| r.thread_id == runs[0].thread_id && r.turn_completed)
+        );
+        let totals: Vec<Usage> = runs
+            .iter()
+            .map(|r| r.usage_total.clone().unwrap())
+            .collect();
+        assert_eq!(diff(&totals[1], Some(&totals[0])).input_tokens, 350);
+        assert_eq!(diff(&totals[2], Some(&totals[1])).output_tokens, 30);
+        assert_eq!(runs[1].final_message.as_deref(), Some("Second turn done."));
+    }
+
     #[test]
     fn usage_is_the_difference_of_running_totals() {
         let before = Usage {

@@ -124,7 +124,8 @@ pub fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Returns true when an error message means a usage quota or rate limit (retry later).
+/// Returns true when an error message means a usage quota, a rate limit or an overloaded provider
+/// (wait and retry later).
 pub fn is_rate_limit(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("429")
@@ -133,6 +134,8 @@ pub fn is_rate_limit(message: &str) -> bool {
         || m.contains("usage limit")
         || m.contains("too many requests")
         || m.contains("quota")
+        // The provider is overloaded (Codex's text for HTTP 5xx): wait, it is not the experiment.
+        || m.contains("high demand")
 }
 
 /// Returns the first non-empty line of `text`, trimmed.
