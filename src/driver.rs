@@ -536,61 +536,44 @@ pub fn run(opts: Options) -> Result<Summary> {
         }
     }
 
-    let lessons = Lessons::load(&paths.lessons);
+    if loaded.is_none() && paths.has_run() {
+        let moved = paths.archive()?;
+        if !moved.is_empty() {
+            out.note(&format!(
+                "archived the previous run: {}",
+                moved
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    if let Some(e) = loaded
+        .as_ref()
+        .and_then(|old| old.state.as_ref())
+        .map(|s| &s.engine)
+        && e.session_id.is_some()
+    {
+        agent.restore_session(e.session_id.clone(), e.session_usage.clone());
+    }
+    let setup = Setup {
+        lessons: Lessons::load(&paths.lessons),
+        cfg,
+        repo,
+        paths,
+        out,
+        exec: opts.exec,
+        branch,
+        agent,
+        scope,
+        protect,
+        protected_list,
+        lock,
+    };
     let mut run = match loaded {
-        None => {
-            if paths.has_run() {
-                let moved = paths.archive()?;
-                if !moved.is_empty() {
-                    out.note(&format!(
-                        "archived the previous run: {}",
-                        moved
-                            .iter()
-                            .map(|p| p.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-            }
-            start_fresh(
-                cfg,
-                repo,
-                paths,
-                out,
-                opts.exec,
-                branch,
-                lessons,
-                agent,
-                scope,
-                protect,
-                protected_list,
-                &user_untracked,
-                lock,
-            )?
-        }
-        Some(old) => {
-            if let Some(e) = old.state.as_ref().map(|s| &s.engine)
-                && e.session_id.is_some()
-            {
-                agent.restore_session(e.session_id.clone(), e.session_usage.clone());
-            }
-            resume(
-                cfg,
-                repo,
-                paths,
-                out,
-                opts.exec,
-                branch,
-                lessons,
-                agent,
-                scope,
-                protect,
-                protected_list,
-                &user_untracked,
-                lock,
-                old,
-            )?
-        }
+        None => start_fresh(setup, &user_untracked)?,
+        Some(old) => resume(setup, &user_untracked, old)?,
     };
     for n in &notes {
         run.out.note(n);
@@ -774,8 +757,8 @@ fn recover(
     Inflight::clear(&paths.inflight)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn new_run(
+/// What a run is made of before its artifacts are read or created.
+struct Setup {
     cfg: RunConfig,
     repo: Repo,
     paths: Paths,
@@ -788,12 +771,30 @@ fn new_run(
     protect: PathSet,
     protected_list: Vec<String>,
     lock: Lock,
+}
+
+fn new_run(
+    setup: Setup,
     results: ResultsLog,
     replay: Replay,
     state: StateFile,
     head: Oid,
     run_tag: String,
 ) -> Run {
+    let Setup {
+        cfg,
+        repo,
+        paths,
+        out,
+        exec,
+        branch,
+        lessons,
+        agent,
+        scope,
+        protect,
+        protected_list,
+        lock,
+    } = setup;
     Run {
         cfg,
         repo,
@@ -848,22 +849,8 @@ fn settings_meta(cfg: &RunConfig, run_tag: &str, exec: bool) -> Vec<(String, Str
     meta
 }
 
-#[allow(clippy::too_many_arguments)]
-fn start_fresh(
-    cfg: RunConfig,
-    repo: Repo,
-    paths: Paths,
-    out: Output,
-    exec: bool,
-    branch: String,
-    lessons: Lessons,
-    agent: Box<dyn Agent>,
-    scope: PathSet,
-    protect: PathSet,
-    protected_list: Vec<String>,
-    user_untracked: &[String],
-    lock: Lock,
-) -> Result<Run> {
+fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
+    let (cfg, repo) = (&setup.cfg, &setup.repo);
     let run_tag = match &cfg.run_tag {
         Some(tag) => {
             if repo.has_refs_under(&format!("refs/autoresearch/{tag}/")) {
@@ -906,26 +893,8 @@ fn start_fresh(
         updated_at: String::new(),
     };
     // A results log is needed for the Run value; it is only created on disk after the baseline.
-    let results = ResultsLog::unborn(&paths.results);
-    let mut run = new_run(
-        cfg,
-        repo,
-        paths,
-        out,
-        exec,
-        branch,
-        lessons,
-        agent,
-        scope,
-        protect,
-        protected_list,
-        lock,
-        results,
-        replay,
-        state,
-        head,
-        run_tag,
-    );
+    let results = ResultsLog::unborn(&setup.paths.results);
+    let mut run = new_run(setup, results, replay, state, head, run_tag);
     run.keep_user_files(user_untracked)?;
 
     // Baseline: verify and guard on the untouched tree.
@@ -974,7 +943,7 @@ fn start_fresh(
         status: Status::Baseline,
         description: format!("baseline: {} = {}", run.cfg.metric, canonical(metric)),
     };
-    let meta = settings_meta(&run.cfg, &run.run_tag, exec);
+    let meta = settings_meta(&run.cfg, &run.run_tag, run.exec);
     run.results = ResultsLog::create(&run.paths.results, &meta, &baseline)?;
     run.replay =
         Replay::start(&baseline, run.cfg.direction).map_err(|e| Error::Blocked(e.to_string()))?;
@@ -994,23 +963,8 @@ fn start_fresh(
     Ok(run)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn resume(
-    cfg: RunConfig,
-    repo: Repo,
-    paths: Paths,
-    out: Output,
-    exec: bool,
-    branch: String,
-    lessons: Lessons,
-    agent: Box<dyn Agent>,
-    scope: PathSet,
-    protect: PathSet,
-    protected_list: Vec<String>,
-    user_untracked: &[String],
-    lock: Lock,
-    old: Loaded,
-) -> Result<Run> {
+fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Result<Run> {
+    let (cfg, repo, branch) = (&setup.cfg, &setup.repo, &setup.branch);
     let head_now = repo.head()?;
     let run_tag = old
         .state
@@ -1042,6 +996,16 @@ fn resume(
             .map(|c| c.id())
             .unwrap_or(head_now),
     };
+    if let Some(was) = old
+        .state
+        .as_ref()
+        .map(|s| s.engine.branch.as_str())
+        .filter(|b| !b.is_empty() && b != branch)
+    {
+        return Err(Error::Refused(format!(
+            "this run commits on {was}, but {branch} is checked out; check out {was} or use --fresh"
+        )));
+    }
     // A different commit with the same tree (a revert, an empty commit) is no move.
     let moved = head_now != expected && !repo.same_tree(head_now, expected);
     if head_now != expected && !repo.descends_from(head_now, expected) {
@@ -1063,25 +1027,7 @@ fn resume(
     state.config = cfg.settings.to_saved();
     state.mode = cfg.mode.to_string();
     state.run_tag = run_tag.clone();
-    let mut run = new_run(
-        cfg,
-        repo,
-        paths,
-        out,
-        exec,
-        branch,
-        lessons,
-        agent,
-        scope,
-        protect,
-        protected_list,
-        lock,
-        old.results,
-        old.replay,
-        state,
-        head_now,
-        run_tag,
-    );
+    let mut run = new_run(setup, old.results, old.replay, state, head_now, run_tag);
     run.keep_user_files(user_untracked)?;
     run.save_state()?;
 

@@ -207,52 +207,44 @@ impl Repo {
     /// Commits exactly `paths` (as found in the working tree) on top of HEAD; returns the commit.
     pub fn commit_paths(&self, paths: &[String], message: &str) -> Result<Oid> {
         let mut index = self.repo.index().git_ctx("open the index")?;
-        for p in paths {
-            let rel = Path::new(p);
-            if self.root.join(rel).symlink_metadata().is_ok() {
-                index.add_path(rel).git_ctx(&format!("stage {p}"))?;
-            } else {
-                index
-                    .remove_path(rel)
-                    .git_ctx(&format!("stage the deletion of {p}"))?;
-            }
-        }
+        let tree = self.stage(&mut index, paths)?;
         index.write().git_ctx("write the index")?;
-        let tree_id = index.write_tree().git_ctx("write the tree")?;
-        let tree = self.repo.find_tree(tree_id).git_ctx("read the new tree")?;
-        let parent = self
-            .repo
-            .head()
-            .and_then(|h| h.peel_to_commit())
-            .git_ctx("read HEAD")?;
-        let sig = self.signature();
-        self.repo
-            .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])
-            .git_ctx("commit")
+        self.commit_on_head(tree, message, Some("HEAD"))
     }
 
     /// Commits `paths` as found in the working tree on top of HEAD without moving any branch or
     /// touching the on-disk index; returns the commit (used to preserve unfinished work).
     pub fn snapshot(&self, paths: &[String], message: &str) -> Result<Oid> {
         let mut index = self.repo.index().git_ctx("open the index")?;
+        let tree = self.stage(&mut index, paths);
+        // Drop the in-memory changes: the on-disk index stays as it was.
+        index.read(true).git_ctx("reload the index")?;
+        self.commit_on_head(tree?, message, None)
+    }
+
+    /// Puts `paths` into `index` as they are in the working tree (deleted files are removed;
+    /// directories, such as nested repositories, are skipped) and returns the written tree.
+    fn stage(&self, index: &mut git2::Index, paths: &[String]) -> Result<Oid> {
         for p in paths {
             let rel = Path::new(p);
-            let full = self.root.join(rel);
-            match fs::symlink_metadata(&full) {
-                Ok(m) if m.is_dir() => continue,
-                Ok(_) => index.add_path(rel).git_ctx(&format!("snapshot {p}"))?,
+            match fs::symlink_metadata(self.root.join(rel)) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => index.add_path(rel).git_ctx(&format!("stage {p}"))?,
                 Err(_) => {
-                    let _ = index.remove_path(rel);
+                    if index.get_path(rel, 0).is_some() {
+                        index
+                            .remove_path(rel)
+                            .git_ctx(&format!("stage the deletion of {p}"))?;
+                    }
                 }
             }
         }
-        let tree_id = index.write_tree().git_ctx("write the snapshot tree");
-        // Drop the in-memory changes: the on-disk index stays as it was.
-        index.read(true).git_ctx("reload the index")?;
-        let tree = self
-            .repo
-            .find_tree(tree_id?)
-            .git_ctx("read the snapshot tree")?;
+        index.write_tree().git_ctx("write the tree")
+    }
+
+    /// Commits `tree` with HEAD as parent, updating `update_ref` (or no ref at all).
+    fn commit_on_head(&self, tree: Oid, message: &str, update_ref: Option<&str>) -> Result<Oid> {
+        let tree = self.repo.find_tree(tree).git_ctx("read the new tree")?;
         let parent = self
             .repo
             .head()
@@ -260,27 +252,18 @@ impl Repo {
             .git_ctx("read HEAD")?;
         let sig = self.signature();
         self.repo
-            .commit(None, &sig, &sig, message, &tree, &[&parent])
-            .git_ctx("commit the snapshot")
+            .commit(update_ref, &sig, &sig, message, &tree, &[&parent])
+            .git_ctx("commit")
     }
 
-    /// Commits the tree of `tree_from` on top of HEAD (used by `--rollback revert`).
+    /// Commits the tree of `tree_from` on top of HEAD and checks it out (`--rollback revert`).
     pub fn commit_tree_of(&self, tree_from: Oid, message: &str) -> Result<Oid> {
         let tree = self
             .repo
             .find_commit(tree_from)
-            .and_then(|c| c.tree())
+            .map(|c| c.tree_id())
             .git_ctx("read the retained tree")?;
-        let parent = self
-            .repo
-            .head()
-            .and_then(|h| h.peel_to_commit())
-            .git_ctx("read HEAD")?;
-        let sig = self.signature();
-        let oid = self
-            .repo
-            .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])
-            .git_ctx("commit the revert")?;
+        let oid = self.commit_on_head(tree, message, Some("HEAD"))?;
         self.reset_hard(oid)?;
         Ok(oid)
     }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{Agent, Outcome, Proposal, Request, first_line, is_rate_limit};
 use crate::artifacts::state::Usage;
 use crate::config::{Sandbox, Session};
-use crate::process::{self, End, Spec};
+use crate::process::{self, End};
 
 /// What a Claude stream-json run said.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -142,38 +142,16 @@ impl ClaudeAgent {
         resume: Option<&str>,
         suffix: &str,
     ) -> (process::Outcome, Stream) {
-        let argv = std::iter::once(self.bin.clone().into_os_string())
-            .chain(self.args(resume))
-            .collect();
-        let mut spec = Spec::argv(argv, req.repo);
-        spec.stdin = Some(req.prompt.as_bytes().to_vec());
-        spec.env = req.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
-        let events = req.log_dir.join(format!("{}{suffix}.jsonl", req.log_stem));
-        spec.stdout_log = Some(events.clone());
-        spec.stderr_log = Some(
-            req.log_dir
-                .join(format!("{}{suffix}.stderr.log", req.log_stem)),
+        let args = self.args(resume);
+        let (out, text) = super::run_event_stream(
+            &self.bin,
+            args,
+            req,
+            suffix,
+            self.timeout,
+            self.idle_timeout,
         );
-        spec.timeout = Some(self.timeout);
-        spec.idle_timeout = Some(self.idle_timeout);
-        spec.group_record = Some(req.group_record.to_path_buf());
-        spec.tail_bytes = 64 * 1024;
-        match process::run(&spec) {
-            Ok(out) => {
-                let text = std::fs::read_to_string(&events).unwrap_or_else(|_| out.stdout.clone());
-                (out, parse_stream(&text))
-            }
-            Err(e) => (
-                process::Outcome {
-                    end: End::Exited(127),
-                    duration: Duration::ZERO,
-                    stdout: String::new(),
-                    stderr: format!("could not start {}: {e}", self.bin.display()),
-                    truncated: false,
-                },
-                Stream::default(),
-            ),
-        }
+        (out, parse_stream(&text))
     }
 }
 

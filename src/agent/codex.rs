@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{Agent, Outcome, Proposal, Request, first_line, is_rate_limit};
 use crate::artifacts::state::Usage;
 use crate::config::{Sandbox, Session};
-use crate::process::{self, End, Spec};
+use crate::process::{self, End};
 
 /// What a `codex exec --json` stream said.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -203,41 +203,17 @@ impl CodexAgent {
         req: &Request<'_>,
         thread: Option<&str>,
         suffix: &str,
-    ) -> (process::Outcome, Stream, PathBuf) {
-        let mut spec = Spec::argv(
-            std::iter::once(self.bin.clone().into_os_string())
-                .chain(self.args(req.repo, thread))
-                .collect(),
-            req.repo,
+    ) -> (process::Outcome, Stream) {
+        let args = self.args(req.repo, thread);
+        let (out, text) = super::run_event_stream(
+            &self.bin,
+            args,
+            req,
+            suffix,
+            self.timeout,
+            self.idle_timeout,
         );
-        spec.stdin = Some(req.prompt.as_bytes().to_vec());
-        spec.env = req.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
-        let events = req.log_dir.join(format!("{}{suffix}.jsonl", req.log_stem));
-        spec.stdout_log = Some(events.clone());
-        spec.stderr_log = Some(
-            req.log_dir
-                .join(format!("{}{suffix}.stderr.log", req.log_stem)),
-        );
-        spec.timeout = Some(self.timeout);
-        spec.idle_timeout = Some(self.idle_timeout);
-        spec.group_record = Some(req.group_record.to_path_buf());
-        // The event stream can be large; it is parsed from the log file, not the bounded tail.
-        spec.tail_bytes = 64 * 1024;
-        let out = match process::run(&spec) {
-            Ok(o) => o,
-            Err(e) => {
-                let failed = process::Outcome {
-                    end: End::Exited(127),
-                    duration: Duration::ZERO,
-                    stdout: String::new(),
-                    stderr: format!("could not start {}: {e}", self.bin.display()),
-                    truncated: false,
-                };
-                return (failed, Stream::default(), events);
-            }
-        };
-        let text = std::fs::read_to_string(&events).unwrap_or_else(|_| out.stdout.clone());
-        (out.clone(), parse_stream(&text), events)
+        (out, parse_stream(&text))
     }
 }
 
@@ -264,7 +240,7 @@ impl Agent for CodexAgent {
         }
         let mut notes = Vec::new();
         let resuming = self.thread.clone();
-        let (mut out, mut stream, _) = self.run_once(req, resuming.as_deref(), "");
+        let (mut out, mut stream) = self.run_once(req, resuming.as_deref(), "");
         let mut duration = out.duration;
         if let Some(id) = &resuming
             && !stream.turn_started

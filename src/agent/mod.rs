@@ -159,3 +159,52 @@ pub fn version_of(bin: &Path) -> Option<String> {
         .then(|| first_line(&out.stdout))
         .filter(|l| !l.is_empty())
 }
+
+/// Runs an agent CLI that streams JSON events on stdout: `bin args` in the repository with the
+/// prompt on stdin, the timeouts and group record of `req`, events saved to
+/// `<stem><suffix>.jsonl` and stderr to `<stem><suffix>.stderr.log`. Returns how it ended and
+/// the full event text (read from the log, not the bounded in-memory tail).
+pub fn run_event_stream(
+    bin: &Path,
+    args: Vec<std::ffi::OsString>,
+    req: &Request<'_>,
+    suffix: &str,
+    timeout: Duration,
+    idle_timeout: Duration,
+) -> (crate::process::Outcome, String) {
+    use crate::process::{self, End, Spec};
+    let mut spec = Spec::argv(
+        std::iter::once(bin.as_os_str().to_os_string())
+            .chain(args)
+            .collect(),
+        req.repo,
+    );
+    spec.stdin = Some(req.prompt.as_bytes().to_vec());
+    spec.env = req.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+    let events = req.log_dir.join(format!("{}{suffix}.jsonl", req.log_stem));
+    spec.stdout_log = Some(events.clone());
+    spec.stderr_log = Some(
+        req.log_dir
+            .join(format!("{}{suffix}.stderr.log", req.log_stem)),
+    );
+    spec.timeout = Some(timeout);
+    spec.idle_timeout = Some(idle_timeout);
+    spec.group_record = Some(req.group_record.to_path_buf());
+    spec.tail_bytes = 64 * 1024;
+    match process::run(&spec) {
+        Ok(out) => {
+            let text = std::fs::read_to_string(&events).unwrap_or_else(|_| out.stdout.clone());
+            (out, text)
+        }
+        Err(e) => (
+            process::Outcome {
+                end: End::Exited(127),
+                duration: Duration::ZERO,
+                stdout: String::new(),
+                stderr: format!("could not start {}: {e}", bin.display()),
+                truncated: false,
+            },
+            String::new(),
+        ),
+    }
+}

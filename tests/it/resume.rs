@@ -496,3 +496,34 @@ fn a_stale_state_from_before_the_last_keep_is_rebuilt_without_drift() {
     assert_eq!(repo.state()["engine"]["head"], repo.head());
     assert_consistent(&repo);
 }
+
+#[test]
+fn resuming_on_another_branch_is_refused() {
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(1, "echo 7 > src/value.txt; echo 'lower to 7'")],
+    );
+    repo.run_loop("sh measure.sh", &agent, &["--iterations", "1"])
+        .expect_code(0);
+    repo.git(&["checkout", "-q", "-b", "other"]);
+    let before = repo.read("research-results.tsv");
+    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
+    r.expect_code(2);
+    assert!(
+        r.stderr
+            .contains("this run commits on refs/heads/main, but refs/heads/other is checked out"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        repo.read("research-results.tsv"),
+        before,
+        "nothing recorded"
+    );
+    assert_eq!(
+        repo.git(&["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "other"
+    );
+}
