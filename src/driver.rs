@@ -678,7 +678,7 @@ fn recover(
     let mut preserved = (head != start).then_some(head);
     let kept_paths: HashSet<&str> = kept.iter().map(|k| k.path.as_str()).collect();
     let changes: Vec<String> = repo
-        .scan()?
+        .scan_refresh()?
         .into_iter()
         .map(|c| c.path)
         .filter(|p| !kept_paths.contains(p.as_str()))
@@ -709,7 +709,7 @@ fn recover(
         start
     };
     let created: Vec<String> = repo
-        .scan()?
+        .scan_refresh()?
         .into_iter()
         .filter(|c| c.kind == ChangeKind::Untracked && !kept_paths.contains(c.path.as_str()))
         .map(|c| c.path)
@@ -1169,7 +1169,7 @@ impl Run {
 
     fn write_feedback(&self, title: &str, text: &str) {
         let body = format!("# {title}\n{text}\n");
-        let _ = fsutil::write_atomic(&self.paths.feedback, body.as_bytes());
+        let _ = fsutil::write_quick(&self.paths.feedback, body.as_bytes());
     }
 
     /// Runs verify (`--repeat` times) and reads the metric.
@@ -1272,7 +1272,7 @@ impl Run {
             touched.push(self.paths.lessons.display().to_string());
         }
         let kept = self.kept_path_set();
-        for c in self.repo.scan()? {
+        for c in self.repo.scan_refresh()? {
             if kept.contains(&c.path) {
                 continue;
             }
@@ -1298,14 +1298,27 @@ impl Run {
         Ok(insp)
     }
 
-    /// Restores the tree to the retained commit: tracked files reset, files created since deleted,
-    /// the user's untracked files restored if the agent changed them.
+    /// Restores the tree to the retained commit: the branch, the index and the tracked files that
+    /// differ (from the trial commits or edited since) are reset, files created since are deleted,
+    /// the user's untracked files are restored if the agent changed them.
     fn restore_tree(&mut self) -> Result<()> {
         let kept = self.kept_path_set();
-        let changes = self.repo.scan()?;
-        if changes.iter().any(|c| c.kind != ChangeKind::Untracked) || self.repo.head()? != self.head
-        {
-            self.repo.reset_hard(self.head)?;
+        let changes = self.repo.scan_refresh()?;
+        let head = self.repo.head()?;
+        let mut paths: Vec<String> = changes
+            .iter()
+            .filter(|c| c.kind != ChangeKind::Untracked)
+            .map(|c| c.path.clone())
+            .collect();
+        if head != self.head {
+            for p in self.repo.diff_paths(self.head, head)? {
+                if !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+        if head != self.head || !paths.is_empty() {
+            self.repo.reset_paths(self.head, &paths)?;
         }
         let created: Vec<String> = changes
             .into_iter()
@@ -1335,7 +1348,7 @@ impl Run {
             let kept = self.kept_path_set();
             let changes: Vec<String> = self
                 .repo
-                .scan()?
+                .scan_refresh()?
                 .into_iter()
                 .map(|c| c.path)
                 .filter(|p| !kept.contains(p))
@@ -1358,8 +1371,6 @@ impl Run {
         if self.cfg.rollback == Rollback::Revert && head != self.head {
             let msg = format!("revert: experiment of iteration {n} was not kept");
             self.head = self.repo.commit_tree_of(self.head, &msg)?;
-        } else if head != self.head {
-            self.repo.reset_hard(self.head)?;
         }
         self.restore_tree()?;
         Ok(preserved)
@@ -1382,7 +1393,7 @@ impl Run {
             if let Some(o) = summary.as_object_mut() {
                 o.insert("row".into(), row.to_line().into());
             }
-            let _ = fsutil::write_atomic(&dir.join("summary.json"), summary.to_string().as_bytes());
+            let _ = fsutil::write_quick(&dir.join("summary.json"), summary.to_string().as_bytes());
         }
         self.save_state()?;
         if !self.exec && matches!(row.status, Status::Keep | Status::Pivot) {
@@ -1481,7 +1492,7 @@ impl Run {
             } else {
                 dir.join(format!("{stem}.prompt.md"))
             };
-            let _ = fsutil::write_atomic(&prompt_file, prompt.as_bytes());
+            let _ = fsutil::write_quick(&prompt_file, prompt.as_bytes());
             let env = self.child_env(n, directive);
             let p = self.agent.propose(&Request {
                 iteration: n,
@@ -1645,7 +1656,7 @@ impl Run {
             .commit_paths(&insp.changed, &format!("experiment: {desc}"))?;
         marker.phase = "verify".into();
         marker.trial_commit = Some(trial.to_string());
-        marker.save(&self.paths.inflight)?;
+        marker.update(&self.paths.inflight)?;
 
         let t = Instant::now();
         let measured = self.measure(&dir, "verify")?;
@@ -1671,8 +1682,10 @@ impl Run {
         // Improved: the guard decides, with rework turns when it fails.
         let mut reworks = 0u32;
         loop {
-            marker.phase = "guard".into();
-            marker.save(&self.paths.inflight)?;
+            if self.cfg.guard.is_some() {
+                marker.phase = "guard".into();
+                marker.update(&self.paths.inflight)?;
+            }
             let t = Instant::now();
             let g = self.run_guard(
                 &dir,
@@ -1742,7 +1755,7 @@ impl Run {
             }
             reworks += 1;
             marker.phase = "rework".into();
-            marker.save(&self.paths.inflight)?;
+            marker.update(&self.paths.inflight)?;
             let stem = format!("rework-{reworks}");
             let turn = self.turn(
                 n,
@@ -1820,7 +1833,7 @@ impl Run {
             )?;
             marker.phase = "verify".into();
             marker.trial_commit = Some(trial.to_string());
-            marker.save(&self.paths.inflight)?;
+            marker.update(&self.paths.inflight)?;
             let t = Instant::now();
             let measured = self.measure(&dir, &format!("rework-{reworks}-verify"))?;
             rec.verify_ms += ms(t.elapsed());

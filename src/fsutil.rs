@@ -25,6 +25,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Replaces `path` with `bytes` through a rename, without fsync: a crash of this process leaves
+/// the old or the new content, a power loss may leave either. For logs and informational updates.
+pub fn write_quick(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .ctx("create a temporary file in", dir)?;
+    tmp.write_all(bytes).ctx("write", tmp.path())?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .ctx("replace", path)?;
+    Ok(())
+}
+
 /// Flushes a directory entry to disk (best effort; not every filesystem supports it).
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {

@@ -144,10 +144,22 @@ impl Repo {
     }
 
     /// Lists every path that differs from HEAD: tracked changes (staged or not) and untracked,
-    /// non-ignored files (submodules excluded).
+    /// non-ignored files (submodules excluded). Read-only: the preflight uses this.
     pub fn scan(&self) -> Result<Vec<Change>> {
+        self.scan_with(false)
+    }
+
+    /// Like [`Repo::scan`], and writes refreshed file stat data back to the index, as `git status`
+    /// does. Without that, every file whose timestamp no longer matches the index (after a
+    /// formatter, a build, `cp -a`) is hashed again on every scan, forever.
+    pub fn scan_refresh(&self) -> Result<Vec<Change>> {
+        self.scan_with(true)
+    }
+
+    fn scan_with(&self, refresh: bool) -> Result<Vec<Change>> {
         let mut opts = StatusOptions::new();
-        opts.include_untracked(true)
+        opts.update_index(refresh)
+            .include_untracked(true)
             .recurse_untracked_dirs(true)
             .include_ignored(false)
             .exclude_submodules(true)
@@ -266,6 +278,127 @@ impl Repo {
         let oid = self.commit_on_head(tree, message, Some("HEAD"))?;
         self.reset_hard(oid)?;
         Ok(oid)
+    }
+
+    /// Returns the paths whose content differs between the trees of two commits.
+    pub fn diff_paths(&self, a: Oid, b: Oid) -> Result<Vec<String>> {
+        let tree = |o: Oid| {
+            self.repo
+                .find_commit(o)
+                .and_then(|c| c.tree())
+                .git_ctx("read a tree")
+        };
+        let (ta, tb) = (tree(a)?, tree(b)?);
+        let diff = self
+            .repo
+            .diff_tree_to_tree(Some(&ta), Some(&tb), None)
+            .git_ctx("compare trees")?;
+        let mut out = Vec::new();
+        for d in diff.deltas() {
+            for f in [d.old_file(), d.new_file()] {
+                if let Some(p) = f.path().and_then(|p| p.to_str())
+                    && !out.iter().any(|o: &String| o == p)
+                {
+                    out.push(p.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves the branch to `oid` and makes the index and working tree match it at `paths` (the
+    /// paths known to differ), touching nothing else: libgit2's checkout would stat every file of
+    /// a large tree on every rollback. Unusual cases (a directory where a file belongs, a
+    /// submodule) fall back to a full hard reset.
+    pub fn reset_paths(&self, oid: Oid, paths: &[String]) -> Result<()> {
+        let commit = self
+            .repo
+            .find_commit(oid)
+            .git_ctx("find the retained commit")?;
+        let tree = commit.tree().git_ctx("read the retained tree")?;
+        // Moves the branch only; index and files are set path by path below.
+        self.repo
+            .reset(commit.as_object(), ResetType::Soft, None)
+            .git_ctx("reset to the retained commit")?;
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let mut index = self.repo.index().git_ctx("open the index")?;
+        let mut removed = Vec::new();
+        for p in paths {
+            match self.reset_one(&mut index, &tree, p)? {
+                Some(true) => removed.push(p.as_str()),
+                Some(false) => {}
+                None => {
+                    drop(index);
+                    return self.reset_hard(oid);
+                }
+            }
+        }
+        index.write().git_ctx("write the index")?;
+        self.prune_dirs(&removed, oid);
+        Ok(())
+    }
+
+    /// Makes one path of the index and working tree match `tree`. Returns `Some(true)` when the
+    /// path was removed, `Some(false)` when it was written, `None` when it cannot be done file by
+    /// file.
+    fn reset_one(
+        &self,
+        index: &mut git2::Index,
+        tree: &git2::Tree<'_>,
+        p: &str,
+    ) -> Result<Option<bool>> {
+        let rel = Path::new(p);
+        let full = self.root.join(rel);
+        let current = fs::symlink_metadata(&full).ok();
+        if current.as_ref().is_some_and(|m| m.is_dir()) {
+            return Ok(None);
+        }
+        let entry = match tree.get_path(rel) {
+            Ok(e) => Some(e),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(e) => return Err(Error::git(format!("read {p} in the retained tree"), e)),
+        };
+        let Some(entry) = entry else {
+            if current.is_some() {
+                fs::remove_file(&full).ctx("remove", &full)?;
+            }
+            if index.get_path(rel, 0).is_some() {
+                index.remove_path(rel).git_ctx(&format!("unstage {p}"))?;
+            }
+            return Ok(Some(true));
+        };
+        if entry.kind() != Some(ObjectType::Blob) {
+            return Ok(None);
+        }
+        let blob = self
+            .repo
+            .find_blob(entry.id())
+            .git_ctx(&format!("read {p}"))?;
+        if current.is_some() {
+            fs::remove_file(&full).ctx("remove", &full)?;
+        }
+        if let Some(dir) = full.parent() {
+            if fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
+                return Ok(None);
+            }
+            fs::create_dir_all(dir).ctx("create", dir)?;
+        }
+        if entry.filemode() == 0o120000 {
+            let target = std::ffi::OsStr::from_bytes_lossless(blob.content());
+            std::os::unix::fs::symlink(target, &full).ctx("restore", &full)?;
+        } else {
+            fs::write(&full, blob.content()).ctx("restore", &full)?;
+            if entry.filemode() == 0o100755 {
+                let mut perm = fs::metadata(&full).ctx("read", &full)?.permissions();
+                // Executable wherever readable, as git checks executables out.
+                perm.set_mode(perm.mode() | ((perm.mode() & 0o444) >> 2));
+                fs::set_permissions(&full, perm).ctx("restore mode of", &full)?;
+            }
+        }
+        index.add_path(rel).git_ctx(&format!("stage {p}"))?;
+        Ok(Some(false))
     }
 
     /// Resets the branch, index and tracked files to `oid`. Untracked files are not touched.
@@ -435,29 +568,30 @@ impl Repo {
     /// they leave empty unless the retained commit has them. Returns paths it could not delete.
     pub fn delete_created(&self, paths: &[String], retained: Oid) -> Vec<String> {
         let mut failed = Vec::new();
-        let mut dirs = std::collections::BTreeSet::new();
+        let mut removed = Vec::new();
         for p in paths {
             let full = self.root.join(p);
             match fs::symlink_metadata(&full) {
-                Ok(m) if m.is_dir() => {
-                    failed.push(p.clone());
-                    continue;
-                }
-                Ok(_) => {
-                    if fs::remove_file(&full).is_err() {
-                        failed.push(p.clone());
-                        continue;
-                    }
-                }
-                Err(_) => {}
+                Ok(m) if m.is_dir() => failed.push(p.clone()),
+                Ok(_) if fs::remove_file(&full).is_err() => failed.push(p.clone()),
+                _ => removed.push(p.as_str()),
             }
+        }
+        self.prune_dirs(&removed, retained);
+        failed
+    }
+
+    /// Removes the directories that held `removed` files and are now empty, unless the
+    /// retained commit has them. Deepest first; `remove_dir` only removes empty ones.
+    fn prune_dirs(&self, removed: &[&str], retained: Oid) {
+        let mut dirs = std::collections::BTreeSet::new();
+        for p in removed {
             let mut parent = Path::new(p).parent();
             while let Some(d) = parent.filter(|d| !d.as_os_str().is_empty()) {
                 dirs.insert(d.to_path_buf());
                 parent = d.parent();
             }
         }
-        // Deepest first, so children go before parents. `remove_dir` only removes empty ones.
         let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in dirs {
@@ -466,7 +600,6 @@ impl Repo {
                 let _ = fs::remove_dir(self.root.join(&d));
             }
         }
-        failed
     }
 }
 
@@ -479,5 +612,126 @@ impl FromBytes for std::ffi::OsStr {
     fn from_bytes_lossless(b: &[u8]) -> &std::ffi::OsStr {
         use std::os::unix::ffi::OsStrExt;
         std::ffi::OsStr::from_bytes(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository with a few kinds of entries committed, and a "trial" commit on top that
+    /// changes each of them.
+    fn fixture() -> (tempfile::TempDir, Repo, Oid) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let r = Repository::init(root).unwrap();
+        let mut cfg = r.config().unwrap();
+        cfg.set_str("user.name", "t").unwrap();
+        cfg.set_str("user.email", "t@t").unwrap();
+        fs::create_dir_all(root.join("src/keep")).unwrap();
+        fs::write(root.join("src/a.txt"), "a\n").unwrap();
+        fs::write(root.join("src/gone.txt"), "gone\n").unwrap();
+        fs::write(root.join("src/keep/k.txt"), "k\n").unwrap();
+        fs::write(root.join("run.sh"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("a.txt", root.join("src/link")).unwrap();
+        let repo = Repo {
+            repo: r,
+            root: root.canonicalize().unwrap(),
+        };
+        let all: Vec<String> = [
+            "src/a.txt",
+            "src/gone.txt",
+            "src/keep/k.txt",
+            "run.sh",
+            "src/link",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut index = repo.repo.index().unwrap();
+        let tree = repo.stage(&mut index, &all).unwrap();
+        index.write().unwrap();
+        let sig = Signature::now("t", "t@t").unwrap();
+        let base = {
+            let tree = repo.repo.find_tree(tree).unwrap();
+            repo.repo
+                .commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
+                .unwrap()
+        };
+        (dir, repo, base)
+    }
+
+    #[test]
+    fn reset_paths_restores_exactly_the_changed_paths() {
+        let (_dir, repo, base) = fixture();
+        let root = repo.root.clone();
+        // The trial: edit, delete, add in a new directory, drop the executable bit, retarget the link.
+        fs::write(root.join("src/a.txt"), "changed\n").unwrap();
+        fs::remove_file(root.join("src/gone.txt")).unwrap();
+        fs::create_dir_all(root.join("src/new/deep")).unwrap();
+        fs::write(root.join("src/new/deep/n.txt"), "n\n").unwrap();
+        fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::remove_file(root.join("src/link")).unwrap();
+        std::os::unix::fs::symlink("keep/k.txt", root.join("src/link")).unwrap();
+        let changed: Vec<String> = repo.scan().unwrap().into_iter().map(|c| c.path).collect();
+        let trial = repo.commit_paths(&changed, "trial").unwrap();
+        let paths = repo.diff_paths(base, trial).unwrap();
+        assert_eq!(paths.len(), 5, "{paths:?}");
+
+        repo.reset_paths(base, &paths).unwrap();
+        assert_eq!(repo.head().unwrap(), base);
+        assert_eq!(fs::read_to_string(root.join("src/a.txt")).unwrap(), "a\n");
+        assert_eq!(
+            fs::read_to_string(root.join("src/gone.txt")).unwrap(),
+            "gone\n"
+        );
+        assert!(
+            !root.join("src/new").exists(),
+            "the added file and its directories are gone"
+        );
+        assert!(root.join("src/keep/k.txt").exists());
+        assert_eq!(
+            fs::metadata(root.join("run.sh"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o111,
+            0o111
+        );
+        assert_eq!(
+            fs::read_link(root.join("src/link")).unwrap(),
+            Path::new("a.txt")
+        );
+        assert!(
+            repo.scan().unwrap().is_empty(),
+            "index and tree match the retained commit"
+        );
+    }
+
+    #[test]
+    fn reset_paths_falls_back_when_a_directory_stands_in_the_way() {
+        let (_dir, repo, base) = fixture();
+        let root = repo.root.clone();
+        fs::remove_file(root.join("src/a.txt")).unwrap();
+        fs::create_dir_all(root.join("src/a.txt")).unwrap();
+        fs::write(root.join("src/a.txt/inner"), "x\n").unwrap();
+        let changed: Vec<String> = repo.scan().unwrap().into_iter().map(|c| c.path).collect();
+        let trial = repo.commit_paths(&changed, "trial").unwrap();
+        let paths = repo.diff_paths(base, trial).unwrap();
+        repo.reset_paths(base, &paths).unwrap();
+        assert_eq!(fs::read_to_string(root.join("src/a.txt")).unwrap(), "a\n");
+        assert!(repo.scan().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_empty_path_list_only_moves_the_branch() {
+        let (_dir, repo, base) = fixture();
+        let tree = repo.repo.find_commit(base).unwrap().tree_id();
+        let empty = repo.commit_on_head(tree, "empty", Some("HEAD")).unwrap();
+        assert!(repo.same_tree(base, empty));
+        repo.reset_paths(base, &[]).unwrap();
+        assert_eq!(repo.head().unwrap(), base);
+        assert!(repo.scan().unwrap().is_empty());
     }
 }

@@ -305,7 +305,8 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
             pgid,
             start_time: crate::artifacts::lock::process_start_time(child.id()).unwrap_or(0),
         };
-        let _ = crate::fsutil::write_atomic(
+        // No fsync: the record only matters when this process dies and the machine does not.
+        let _ = crate::fsutil::write_quick(
             path,
             serde_json::to_string(&record)
                 .unwrap_or_default()

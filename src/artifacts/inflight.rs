@@ -36,6 +36,13 @@ impl Inflight {
         fsutil::write_atomic(path, text.as_bytes())
     }
 
+    /// Rewrites the marker after a phase change, without fsync: recovery relies only on what
+    /// the first, durable [`Inflight::save`] recorded (iteration, branch, start commit, run tag).
+    pub fn update(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        fsutil::write_quick(path, text.as_bytes())
+    }
+
     /// Reads the marker if there is one. A marker that cannot be read is reported, not ignored.
     pub fn load(path: &Path) -> Result<Option<std::result::Result<Inflight, String>>> {
         match std::fs::read_to_string(path) {
