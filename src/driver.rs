@@ -1302,6 +1302,12 @@ impl Run {
     /// differ (from the trial commits or edited since) are reset, files created since are deleted,
     /// the user's untracked files are restored if the agent changed them.
     fn restore_tree(&mut self) -> Result<()> {
+        self.restore_tree_to(self.head)
+    }
+
+    /// [`Run::restore_tree`] towards `target` instead of the retained commit (a rework turn
+    /// starts from its trial commit).
+    fn restore_tree_to(&mut self, target: Oid) -> Result<()> {
         let kept = self.kept_path_set();
         let changes = self.repo.scan_refresh()?;
         let head = self.repo.head()?;
@@ -1310,22 +1316,22 @@ impl Run {
             .filter(|c| c.kind != ChangeKind::Untracked)
             .map(|c| c.path.clone())
             .collect();
-        if head != self.head {
-            for p in self.repo.diff_paths(self.head, head)? {
+        if head != target {
+            for p in self.repo.diff_paths(target, head)? {
                 if !paths.contains(&p) {
                     paths.push(p);
                 }
             }
         }
-        if head != self.head || !paths.is_empty() {
-            self.repo.reset_paths(self.head, &paths)?;
+        if head != target || !paths.is_empty() {
+            self.repo.reset_paths(target, &paths)?;
         }
         let created: Vec<String> = changes
             .into_iter()
             .filter(|c| c.kind == ChangeKind::Untracked && !kept.contains(&c.path))
             .map(|c| c.path)
             .collect();
-        let failed = self.repo.delete_created(&created, self.head);
+        let failed = self.repo.delete_created(&created, target);
         if !failed.is_empty() {
             self.out.note(&format!(
                 "could not remove {} (left in place)",
@@ -1480,6 +1486,7 @@ impl Run {
         fresh: bool,
         feedback: Option<(&str, &str)>,
         stem: &str,
+        base: Oid,
         rec: &mut IterationRecord,
     ) -> Result<Turn> {
         let dir = self.paths.iter_dir(n);
@@ -1515,7 +1522,9 @@ impl Run {
             }
             if let Outcome::RateLimited(msg) = &p.outcome {
                 if waited >= self.cfg.max_quota_wait {
-                    self.restore_tree()?;
+                    if self.moved(base)?.is_none() {
+                        self.restore_tree_to(base)?;
+                    }
                     return Ok(Turn::Stop(Stop::NeedsHuman(format!(
                         "the agent keeps hitting a usage or rate limit ({}) and --max-quota-wait {} is spent",
                         one_line(msg),
@@ -1528,7 +1537,11 @@ impl Run {
                     one_line(msg),
                     crate::duration::human(wait)
                 ));
-                self.restore_tree()?;
+                // Undo the partial turn back to where it started (a rework turn: its trial).
+                if let Some(why) = self.moved(base)? {
+                    return Ok(Turn::Stop(Stop::Blocked(why)));
+                }
+                self.restore_tree_to(base)?;
                 if let Some(sig) = sleep_interruptibly(wait) {
                     return Ok(Turn::Stop(Stop::Interrupted(sig)));
                 }
@@ -1602,7 +1615,8 @@ impl Run {
             ..IterationRecord::default()
         };
 
-        let p = match self.turn(n, directive, fresh, None, "agent", &mut rec)? {
+        let head = self.head;
+        let p = match self.turn(n, directive, fresh, None, "agent", head, &mut rec)? {
             Turn::Done(p) => p,
             Turn::Stop(Stop::Interrupted(sig)) => {
                 return self.abandon(n, "the agent step", sig, None, rec).map(Some);
@@ -1763,6 +1777,7 @@ impl Run {
                 false,
                 Some(("Failing guard output", tail.as_str())),
                 &stem,
+                trial,
                 &mut rec,
             )?;
             let p = match turn {
@@ -1773,7 +1788,10 @@ impl Run {
                         .map(Some);
                 }
                 Turn::Stop(stop) => {
-                    self.roll_back(n, Some(trial), false)?;
+                    // Quota spent: drop the trial. Blocked (the branch moved): touch nothing.
+                    if !matches!(stop, Stop::Blocked(_)) {
+                        self.roll_back(n, Some(trial), false)?;
+                    }
                     Inflight::clear(&self.paths.inflight)?;
                     return Ok(Some(stop));
                 }

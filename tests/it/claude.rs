@@ -292,3 +292,55 @@ fn missing_claude_binary_refuses_with_install_hint() {
     );
     assert_eq!(r.stderr.lines().count(), 1);
 }
+
+#[test]
+fn a_rate_limit_during_a_rework_turn_keeps_the_trial() {
+    let limited = "printf '%s\\n' '{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true,\"result\":\"API Error: 429 rate_limit_error\",\"session_id\":\"'$SID'\"}'\nexit 1\n".to_string();
+    let f = Fake::new(&[
+        step(
+            "echo 4 > src/value.txt; echo oops > src/broken.txt",
+            "src/value.txt",
+            "Lower to 4.",
+            0.0,
+        ),
+        limited,
+        step(
+            "rm src/broken.txt",
+            "src/broken.txt",
+            "Remove the stray file.",
+            0.0,
+        ),
+    ]);
+    let r = f.run(&["--iterations", "1", "--guard", "test ! -e src/broken.txt"]);
+    r.expect_code(0);
+    assert!(r.stderr.contains("usage or rate limit"), "{}", r.stderr);
+    let row = &f.repo.rows()[1];
+    assert_eq!(
+        (row[5].as_str(), row[4].as_str(), row[2].as_str()),
+        ("keep", "pass", "4"),
+        "{row:?}"
+    );
+    assert_eq!(
+        f.repo.read("src/value.txt"),
+        "4\n",
+        "the trial survived the wait"
+    );
+    assert!(!f.repo.exists("src/broken.txt"));
+    assert_eq!(
+        f.repo.log(),
+        [
+            "experiment: Lower to 4. (rework 1)",
+            "experiment: Lower to 4.",
+            "initial"
+        ]
+    );
+    assert_eq!(
+        f.repo.state()["engine"]["head"],
+        f.repo.head(),
+        "the keep is the branch head"
+    );
+    assert!(
+        f.args(3).windows(2).any(|w| w == ["--resume", "sess-1"]),
+        "the retry resumes the session"
+    );
+}

@@ -613,3 +613,83 @@ fn metrics_json_and_regex_formats() {
     .expect_code(0);
     assert_eq!(repo.rows()[1][2], "4");
 }
+
+#[test]
+fn artifacts_dir_inside_and_outside_the_repository() {
+    // Inside the repository: the files move there, are excluded, and the run resumes from there.
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (1, "echo 7 > src/value.txt; echo 'lower to 7'"),
+            (2, "echo 6 > src/value.txt; echo 'lower to 6'"),
+        ],
+    );
+    repo.run_loop(
+        VERIFY,
+        &agent,
+        &["--iterations", "1", "--artifacts-dir", "runs/a"],
+    )
+    .expect_code(0);
+    assert!(
+        repo.exists("runs/a/research-results.tsv")
+            && repo.exists("runs/a/.autoresearch/iter-0001/prompt.md")
+    );
+    assert!(!repo.exists("research-results.tsv"));
+    assert_eq!(repo.status(), "", "the artifacts directory is excluded");
+    let exclude = std::fs::read_to_string(repo.root.join(".git/info/exclude")).unwrap();
+    assert!(
+        exclude.lines().any(|l| l == "/runs/a/research-results.tsv"),
+        "{exclude}"
+    );
+    let status = repo.run(&["status", "--artifacts-dir", "runs/a"]);
+    assert!(
+        status.expect_code(0).stdout.contains("iteration 1"),
+        "{}",
+        status.stdout
+    );
+    repo.run_loop(
+        VERIFY,
+        &agent,
+        &["--iterations", "2", "--artifacts-dir", "runs/a"],
+    )
+    .expect_code(0);
+    assert_eq!(repo.log()[0], "experiment: lower to 6");
+    let rows: Vec<String> = repo
+        .read("runs/a/research-results.tsv")
+        .lines()
+        .filter(|l| l.starts_with(char::is_numeric))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+
+    // Outside the repository: nothing is written into the repository at all.
+    let repo = number_repo(10);
+    let outside = repo.aux.join("artifacts");
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(1, "echo 7 > src/value.txt; echo 'lower to 7'")],
+    );
+    repo.run_loop(
+        VERIFY,
+        &agent,
+        &[
+            "--iterations",
+            "1",
+            "--artifacts-dir",
+            outside.to_str().unwrap(),
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        outside.join("research-results.tsv").exists()
+            && outside.join(".autoresearch/lock").exists()
+    );
+    assert_eq!(repo.status(), "");
+    assert!(!repo.exists(".autoresearch"));
+    let exclude = std::fs::read_to_string(repo.root.join(".git/info/exclude")).unwrap_or_default();
+    assert!(!exclude.contains("research-results"), "{exclude}");
+    assert_eq!(repo.log()[0], "experiment: lower to 7");
+}
