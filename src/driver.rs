@@ -271,7 +271,6 @@ fn make_agent(cfg: &RunConfig) -> Result<Box<dyn Agent>> {
                 cfg.sandbox,
                 cfg.model.clone(),
                 cfg.agent_args.clone(),
-                cfg.session,
                 cfg.agent_timeout,
                 cfg.agent_idle_timeout,
             )))
@@ -292,7 +291,6 @@ fn make_agent(cfg: &RunConfig) -> Result<Box<dyn Agent>> {
                 cfg.sandbox,
                 cfg.model.clone(),
                 cfg.agent_args.clone(),
-                cfg.session,
                 cfg.agent_timeout,
                 cfg.agent_idle_timeout,
             )))
@@ -1483,13 +1481,16 @@ impl Run {
         &mut self,
         n: u64,
         directive: Directive,
-        fresh: bool,
         feedback: Option<(&str, &str)>,
         stem: &str,
         base: Oid,
         rec: &mut IterationRecord,
     ) -> Result<Turn> {
         let dir = self.paths.iter_dir(n);
+        // A new agent session after a pivot, or every iteration with `--session fresh`; rework
+        // turns always continue the iteration's session.
+        let fresh = directive == Directive::Pivot
+            || (directive != Directive::Rework && self.cfg.session == Session::Fresh);
         let mut waited = Duration::ZERO;
         let mut backoff = quota_backoff();
         loop {
@@ -1597,7 +1598,6 @@ impl Run {
         let dir = self.paths.iter_dir(n);
         fsutil::ensure_dir(&dir)?;
         let directive = self.replay.next_directive();
-        let fresh = directive == Directive::Pivot || self.cfg.session == Session::Fresh;
         let mut marker = Inflight {
             version: 1,
             iteration: n,
@@ -1616,7 +1616,7 @@ impl Run {
         };
 
         let head = self.head;
-        let p = match self.turn(n, directive, fresh, None, "agent", head, &mut rec)? {
+        let p = match self.turn(n, directive, None, "agent", head, &mut rec)? {
             Turn::Done(p) => p,
             Turn::Stop(Stop::Interrupted(sig)) => {
                 return self.abandon(n, "the agent step", sig, None, rec).map(Some);
@@ -1774,7 +1774,6 @@ impl Run {
             let turn = self.turn(
                 n,
                 Directive::Rework,
-                false,
                 Some(("Failing guard output", tail.as_str())),
                 &stem,
                 trial,

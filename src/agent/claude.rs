@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Agent, Outcome, Proposal, Request, first_line, is_rate_limit};
 use crate::artifacts::state::Usage;
-use crate::config::{Sandbox, Session};
+use crate::config::Sandbox;
 use crate::process::{self, End};
 
 /// What a Claude stream-json run said.
@@ -80,7 +80,6 @@ pub struct ClaudeAgent {
     sandbox: Sandbox,
     model: Option<String>,
     extra: Vec<String>,
-    session: Session,
     timeout: Duration,
     idle_timeout: Duration,
     current: Option<String>,
@@ -93,7 +92,6 @@ impl ClaudeAgent {
         sandbox: Sandbox,
         model: Option<String>,
         extra: Vec<String>,
-        session: Session,
         timeout: Duration,
         idle_timeout: Duration,
     ) -> ClaudeAgent {
@@ -102,7 +100,6 @@ impl ClaudeAgent {
             sandbox,
             model,
             extra,
-            session,
             timeout,
             idle_timeout,
             current: None,
@@ -165,13 +162,11 @@ impl Agent for ClaudeAgent {
     }
 
     fn restore_session(&mut self, session_id: Option<String>, _total: Option<Usage>) {
-        if self.session == Session::Resume {
-            self.current = session_id;
-        }
+        self.current = session_id;
     }
 
     fn propose(&mut self, req: &Request<'_>) -> Proposal {
-        if req.fresh_session || self.session == Session::Fresh {
+        if req.fresh_session {
             self.current = None;
         }
         let mut notes = Vec::new();
@@ -293,7 +288,6 @@ mod tests {
             Sandbox::WorkspaceWrite,
             Some("opus".into()),
             vec![],
-            Session::Resume,
             Duration::from_secs(1),
             Duration::from_secs(1),
         );
@@ -322,7 +316,6 @@ mod tests {
             Sandbox::DangerFullAccess,
             None,
             vec![],
-            Session::Resume,
             Duration::from_secs(1),
             Duration::from_secs(1),
         );

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Agent, Outcome, Proposal, Request, first_line, is_rate_limit};
 use crate::artifacts::state::Usage;
-use crate::config::{Sandbox, Session};
+use crate::config::Sandbox;
 use crate::process::{self, End};
 
 /// What a `codex exec --json` stream said.
@@ -136,7 +136,6 @@ pub struct CodexAgent {
     sandbox: Sandbox,
     model: Option<String>,
     extra: Vec<String>,
-    session: Session,
     timeout: Duration,
     idle_timeout: Duration,
     thread: Option<String>,
@@ -150,7 +149,6 @@ impl CodexAgent {
         sandbox: Sandbox,
         model: Option<String>,
         extra: Vec<String>,
-        session: Session,
         timeout: Duration,
         idle_timeout: Duration,
     ) -> CodexAgent {
@@ -159,7 +157,6 @@ impl CodexAgent {
             sandbox,
             model,
             extra,
-            session,
             timeout,
             idle_timeout,
             thread: None,
@@ -227,14 +224,12 @@ impl Agent for CodexAgent {
     }
 
     fn restore_session(&mut self, session_id: Option<String>, total: Option<Usage>) {
-        if self.session == Session::Resume {
-            self.thread = session_id;
-            self.thread_total = total;
-        }
+        self.thread = session_id;
+        self.thread_total = total;
     }
 
     fn propose(&mut self, req: &Request<'_>) -> Proposal {
-        if req.fresh_session || self.session == Session::Fresh {
+        if req.fresh_session {
             self.thread = None;
             self.thread_total = None;
         }
@@ -472,7 +467,6 @@ mod tests {
             Sandbox::WorkspaceWrite,
             Some("gpt-5.5".into()),
             vec!["-c".into(), "x=1".into()],
-            Session::Resume,
             Duration::from_secs(1),
             Duration::from_secs(1),
         );
@@ -525,7 +519,6 @@ mod tests {
             Sandbox::DangerFullAccess,
             None,
             vec![],
-            Session::Resume,
             Duration::from_secs(1),
             Duration::from_secs(1),
         );

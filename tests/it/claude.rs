@@ -344,3 +344,46 @@ fn a_rate_limit_during_a_rework_turn_keeps_the_trial() {
         "the retry resumes the session"
     );
 }
+
+#[test]
+fn session_fresh_starts_every_iteration_anew_but_rework_continues_it() {
+    let f = Fake::new(&[
+        step(
+            "echo 4 > src/value.txt; echo oops > src/broken.txt",
+            "src/value.txt",
+            "Lower to 4.",
+            0.0,
+        ),
+        step(
+            "rm src/broken.txt",
+            "src/broken.txt",
+            "Remove the stray file.",
+            0.0,
+        ),
+        step(
+            "echo 3 > src/value.txt",
+            "src/value.txt",
+            "Lower to 3.",
+            0.0,
+        ),
+    ]);
+    f.run(&[
+        "--iterations",
+        "2",
+        "--session",
+        "fresh",
+        "--guard",
+        "test ! -e src/broken.txt",
+    ])
+    .expect_code(0);
+    assert_eq!(f.repo.statuses(), ["baseline", "keep", "keep"]);
+    assert!(!f.args(1).contains(&"--resume".to_string()));
+    assert!(
+        f.args(2).windows(2).any(|w| w == ["--resume", "sess-1"]),
+        "the rework turn continues the session"
+    );
+    assert!(
+        !f.args(3).contains(&"--resume".to_string()),
+        "the next iteration starts a new session"
+    );
+}
