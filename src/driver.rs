@@ -20,7 +20,7 @@ use crate::config::{self, AgentKind, Mode, Rollback, RunConfig, Session, Setting
 use crate::engine::number::{canonical, delta, median, same};
 use crate::engine::reducer::{Directive, Escalation, Replay};
 use crate::engine::row::{Guard, Row, Status, one_line};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, IoContext, Result, exit};
 use crate::git::{ChangeKind, KeptFile, Repo};
 use crate::output::{Output, StartInfo, Summary};
 use crate::process::{self, End, Spec};
@@ -371,34 +371,7 @@ fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
         ));
         None
     };
-    let saved = match state
-        .as_ref()
-        .map(|s| Settings::from_saved(&serde_json::Value::Object(s.config.clone())))
-    {
-        Some(Ok(s)) => s,
-        _ if let Some(s) = std::fs::read_to_string(&paths.settings)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| Settings::from_saved(&v).ok()) =>
-        {
-            s
-        }
-        _ => {
-            let text = results.meta("settings").ok_or_else(|| {
-                Error::Refused(format!(
-                    "cannot recover the run configuration (no usable state and no `# settings:` line in {}); use --fresh",
-                    paths.results.display()
-                ))
-            })?;
-            let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-                Error::Refused(format!(
-                    "{}: unreadable `# settings:` line ({e}); use --fresh",
-                    paths.results.display()
-                ))
-            })?;
-            Settings::from_saved(&value)?
-        }
-    };
+    let saved = paths.stored_settings(state.as_ref(), results.meta("settings"))?;
     Ok(Loaded {
         results,
         replay,
@@ -428,7 +401,14 @@ pub fn run(opts: Options) -> Result<Summary> {
             paths.lock.display()
         )));
     }
-    let saved = if fresh { None } else { paths.peek_saved() };
+    let saved = match (fresh, paths.has_run()) {
+        (false, true) => match paths.peek_saved() {
+            Some(s) => Some(s),
+            // Say precisely what is wrong with the run's files (reading them reports it).
+            None => Some(load_existing(&paths, &out)?.saved),
+        },
+        _ => None,
+    };
     if let Some(s) = &saved {
         config::check_identity(s, &opts.settings).map_err(|e| config::locate(e, &opts.sources))?;
     }
@@ -534,19 +514,6 @@ pub fn run(opts: Options) -> Result<Summary> {
         }
     }
 
-    if loaded.is_none() && paths.has_run() {
-        let moved = paths.archive()?;
-        if !moved.is_empty() {
-            out.note(&format!(
-                "archived the previous run: {}",
-                moved
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-    }
     if let Some(e) = loaded
         .as_ref()
         .and_then(|old| old.state.as_ref())
@@ -895,15 +862,16 @@ fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
     let mut run = new_run(setup, results, replay, state, head, run_tag);
     run.keep_user_files(user_untracked)?;
 
-    // Baseline: verify and guard on the untouched tree.
-    let dir = run.paths.iter_dir(0);
+    // Baseline: verify and guard on the untouched tree. Their logs wait in `baseline/` (and stay
+    // there when the baseline fails): an earlier run is archived only once this one can start.
+    let dir = run.paths.private.join("baseline");
     fsutil::ensure_dir(&dir)?;
     let metric = match run.measure(&dir, "verify")? {
         Measure::Metric(v) => v,
         Measure::Failed { reason, tail, .. } => {
             run.restore_tree()?;
             return Err(Error::Refused(format!(
-                "the baseline verify gives no metric ({reason}); fix --verify before starting{}",
+                "the baseline verify gives no metric ({reason}); fix --verify before starting (its output: .autoresearch/baseline/verify.log){}",
                 if tail.is_empty() {
                     String::new()
                 } else {
@@ -941,6 +909,16 @@ fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
         status: Status::Baseline,
         description: format!("baseline: {} = {}", run.cfg.metric, canonical(metric)),
     };
+    if run.paths.has_run() || run.paths.iter_dir(0).exists() {
+        let moved = run.paths.archive()?;
+        if !moved.is_empty() {
+            let names: Vec<String> = moved.iter().map(|p| p.display().to_string()).collect();
+            run.out
+                .note(&format!("archived the previous run: {}", names.join(", ")));
+        }
+    }
+    let iter0 = run.paths.iter_dir(0);
+    std::fs::rename(&dir, &iter0).ctx("move the baseline logs to", &iter0)?;
     let meta = settings_meta(&run.cfg, &run.run_tag, run.exec);
     run.results = ResultsLog::create(&run.paths.results, &meta, &baseline)?;
     run.replay =
@@ -1253,22 +1231,53 @@ impl Run {
         }))
     }
 
-    /// Lists what the agent changed and which changes break the scope or protection.
-    fn inspect(&mut self) -> Result<Inspection> {
-        let mut insp = Inspection::default();
-        // The engine's own files are outside git's view (excluded); check them by fingerprint.
+    /// Returns how a path is shown in rows: relative to the repository when inside it.
+    fn shown(&self, p: &Path) -> String {
+        p.strip_prefix(&self.repo.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    }
+
+    /// Restores the engine's own files if something wrote to them (git does not see them: they
+    /// are excluded) and returns the ones it restored. Run right after an agent turn, which
+    /// [`Run::settle_artifacts`] starts from a known state, so only writes made during the turn
+    /// count against the agent.
+    fn restore_artifacts(&mut self) -> Result<Vec<String>> {
         let mut touched = Vec::new();
         if self.results.tampered() {
             self.results.restore()?;
-            touched.push(self.paths.results.display().to_string());
+            touched.push(self.shown(&self.paths.results));
         }
         if fsutil::fingerprint(&self.paths.state) != self.state_stamp {
             self.save_state()?;
-            touched.push(self.paths.state.display().to_string());
+            touched.push(self.shown(&self.paths.state));
         }
         if self.lessons.tampered() {
-            touched.push(self.paths.lessons.display().to_string());
+            self.lessons.restore()?;
+            touched.push(self.shown(&self.paths.lessons));
         }
+        Ok(touched)
+    }
+
+    /// Before an agent turn: a results log or state written by someone else is restored (they are
+    /// the engine's), lessons edited by hand are taken as they are.
+    fn settle_artifacts(&mut self) -> Result<()> {
+        if self.lessons.tampered() {
+            self.lessons = Lessons::load(&self.paths.lessons);
+        }
+        for name in self.restore_artifacts()? {
+            self.out.note(&format!(
+                "{name} was changed outside the engine; restored it"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Lists what the agent changed and which changes break the scope or protection.
+    fn inspect(&mut self) -> Result<Inspection> {
+        let mut insp = Inspection::default();
+        let touched = self.restore_artifacts()?;
         let kept = self.kept_path_set();
         for c in self.repo.scan_refresh()? {
             if kept.contains(&c.path) {
@@ -1494,6 +1503,7 @@ impl Run {
         let mut waited = Duration::ZERO;
         let mut backoff = quota_backoff();
         loop {
+            self.settle_artifacts()?;
             let prompt = self.prompt_text(directive, feedback);
             let prompt_file = if stem == "agent" {
                 dir.join("prompt.md")
@@ -1990,6 +2000,14 @@ impl Run {
     /// Appends the bookkeeping rows the ladder asks for; returns a stop when pivots are exhausted.
     fn escalate(&mut self) -> Result<Option<Stop>> {
         while let Some(e) = self.replay.pending_escalation(self.cfg.thresholds) {
+            // `--iterations N` caps bookkeeping rows too; the ladder catches up on resume.
+            if self
+                .cfg
+                .iterations
+                .is_some_and(|cap| self.replay.tally.iteration >= cap)
+            {
+                break;
+            }
             let n = self.replay.tally.iteration + 1;
             let k = self.replay.ladder.since_reset;
             let (status, description) = match e {

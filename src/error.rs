@@ -16,6 +16,8 @@ pub mod exit {
     pub const SIGINT: u8 = 130;
     /// Interrupted by SIGTERM after a clean rollback.
     pub const SIGTERM: u8 = 143;
+    /// Interrupted by SIGHUP (the terminal went away) after a clean rollback.
+    pub const SIGHUP: u8 = 129;
 }
 
 /// Everything that stops a command with an error line.

@@ -300,6 +300,7 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
     let start = Instant::now();
     let mut child = cmd.spawn()?;
     let pgid = child.id() as i32;
+    crate::signal::set_child_group(pgid);
     if let Some(path) = &spec.group_record {
         let record = GroupRecord {
             pgid,
@@ -424,6 +425,7 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
     }
 
     let status = child.wait()?;
+    crate::signal::set_child_group(0);
     if let Some(path) = &spec.group_record {
         let _ = std::fs::remove_file(path);
     }

@@ -12,6 +12,8 @@ pub struct Lessons {
     path: PathBuf,
     count: usize,
     entries: Vec<String>,
+    /// The whole file as last read or written, to restore it after a foreign write.
+    text: String,
     stamp: Option<(u64, i128, u64)>,
 }
 
@@ -48,8 +50,20 @@ impl Lessons {
             path: path.to_path_buf(),
             count: entries.len(),
             entries,
+            text,
             stamp: fsutil::fingerprint(path),
         }
+    }
+
+    /// Rewrites the file with what this process last read or wrote.
+    pub fn restore(&mut self) -> Result<()> {
+        if self.text.is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            fsutil::write_atomic(&self.path, self.text.as_bytes())?;
+        }
+        self.stamp = fsutil::fingerprint(&self.path);
+        Ok(())
     }
 
     /// Returns the number of entries.
@@ -112,6 +126,7 @@ impl Lessons {
             crate::artifacts::state::now_utc(),
         );
         fsutil::append_durable(&self.path, block.as_bytes())?;
+        self.text.push_str(&block);
         self.entries.push(block);
         if self.entries.len() > 50 {
             self.entries.remove(0);

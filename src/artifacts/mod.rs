@@ -142,28 +142,54 @@ impl Paths {
         self.results.exists() || self.state.exists()
     }
 
-    /// Returns the settings stored with the run here, read-only (state first, else the results
-    /// log's `# settings:` line); `None` when there is no readable run.
+    /// Returns the settings stored with the run here, read-only; `None` when there is no run
+    /// (no results log) or no readable copy of them.
     pub fn peek_saved(&self) -> Option<crate::config::Settings> {
-        if let Ok(s) = state::StateFile::load(&self.state)
-            && let Ok(set) =
-                crate::config::Settings::from_saved(&serde_json::Value::Object(s.config))
+        let text = fs::read_to_string(&self.results).ok()?;
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        let (meta, _) = results::parse(complete).ok()?;
+        let line = meta
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "settings")
+            .map(|(_, v)| v.as_str());
+        let state = state::StateFile::load(&self.state).ok();
+        self.stored_settings(state.as_ref(), line).ok()
+    }
+
+    /// Returns the run's stored settings: from the state, else `.autoresearch/settings.json`, else
+    /// the results log's `# settings:` line (the original ones).
+    pub fn stored_settings(
+        &self,
+        state: Option<&state::StateFile>,
+        meta_line: Option<&str>,
+    ) -> Result<crate::config::Settings> {
+        use crate::config::Settings;
+        if let Some(s) = state
+            && let Ok(set) = Settings::from_saved(&serde_json::Value::Object(s.config.clone()))
         {
-            return Some(set);
+            return Ok(set);
         }
         if let Some(set) = fs::read_to_string(&self.settings)
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| crate::config::Settings::from_saved(&v).ok())
+            .and_then(|v| Settings::from_saved(&v).ok())
         {
-            return Some(set);
+            return Ok(set);
         }
-        let text = fs::read_to_string(&self.results).ok()?;
-        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        let (meta, _) = results::parse(complete).ok()?;
-        let line = meta.iter().rev().find(|(k, _)| k == "settings")?;
-        let value: serde_json::Value = serde_json::from_str(&line.1).ok()?;
-        crate::config::Settings::from_saved(&value).ok()
+        let text = meta_line.ok_or_else(|| {
+            Error::Refused(format!(
+                "cannot recover the run configuration (no usable state and no `# settings:` line in {}); use --fresh",
+                self.results.display()
+            ))
+        })?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            Error::Refused(format!(
+                "{}: unreadable `# settings:` line ({e}); use --fresh",
+                self.results.display()
+            ))
+        })?;
+        Settings::from_saved(&value)
     }
 
     /// Moves the results, state and iteration logs aside as the next free `.prev` generation
@@ -211,7 +237,12 @@ impl Paths {
             let target = self.private.join(format!("prev{generation}"));
             for e in entries.flatten() {
                 let n = e.file_name().to_string_lossy().to_string();
-                if n.starts_with("iter-") || n == "feedback.txt" {
+                if n.starts_with("iter-")
+                    || matches!(
+                        n.as_str(),
+                        "feedback.txt" | "settings.json" | "kept-files.json"
+                    )
+                {
                     fs::create_dir_all(&target).ctx("create", &target)?;
                     fs::rename(e.path(), target.join(&n)).ctx("archive", &e.path())?;
                 }

@@ -386,8 +386,10 @@ fn a_second_sigint_exits_at_once_and_the_next_run_recovers() {
         repo.exists(".autoresearch/inflight.json"),
         "the marker is left for the next run"
     );
-    kill_group(group);
-    assert!(wait_group_gone(group).is_empty());
+    assert!(
+        wait_group_gone(group).is_empty(),
+        "the second signal kills the running group before the engine exits"
+    );
 
     let r = repo.run_loop(&verify, &agent, &["--iterations", "1"]);
     r.expect_code(0);
@@ -786,4 +788,37 @@ fn an_agent_left_running_by_a_killed_engine_is_stopped_before_recovery() {
     assert_eq!(repo.status(), "");
     assert!(!repo.exists(".autoresearch/child.json"));
     assert_consistent(&repo);
+}
+
+#[test]
+fn sighup_is_an_interruption_like_sigterm() {
+    let repo = number_repo(10);
+    let marker = repo.aux.join("agent-running");
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(
+            1,
+            &format!("echo 5 > src/value.txt; {}; sleep 60", mark(&marker)),
+        )],
+    );
+    let mut run = repo.spawn(&TestRepo::loop_args(
+        "sh measure.sh",
+        &agent,
+        &["--iterations", "2"],
+    ));
+    run.wait_for(&marker);
+    let group = pgid_of(read_pid(&marker)).expect("the agent is running");
+    run.signal(Signal::SIGHUP);
+    let r = run.finish();
+    r.expect_code(129);
+    assert!(wait_group_gone(group).is_empty());
+    let row = &repo.rows()[1];
+    assert!(
+        row[6].starts_with("[INTERRUPTED]") && row[6].contains("SIGHUP"),
+        "{}",
+        row[6]
+    );
+    assert_eq!(repo.read("src/value.txt"), "10\n");
+    assert_eq!(repo.status(), "");
 }

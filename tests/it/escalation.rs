@@ -391,3 +391,67 @@ fn fix_mode_stops_at_zero_and_loop_mode_does_not() {
     assert_eq!(metrics, ["2", "1", "0", "-1", "-2"]);
     assert!(r.stdout.contains("iteration cap reached"), "{}", r.stdout);
 }
+
+#[test]
+fn bookkeeping_rows_never_pass_the_iteration_cap() {
+    let repo = number_repo(10);
+    let agent = stepping_agent(&repo, "agent.sh", 1);
+    // Every experiment is worse: discard, pivot, discard, pivot, then a search row is due.
+    for cap in 1..=5u64 {
+        let r = repo.run_loop(
+            "sh measure.sh",
+            &agent,
+            &[
+                "--iterations",
+                &cap.to_string(),
+                "--refine-after",
+                "0",
+                "--pivot-after",
+                "1",
+                "--max-pivots",
+                "9",
+                "--fresh",
+            ],
+        );
+        r.expect_code(0);
+        assert_eq!(
+            repo.rows().len() as u64,
+            cap + 1,
+            "cap {cap}: {:?}",
+            repo.statuses()
+        );
+        assert!(
+            r.stdout
+                .contains(&format!("iteration cap reached ({cap}/{cap})")),
+            "{}",
+            r.stdout
+        );
+    }
+    assert_eq!(
+        repo.statuses(),
+        ["baseline", "discard", "pivot", "discard", "pivot", "search"]
+    );
+    // The ladder catches up on resume: nothing was lost by stopping at the cap.
+    repo.run_loop(
+        "sh measure.sh",
+        &agent,
+        &[
+            "--iterations",
+            "3",
+            "--refine-after",
+            "0",
+            "--pivot-after",
+            "1",
+            "--max-pivots",
+            "9",
+            "--fresh",
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "discard", "pivot", "discard"]);
+    repo.run(&["run", "--iterations", "4"]).expect_code(0);
+    assert_eq!(
+        repo.statuses(),
+        ["baseline", "discard", "pivot", "discard", "pivot"]
+    );
+}

@@ -693,3 +693,35 @@ fn artifacts_dir_inside_and_outside_the_repository() {
     assert!(!exclude.contains("research-results"), "{exclude}");
     assert_eq!(repo.log()[0], "experiment: lower to 7");
 }
+
+#[test]
+fn a_write_to_the_lessons_file_costs_one_iteration_not_the_run() {
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (
+                1,
+                "echo 8 > src/value.txt; echo 'forged lesson' >> autoresearch-lessons.md; echo 'lower to 8 and forge a lesson'",
+            ),
+            (2, "echo 7 > src/value.txt; echo 'lower to 7'"),
+            (3, "echo 6 > src/value.txt; echo 'lower to 6'"),
+        ],
+    );
+    repo.run_loop(VERIFY, &agent, &["--iterations", "3"])
+        .expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "discard", "keep", "keep"]);
+    let rows = repo.rows();
+    assert!(
+        rows[1][6].starts_with("[PROTECTED] autoresearch-lessons.md"),
+        "{}",
+        rows[1][6]
+    );
+    let lessons = repo.read("autoresearch-lessons.md");
+    assert!(
+        !lessons.contains("forged"),
+        "the forged line is gone:\n{lessons}"
+    );
+    assert!(lessons.contains("### L-2: lower to 6"), "{lessons}");
+}

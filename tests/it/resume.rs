@@ -527,3 +527,67 @@ fn resuming_on_another_branch_is_refused() {
         "other"
     );
 }
+
+#[test]
+fn a_refused_fresh_start_keeps_the_old_run_and_a_fresh_one_inherits_nothing() {
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(1, "echo 7 > src/value.txt; echo 'lower to 7'")],
+    );
+    repo.run_loop("sh measure.sh", &agent, &["--iterations", "1"])
+        .expect_code(0);
+    let results = repo.read("research-results.tsv");
+    let state = repo.read("autoresearch-state.json");
+
+    // A fresh start whose baseline fails is refused before the old run is touched.
+    let r = repo.run(&[
+        "run",
+        "--fresh",
+        "--goal",
+        "another goal",
+        "--scope",
+        "src/**",
+        "--metric",
+        "m",
+        "--direction",
+        "lower",
+        "--verify",
+        "echo no-number",
+        "--agent",
+        "command",
+        "--agent-cmd",
+        &agent,
+    ]);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("baseline verify gives no metric")
+            && r.stderr.contains(".autoresearch/baseline/verify.log"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(repo.read("research-results.tsv"), results);
+    assert_eq!(repo.read("autoresearch-state.json"), state);
+    assert!(!repo.exists("research-results.prev.tsv"));
+    // ... and the old run still resumes.
+    repo.run(&["run", "--iterations", "2"]).expect_code(0);
+    assert_eq!(repo.statuses().len(), 3);
+
+    // A successful fresh start archives everything of the old run, its settings included.
+    repo.run_loop("sh measure.sh", &agent, &["--iterations", "1", "--fresh"])
+        .expect_code(0);
+    assert!(
+        repo.exists("research-results.prev.tsv")
+            && repo.exists(".autoresearch/prev1/settings.json")
+    );
+    std::fs::remove_file(repo.root.join("research-results.tsv")).unwrap();
+    std::fs::remove_file(repo.root.join("autoresearch-state.json")).unwrap();
+    let r = repo.run(&["run", "--iterations", "1"]);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("missing required field: goal"),
+        "nothing is inherited: {}",
+        r.stderr
+    );
+}
