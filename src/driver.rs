@@ -588,6 +588,53 @@ fn preflight_tree(
     Ok(outside)
 }
 
+/// Keeps `oid` reachable at `refs/autoresearch/<tag>/trial-<n>`, or at `trial-<n>-2`, ... when
+/// that name already holds another commit: refs there have no reflog, so overwriting one would
+/// lose a trial. Returns the ref name.
+fn preserve(repo: &Repo, tag: &str, n: u64, oid: Oid) -> Result<String> {
+    let base = format!("refs/autoresearch/{tag}/trial-{n}");
+    let mut name = base.clone();
+    for k in 2.. {
+        match repo.repo.refname_to_id(&name) {
+            Ok(existing) if existing == oid => return Ok(name),
+            Ok(_) => name = format!("{base}-{k}"),
+            Err(_) => break,
+        }
+    }
+    repo.set_ref(&name, oid, "autoresearch: keep a rolled-back trial")?;
+    Ok(name)
+}
+
+/// Keeps what iteration `n` produced: its trial commit and, with `snapshot`, its uncommitted
+/// changes (the user's kept files excluded) committed on top of HEAD without moving the branch.
+/// Returns the commit and ref that hold the latest of it.
+fn preserve_work(
+    repo: &Repo,
+    tag: &str,
+    n: u64,
+    trial: Option<Oid>,
+    snapshot: Option<&str>,
+    kept: &HashSet<String>,
+) -> Result<Option<(Oid, String)>> {
+    let mut held = None;
+    if let Some(t) = trial {
+        held = Some((t, preserve(repo, tag, n, t)?));
+    }
+    if let Some(message) = snapshot {
+        let changes: Vec<String> = repo
+            .scan_refresh()?
+            .into_iter()
+            .map(|c| c.path)
+            .filter(|p| !kept.contains(p))
+            .collect();
+        if !changes.is_empty() {
+            let s = repo.snapshot(&changes, message)?;
+            held = Some((s, preserve(repo, tag, n, s)?));
+        }
+    }
+    Ok(held)
+}
+
 /// Rolls back an iteration that a previous process left unfinished and records it.
 fn recover(
     repo: &Repo,
@@ -639,28 +686,27 @@ fn recover(
         Inflight::clear(&paths.inflight)?;
         return Ok(());
     }
-    // Preserve everything the iteration produced, then restore the retained commit.
-    let mut preserved = (head != start).then_some(head);
-    let kept_paths: HashSet<&str> = kept.iter().map(|k| k.path.as_str()).collect();
-    let changes: Vec<String> = repo
-        .scan_refresh()?
-        .into_iter()
-        .map(|c| c.path)
-        .filter(|p| !kept_paths.contains(p.as_str()))
-        .collect();
-    if !changes.is_empty() {
-        preserved = Some(repo.snapshot(
-            &changes,
-            &format!("experiment (interrupted): iteration {}", marker.iteration),
-        )?);
-    }
-    let ref_name = format!(
-        "refs/autoresearch/{}/trial-{}",
-        marker.run_tag, marker.iteration
-    );
-    if let Some(p) = preserved {
-        repo.set_ref(&ref_name, p, "autoresearch: preserve an interrupted trial")?;
-    }
+    // Preserve everything the iteration produced (the trial: on the branch, or already rolled
+    // back and named in the marker; and what it left uncommitted), then restore the retained commit.
+    let trial = if head != start {
+        Some(head)
+    } else {
+        marker
+            .trial_commit
+            .as_deref()
+            .and_then(|t| Oid::from_str(t).ok())
+            .filter(|t| repo.repo.find_commit(*t).is_ok())
+    };
+    let kept_paths: HashSet<String> = kept.iter().map(|k| k.path.clone()).collect();
+    let message = format!("experiment (interrupted): iteration {}", marker.iteration);
+    let held = preserve_work(
+        repo,
+        &marker.run_tag,
+        marker.iteration,
+        trial,
+        Some(&message),
+        &kept_paths,
+    )?;
     let new_head = if rollback == Rollback::Revert && head != start {
         repo.commit_tree_of(
             start,
@@ -676,17 +722,20 @@ fn recover(
     let created: Vec<String> = repo
         .scan_refresh()?
         .into_iter()
-        .filter(|c| c.kind == ChangeKind::Untracked && !kept_paths.contains(c.path.as_str()))
+        .filter(|c| c.kind == ChangeKind::Untracked && !kept_paths.contains(&c.path))
         .map(|c| c.path)
         .collect();
     repo.delete_created(&created, new_head);
     for k in &kept {
-        if !repo.kept_file_intact(k) {
-            repo.restore_kept_file(k)?;
+        if !repo.kept_file_intact(k) && !repo.restore_kept_file(k)? {
+            out.note(&format!(
+                "{} (your untracked file) was changed and cannot be restored: it was not backed up",
+                k.path
+            ));
         }
     }
-    let where_ = if preserved.is_some() {
-        format!("; its work is kept at {ref_name}")
+    let where_ = if let Some((_, name)) = &held {
+        format!("; its work is kept at {name}")
     } else {
         String::new()
     };
@@ -698,7 +747,7 @@ fn recover(
         let retained = l.replay.tally.current_metric;
         let row = Row {
             iteration: l.replay.tally.iteration + 1,
-            commit: preserved.map_or("-".into(), Repo::short),
+            commit: held.as_ref().map_or("-".into(), |(o, _)| Repo::short(*o)),
             metric: retained,
             delta: 0.0,
             guard: Guard::NotRun,
@@ -1092,6 +1141,17 @@ impl Run {
             kept.push(self.repo.keep_file(p)?);
         }
         inflight::save_kept(&self.paths.private.join("kept-files.json"), &kept)?;
+        let watched: Vec<String> = kept
+            .iter()
+            .filter(|k| k.blob.is_empty())
+            .map(|k| k.path.clone())
+            .collect();
+        if !watched.is_empty() {
+            self.out.note(&format!(
+                "not backed up (directories, or files over 64 MB), only watched: {}",
+                list_paths(&watched)
+            ));
+        }
         self.kept = kept;
         Ok(())
     }
@@ -1345,52 +1405,53 @@ impl Run {
                 list_paths(&failed)
             ));
         }
-        for k in &self.kept {
-            if !self.repo.kept_file_intact(k) {
-                self.repo.restore_kept_file(k)?;
+        let mut changed = false;
+        for i in 0..self.kept.len() {
+            let k = &self.kept[i];
+            if self.repo.kept_file_intact(k) || self.repo.restore_kept_file(k)? {
+                continue;
             }
+            // No backup (a directory, a big file): report it once and watch its new state.
+            self.out.note(&format!(
+                "{} (your untracked file) was changed and cannot be restored: it was not backed up",
+                k.path
+            ));
+            let path = k.path.clone();
+            self.kept[i] = self.repo.keep_file(&path)?;
+            changed = true;
+        }
+        if changed {
+            inflight::save_kept(&self.paths.private.join("kept-files.json"), &self.kept)?;
         }
         Ok(())
     }
 
-    /// Rolls back iteration `n`: preserves its work at `refs/autoresearch/<tag>/trial-<n>`, then
-    /// resets (or reverts) to the retained commit. Returns the preserved commit.
-    fn roll_back(&mut self, n: u64, trial: Option<Oid>, snapshot: bool) -> Result<Option<Oid>> {
-        let mut preserved = trial;
-        if snapshot {
-            let kept = self.kept_path_set();
-            let changes: Vec<String> = self
-                .repo
-                .scan_refresh()?
-                .into_iter()
-                .map(|c| c.path)
-                .filter(|p| !kept.contains(p))
-                .collect();
-            if !changes.is_empty() {
-                preserved = Some(
-                    self.repo
-                        .snapshot(&changes, &format!("experiment (unfinished): iteration {n}"))?,
-                );
-            }
-        }
-        if let Some(p) = preserved {
-            self.repo.set_ref(
-                &self.trial_ref(n),
-                p,
-                "autoresearch: keep a rolled-back trial",
-            )?;
-        }
+    /// Rolls back iteration `n`: keeps its work under `refs/autoresearch/<tag>/` (the trial and,
+    /// with `snapshot`, what it left uncommitted), then resets (or reverts) to the retained
+    /// commit. Returns the commit and ref that hold the work.
+    fn roll_back(
+        &mut self,
+        n: u64,
+        trial: Option<Oid>,
+        snapshot: bool,
+    ) -> Result<Option<(Oid, String)>> {
+        let message = format!("experiment (unfinished): iteration {n}");
+        let kept = self.kept_path_set();
+        let held = preserve_work(
+            &self.repo,
+            &self.run_tag,
+            n,
+            trial,
+            snapshot.then_some(message.as_str()),
+            &kept,
+        )?;
         let head = self.repo.head()?;
         if self.cfg.rollback == Rollback::Revert && head != self.head {
             let msg = format!("revert: experiment of iteration {n} was not kept");
             self.head = self.repo.commit_tree_of(self.head, &msg)?;
         }
         self.restore_tree()?;
-        Ok(preserved)
-    }
-
-    fn trial_ref(&self, n: u64) -> String {
-        format!("refs/autoresearch/{}/trial-{n}", self.run_tag)
+        Ok(held)
     }
 
     /// Appends a row, updates the state (and lessons), and reports it.
@@ -1573,14 +1634,15 @@ impl Run {
         trial: Option<Oid>,
         rec: IterationRecord,
     ) -> Result<Stop> {
-        let preserved = self.roll_back(n, trial, true)?;
-        let where_ = preserved
-            .map(|_| format!("; its work is kept at {}", self.trial_ref(n)))
+        let held = self.roll_back(n, trial, true)?;
+        let where_ = held
+            .as_ref()
+            .map(|(_, r)| format!("; its work is kept at {r}"))
             .unwrap_or_default();
         let row = self.experiment_row(
             n,
             Status::Crash,
-            preserved,
+            held.map(|(o, _)| o),
             None,
             Guard::NotRun,
             format!(
@@ -1656,7 +1718,7 @@ impl Run {
             }
             Outcome::Failed(reason) | Outcome::TimedOut(reason) | Outcome::RateLimited(reason) => {
                 let timed_out = matches!(p.outcome, Outcome::TimedOut(_));
-                let preserved = self.roll_back(n, None, true)?;
+                let preserved = self.roll_back(n, None, true)?.map(|(o, _)| o);
                 let tag = if timed_out { "[TIMEOUT] " } else { "" };
                 let row = self.experiment_row(
                     n,

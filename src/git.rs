@@ -13,6 +13,10 @@ use git2::{
 
 use crate::error::{Error, GitContext, IoContext, Result};
 
+/// Largest untracked file of the user that is backed up before a run (bigger ones are watched by
+/// size and time only).
+pub const BACKUP_LIMIT: u64 = 64 * 1024 * 1024;
+
 /// Fallback commit identity when the repository has none configured.
 pub const FALLBACK_NAME: &str = "codex-autoresearch";
 /// Fallback commit e-mail.
@@ -195,8 +199,9 @@ impl Repo {
             } else {
                 continue;
             };
+            // An untracked directory (a nested repository) is reported with a trailing slash.
             out.push(Change {
-                path: path.to_string(),
+                path: path.trim_end_matches('/').to_string(),
                 kind,
             });
         }
@@ -483,30 +488,47 @@ impl Repo {
         crate::fsutil::write_atomic(&path, text.as_bytes())
     }
 
-    /// Stores a copy of the user's untracked file in the object database and returns its record.
+    /// Records one of the user's untracked paths and, for a file up to [`BACKUP_LIMIT`], stores a
+    /// copy in the object database. Directories (a nested repository) and bigger files are
+    /// recorded by size and time only: watched, never deleted, but not restorable.
     pub fn keep_file(&self, path: &str) -> Result<KeptFile> {
-        let full = self.root.join(path);
+        let rel = path.trim_end_matches('/');
+        let full = self.root.join(rel);
         let meta = fs::symlink_metadata(&full).ctx("read", &full)?;
-        let blob = if meta.file_type().is_symlink() {
+        let backup_failed = |e: git2::Error| {
+            Error::Refused(format!(
+                "cannot back up your untracked file {rel} ({}); commit it, move it out of the repository, or add it to .gitignore",
+                e.message()
+            ))
+        };
+        let (blob, mode) = if meta.is_dir() {
+            (String::new(), 0o040000)
+        } else if meta.file_type().is_symlink() {
             let target = fs::read_link(&full).ctx("read link", &full)?;
-            self.repo
-                .blob(target.as_os_str().as_encoded_bytes())
-                .git_ctx(&format!("back up {path}"))?
+            (
+                self.repo
+                    .blob(target.as_os_str().as_encoded_bytes())
+                    .map_err(backup_failed)?
+                    .to_string(),
+                0o120000,
+            )
+        } else if meta.len() > BACKUP_LIMIT {
+            (String::new(), meta.permissions().mode())
         } else {
-            self.repo
-                .blob_path(&full)
-                .git_ctx(&format!("back up {path}"))?
+            (
+                self.repo
+                    .blob_path(&full)
+                    .map_err(backup_failed)?
+                    .to_string(),
+                meta.permissions().mode(),
+            )
         };
         Ok(KeptFile {
-            path: path.to_string(),
-            blob: blob.to_string(),
+            path: rel.to_string(),
+            blob,
             len: meta.len(),
             mtime_ns: mtime_ns(&meta),
-            mode: if meta.file_type().is_symlink() {
-                0o120000
-            } else {
-                meta.permissions().mode()
-            },
+            mode,
         })
     }
 
@@ -516,6 +538,13 @@ impl Repo {
         let Ok(meta) = fs::symlink_metadata(&full) else {
             return false;
         };
+        if k.mode == 0o040000 {
+            return meta.is_dir();
+        }
+        if k.blob.is_empty() {
+            // Not backed up (too big): size and time are all there is to compare.
+            return meta.len() == k.len && mtime_ns(&meta) == k.mtime_ns;
+        }
         if meta.len() != k.len {
             return false;
         }
@@ -533,8 +562,12 @@ impl Repo {
         Oid::hash_file(ObjectType::Blob, &full).is_ok_and(|o| o.to_string() == k.blob)
     }
 
-    /// Writes a kept file back from its blob.
-    pub fn restore_kept_file(&self, k: &KeptFile) -> Result<()> {
+    /// Writes a kept file back from its backup; returns false when there is none (a directory, a
+    /// file over [`BACKUP_LIMIT`]).
+    pub fn restore_kept_file(&self, k: &KeptFile) -> Result<bool> {
+        if k.blob.is_empty() {
+            return Ok(false);
+        }
         let full = self.root.join(&k.path);
         let oid = Oid::from_str(&k.blob).git_ctx("read a backup id")?;
         let blob = self
@@ -561,7 +594,7 @@ impl Repo {
             fs::set_permissions(&full, fs::Permissions::from_mode(k.mode & 0o7777))
                 .ctx("restore mode of", &full)?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Deletes files (never directories) created during an iteration, then prunes directories

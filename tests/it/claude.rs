@@ -387,3 +387,62 @@ fn session_fresh_starts_every_iteration_anew_but_rework_continues_it() {
         "the next iteration starts a new session"
     );
 }
+
+#[test]
+fn a_trial_ref_is_never_overwritten_when_an_iteration_number_comes_again() {
+    let limited = "printf '%s\\n' '{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true,\"result\":\"API Error: 429 rate_limit_error\",\"session_id\":\"'$SID'\"}'\nexit 1\n".to_string();
+    let f = Fake::new(&[
+        step(
+            "echo 4 > src/value.txt; echo oops > src/broken.txt",
+            "src/value.txt",
+            "Lower to 4.",
+            0.0,
+        ),
+        limited,
+    ]);
+    // The rework turn keeps hitting the limit: the run stops for a human with no row for iteration 1.
+    let r = f.run(&[
+        "--iterations",
+        "3",
+        "--guard",
+        "test ! -e src/broken.txt",
+        "--max-quota-wait",
+        "1s",
+    ]);
+    r.expect_code(3);
+    assert_eq!(f.repo.statuses(), ["baseline"]);
+    let tag_ref = f.repo.git(&[
+        "for-each-ref",
+        "--format=%(refname) %(objectname)",
+        "refs/autoresearch/",
+    ]);
+    let (first_ref, first_oid) = tag_ref.trim().split_once(' ').expect("the trial is kept");
+    assert!(first_ref.ends_with("/trial-1"), "{tag_ref}");
+
+    // Iteration 1 runs again (worse this time); its trial goes next to the first one.
+    std::fs::write(
+        f.dir.join("step-3"),
+        step(
+            "echo 12 > src/value.txt",
+            "src/value.txt",
+            "Raise to 12.",
+            0.0,
+        ),
+    )
+    .unwrap();
+    std::fs::write(f.dir.join("count"), "2").unwrap();
+    f.run(&["--iterations", "1"]).expect_code(0);
+    assert_eq!(f.repo.statuses(), ["baseline", "discard"]);
+    assert_eq!(
+        f.repo.git(&["rev-parse", first_ref]).trim(),
+        first_oid,
+        "the first trial is untouched"
+    );
+    let second = format!("{first_ref}-2");
+    assert!(
+        f.repo
+            .git(&["rev-parse", &second])
+            .trim()
+            .starts_with(&f.repo.rows()[1][1])
+    );
+}

@@ -822,3 +822,51 @@ fn sighup_is_an_interruption_like_sigterm() {
     assert_eq!(repo.read("src/value.txt"), "10\n");
     assert_eq!(repo.status(), "");
 }
+
+#[test]
+fn a_crash_after_the_rollback_records_the_trial_commit() {
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(1, "echo 7 > src/value.txt; echo 'lower to 7'")],
+    );
+    repo.run_loop("sh measure.sh", &agent, &["--iterations", "1"])
+        .expect_code(0);
+    let start = repo.head();
+    // Iteration 2 as a killed engine leaves it after its rollback: the trial is kept under its
+    // ref, the branch is back at the retained commit, the marker (with the trial) is still there.
+    repo.write("src/value.txt", "9\n");
+    repo.git(&["commit", "-qam", "experiment: raise to 9"]);
+    let trial = repo.head();
+    let tag = repo.state()["run_tag"].as_str().unwrap().to_string();
+    repo.git(&[
+        "update-ref",
+        &format!("refs/autoresearch/{tag}/trial-2"),
+        &trial,
+    ]);
+    repo.git(&["reset", "-q", "--hard", &start]);
+    let marker = serde_json::json!({
+        "version": 1, "iteration": 2, "run_tag": tag, "branch": "refs/heads/main", "start_commit": start,
+        "phase": "verify", "trial_commit": trial, "started_at": "2026-01-01T00:00:00Z", "pid": 1
+    });
+    repo.write(".autoresearch/inflight.json", &marker.to_string());
+
+    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
+    r.expect_code(0);
+    let row = &repo.rows()[2];
+    assert_eq!(row[5], "crash");
+    assert_eq!(row[1], &trial[..7], "the row names the trial, not `-`");
+    assert!(
+        row[6].contains(&format!("refs/autoresearch/{tag}/trial-2")),
+        "{}",
+        row[6]
+    );
+    assert_eq!(
+        repo.git(&["rev-parse", &format!("refs/autoresearch/{tag}/trial-2")])
+            .trim(),
+        trial
+    );
+    assert_eq!(repo.head(), start);
+    assert_consistent(&repo);
+}

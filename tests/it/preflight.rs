@@ -295,3 +295,74 @@ fn baseline_refusal_is_the_only_stderr_line() {
     ]);
     refuse(&repo, VERIFY, &[], &["baseline verify gives no metric"]);
 }
+
+#[test]
+fn a_nested_repository_and_a_big_file_outside_the_scope_are_the_users() {
+    let repo = number_repo(10);
+    // A nested repository (untracked, not ignored) and a sparse 65 MB file, both outside the scope.
+    let nested = repo.root.join("vendor/lib");
+    std::fs::create_dir_all(&nested).unwrap();
+    let mut git = std::process::Command::new("git");
+    hermetic(&mut git, &repo.aux);
+    assert!(
+        git.args(["init", "-q"])
+            .current_dir(&nested)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(nested.join("code.c"), "int x;\n").unwrap();
+    let big = repo.root.join("data.bin");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(65 * 1024 * 1024)
+        .unwrap();
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (
+                1,
+                "echo tail >> data.bin; echo 8 > src/value.txt; echo 'touch the big file'",
+            ),
+            (2, "echo 7 > src/value.txt; echo 'lower to 7'"),
+        ],
+    );
+    let r = repo.run_loop(
+        "sh measure.sh",
+        &agent,
+        &["--iterations", "2", "--refine-after", "0"],
+    );
+    r.expect_code(0);
+    assert!(
+        r.stderr
+            .contains("not backed up (directories, or files over 64 MB), only watched"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("data.bin (your untracked file) was changed and cannot be restored"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        repo.statuses(),
+        ["baseline", "discard", "keep"],
+        "reported once, then watched anew"
+    );
+    assert!(
+        repo.rows()[1][6].contains("[SCOPE] data.bin (your untracked file)"),
+        "{}",
+        repo.rows()[1][6]
+    );
+    assert!(
+        nested.join("code.c").exists() && nested.join(".git").exists(),
+        "the nested repository is untouched"
+    );
+    assert_eq!(
+        std::fs::metadata(&big).unwrap().len(),
+        65 * 1024 * 1024 + 5,
+        "the user's big file is not deleted"
+    );
+}
