@@ -394,12 +394,7 @@ pub fn run(opts: Options) -> Result<Summary> {
     // Every refusal comes before the first write: a live run, a bad configuration, a missing
     // agent, a dirty tree. A refused run leaves the repository exactly as it was.
     if let Some(h) = lock::peek(&paths.lock).filter(|h| h.pid != std::process::id() && h.alive()) {
-        return Err(Error::Refused(format!(
-            "another run (pid {}, started {}) holds {}; wait for it to finish or stop it",
-            h.pid,
-            h.started_at,
-            paths.lock.display()
-        )));
+        return Err(lock::held_message(&paths.lock, Some(&h)));
     }
     let saved = match (fresh, paths.has_run()) {
         (false, true) => match paths.peek_saved() {
@@ -1767,21 +1762,27 @@ impl Run {
 
         // Improved: the guard decides, with rework turns when it fails.
         let mut reworks = 0u32;
+        // A rework turn that changed nothing leaves the guard's verdict as it was.
+        let mut unchanged: Option<(String, String)> = None;
         loop {
             if self.cfg.guard.is_some() {
                 marker.phase = "guard".into();
                 marker.update(&self.paths.inflight)?;
             }
             let t = Instant::now();
-            let g = self.run_guard(
-                &dir,
-                if reworks == 0 {
-                    "guard".to_string()
-                } else {
-                    format!("rework-{reworks}-guard")
-                }
-                .as_str(),
-            )?;
+            let g = if let Some((reason, tail)) = unchanged.take() {
+                Some(GuardRun::Fail { reason, tail })
+            } else {
+                self.run_guard(
+                    &dir,
+                    if reworks == 0 {
+                        "guard".to_string()
+                    } else {
+                        format!("rework-{reworks}-guard")
+                    }
+                    .as_str(),
+                )?
+            };
             rec.guard_ms += ms(t.elapsed());
             let (reason, tail) = match g {
                 None | Some(GuardRun::Pass) => {
@@ -1903,7 +1904,8 @@ impl Run {
             let insp = self.inspect()?;
             self.cross_check(n, &p, &insp);
             if insp.changed.is_empty() && insp.scope.is_empty() && insp.protected.is_empty() {
-                continue; // nothing changed: the guard would fail the same way; next turn
+                unchanged = Some((reason, tail)); // the guard would fail the same way
+                continue;
             }
             if !insp.scope.is_empty() || !insp.protected.is_empty() {
                 let row = self.reject(n, &insp, &desc)?.map(|mut r| {
@@ -2157,7 +2159,7 @@ impl Run {
         let branch = self.repo.branch();
         if branch.as_deref() != Some(self.branch.as_str()) {
             return Ok(Some(format!(
-                "HEAD moved: the branch changed from {} to {} during the run; stopped without touching it",
+                "HEAD moved: the branch changed from {} to {} during the run; stopped without touching anything (check out the run's branch, clean the tree, and run again)",
                 self.branch,
                 branch.as_deref().unwrap_or("a detached HEAD")
             )));
@@ -2165,7 +2167,7 @@ impl Run {
         let head = self.repo.head()?;
         if head != expected {
             return Ok(Some(format!(
-                "HEAD moved from {} to {} during the run (someone else committed or reset); stopped without touching it",
+                "HEAD moved from {} to {} during the run (someone else committed or reset); stopped without touching anything (inspect the branch and clean the tree; a run on top of it is re-measured as a drift)",
                 Repo::short(expected),
                 Repo::short(head)
             )));
@@ -2174,44 +2176,36 @@ impl Run {
     }
 
     fn main_loop(&mut self) -> Result<Stop> {
-        loop {
+        let stop = loop {
             // Limits first, so `--iterations N` means at most N rows; a pending refine or pivot
             // row is appended on resume (the ladder is recomputed from the log).
             if let Some(stop) = self.stop_check() {
-                return Ok(stop);
+                break stop;
             }
             if let Some(stop) = self.escalate()? {
-                return Ok(stop);
+                break stop;
             }
             if let Some(stop) = self.stop_check() {
-                return Ok(stop);
+                break stop;
             }
             if let Some(sig) = signal::pending() {
-                return Ok(Stop::Interrupted(sig));
+                break Stop::Interrupted(sig);
             }
             if let Some(why) = self.blocker()? {
-                let n = self.replay.tally.iteration + 1;
-                let row =
-                    self.experiment_row(n, Status::Blocked, None, None, Guard::NotRun, why.clone());
-                self.record(row, None)?;
-                return Ok(Stop::Blocked(why));
+                break Stop::Blocked(why);
             }
             if let Some(stop) = self.iteration()? {
-                if let Stop::Blocked(why) = &stop {
-                    let n = self.replay.tally.iteration + 1;
-                    let row = self.experiment_row(
-                        n,
-                        Status::Blocked,
-                        None,
-                        None,
-                        Guard::NotRun,
-                        why.clone(),
-                    );
-                    self.record(row, None)?;
-                }
-                return Ok(stop);
+                break stop;
             }
+        };
+        // A hard blocker leaves a `blocked` row, wherever it was found.
+        if let Stop::Blocked(why) = &stop {
+            let n = self.replay.tally.iteration + 1;
+            let row =
+                self.experiment_row(n, Status::Blocked, None, None, Guard::NotRun, why.clone());
+            self.record(row, None)?;
         }
+        Ok(stop)
     }
 
     fn finish(self, stop: Stop) -> Summary {

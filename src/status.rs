@@ -17,6 +17,14 @@ use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::output::num;
 
+/// Prints a line on stdout; a closed stdout (`status | head`) is not an error.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 /// Prints the status; returns the exit code (0, or 2 when the artifacts cannot be read).
 pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool) -> Result<()> {
     let start = crate::config::start_dir(repo)?;
@@ -25,12 +33,12 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
     let holder = lock::peek(&paths.lock).filter(|h| h.alive());
     if !paths.results.exists() {
         if json_out {
-            println!(
+            say!(
                 "{}",
                 json!({"run": Value::Null, "repo": repo.root.display().to_string(), "running": holder.is_some(), "pid": holder.map(|h| h.pid)})
             );
         } else {
-            println!(
+            say!(
                 "no autoresearch run in {} (start one with `codex-autoresearch run`)",
                 repo.root.display()
             );
@@ -113,12 +121,12 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
             "pid": holder.as_ref().map(|h| h.pid),
             "inflight": inflight.as_ref().map(|m| json!({"iteration": m.iteration, "phase": m.phase})),
         });
-        println!("{v}");
+        say!("{v}");
         return Ok(());
     }
-    println!("run {run_tag} ({mode}) in {}", repo.root.display());
-    println!("goal: {}", get("goal"));
-    println!(
+    say!("run {run_tag} ({mode}) in {}", repo.root.display());
+    say!("goal: {}", get("goal"));
+    say!(
         "metric {} ({} is better): baseline {}, best {} (#{}), retained {}",
         get("metric"),
         direction.as_str(),
@@ -133,7 +141,7 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         .filter(|s| replay.count(**s) > 0)
         .map(|s| format!("{} {}", replay.count(*s), s.as_str()))
         .collect();
-    println!(
+    say!(
         "iteration {}: {}",
         t.iteration,
         if summary.is_empty() {
@@ -143,26 +151,31 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         }
     );
     match (&holder, &inflight) {
-        (Some(h), Some(m)) => println!(
+        (Some(h), Some(m)) => say!(
             "running: pid {} (iteration {}, {})",
-            h.pid, m.iteration, m.phase
+            h.pid,
+            m.iteration,
+            m.phase
         ),
-        (Some(h), None) => println!("running: pid {}", h.pid),
-        (None, Some(m)) => println!(
+        (Some(h), None) => say!("running: pid {}", h.pid),
+        (None, Some(m)) => say!(
             "not running; iteration {} was interrupted during {} and is rolled back by the next `run`",
-            m.iteration, m.phase
+            m.iteration,
+            m.phase
         ),
-        (None, None) => println!("not running (last status: {})", t.last_status),
+        (None, None) => say!("not running (last status: {})", t.last_status),
     }
     if !usage.is_empty() {
-        println!(
+        say!(
             "tokens: {} in ({} cached), {} out",
-            usage.input_tokens, usage.cached_input_tokens, usage.output_tokens
+            usage.input_tokens,
+            usage.cached_input_tokens,
+            usage.output_tokens
         );
     }
-    println!("last rows:");
+    say!("last rows:");
     for r in last {
-        println!("  {}", r.to_line().replace('\t', "  "));
+        say!("  {}", r.to_line().replace('\t', "  "));
     }
     Ok(())
 }
@@ -220,7 +233,7 @@ pub fn config(g: crate::config::Gathered, json_out: bool) -> Result<u8> {
                 ((*k).to_string(), entry)
             })
             .collect();
-        println!(
+        say!(
             "{}",
             json!({
                 "repo": repo.as_ref().map(|r| r.root.display().to_string()),
@@ -232,8 +245,8 @@ pub fn config(g: crate::config::Gathered, json_out: bool) -> Result<u8> {
         );
     } else {
         match &g.file {
-            Some(f) => println!("config file: {}", f.display()),
-            None => println!("config file: none (no autoresearch.toml at the repository root)"),
+            Some(f) => say!("config file: {}", f.display()),
+            None => say!("config file: none (no autoresearch.toml at the repository root)"),
         }
         for k in Settings::KEYS {
             let value = match values.get(*k) {
@@ -245,7 +258,7 @@ pub fn config(g: crate::config::Gathered, json_out: bool) -> Result<u8> {
                 .get(k)
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "unset".into());
-            println!("{k:<20} {value:<40} {source}");
+            say!("{k:<20} {value:<40} {source}");
         }
         if let Some(p) = &problem {
             eprintln!("codex-autoresearch: error: {p}");

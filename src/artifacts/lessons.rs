@@ -66,11 +66,6 @@ impl Lessons {
         Ok(())
     }
 
-    /// Returns the number of entries.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
     /// Returns the last `n` entries as one line each, for prompts:
     /// `- [keep] <title> (<insight>)`, plus the goal when it differs from `goal`.
     pub fn recent(&self, n: usize, goal: &str) -> String {
@@ -167,7 +162,6 @@ mod tests {
         assert!(text.contains("### L-2: switch to batching\n"));
         assert!(text.contains("- **Iteration:** tag#2\n"));
         let again = Lessons::load(&p);
-        assert_eq!(again.count(), 2);
         assert_eq!(again.recent(1, "g"), "- [pivot] switch to batching");
         assert_eq!(
             again.recent(2, "other").lines().next(),

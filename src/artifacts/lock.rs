@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System};
@@ -23,7 +23,6 @@ pub struct Holder {
 /// A held lock; released (and emptied) on drop.
 pub struct Lock {
     file: File,
-    path: PathBuf,
 }
 
 /// Returns the start time of a live, non-zombie process.
@@ -72,7 +71,8 @@ pub fn peek(path: &Path) -> Option<Holder> {
     read_holder(&mut f)
 }
 
-fn held_message(path: &Path, h: Option<&Holder>) -> Error {
+/// Returns the refusal for a lock held by `h`.
+pub fn held_message(path: &Path, h: Option<&Holder>) -> Error {
     match h {
         Some(h) => Error::Refused(format!(
             "another run (pid {}, started {}) holds {}; wait for it to finish or stop it",
@@ -124,18 +124,7 @@ impl Lock {
             .ctx("write the lock", path)?;
         file.sync_data().ctx("write the lock", path)?;
         let reclaimed = previous.filter(|p| p.pid != me.pid || p.start_time != me.start_time);
-        Ok((
-            Lock {
-                file,
-                path: path.to_path_buf(),
-            },
-            reclaimed,
-        ))
-    }
-
-    /// Returns the lock file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok((Lock { file }, reclaimed))
     }
 }
 

@@ -139,11 +139,6 @@ impl ResultsLog {
         self.stamp = fsutil::fingerprint(&self.path);
         Ok(())
     }
-
-    /// Returns the log's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// Metadata pairs and main rows of a results log.

@@ -54,35 +54,6 @@ impl FromStr for Direction {
     }
 }
 
-/// The outcome of one measured trial, before it is recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Strictly better and the guard passed (or there is none).
-    Keep,
-    /// Better, but the guard failed: ask the agent to rework.
-    GuardFailed,
-    /// Not better than the retained metric.
-    NotBetter,
-}
-
-/// Decides a measured trial: keep iff strictly better in `direction` and the guard passed.
-///
-/// `guard_passed` is `None` when no guard is configured.
-pub fn judge(
-    direction: Direction,
-    trial: f64,
-    retained: f64,
-    guard_passed: Option<bool>,
-) -> Verdict {
-    if !direction.improves(trial, retained) {
-        return Verdict::NotBetter;
-    }
-    match guard_passed {
-        Some(false) => Verdict::GuardFailed,
-        _ => Verdict::Keep,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,16 +65,6 @@ mod tests {
         assert!(!Direction::Lower.improves(11.0, 10.0));
         assert!(Direction::Higher.improves(11.0, 10.0));
         assert!(!Direction::Higher.improves(10.0, 10.0));
-    }
-
-    #[test]
-    fn judge_requires_the_guard() {
-        use Verdict::*;
-        assert_eq!(judge(Direction::Lower, 9.0, 10.0, None), Keep);
-        assert_eq!(judge(Direction::Lower, 9.0, 10.0, Some(true)), Keep);
-        assert_eq!(judge(Direction::Lower, 9.0, 10.0, Some(false)), GuardFailed);
-        assert_eq!(judge(Direction::Lower, 10.0, 10.0, Some(true)), NotBetter);
-        assert_eq!(judge(Direction::Higher, 9.0, 10.0, None), NotBetter);
     }
 
     #[test]

@@ -56,16 +56,6 @@ impl Status {
             Status::Drift => "drift",
         }
     }
-
-    /// Returns true for the statuses that record a failed experiment (they feed escalation).
-    pub fn is_failed_experiment(self) -> bool {
-        matches!(self, Status::Discard | Status::Crash | Status::NoOp)
-    }
-
-    /// Returns true for the bookkeeping rows the engine writes between experiments.
-    pub fn is_meta(self) -> bool {
-        matches!(self, Status::Refine | Status::Pivot | Status::Search)
-    }
 }
 
 impl fmt::Display for Status {

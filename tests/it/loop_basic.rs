@@ -725,3 +725,37 @@ fn a_write_to_the_lessons_file_costs_one_iteration_not_the_run() {
     );
     assert!(lessons.contains("### L-2: lower to 6"), "{lessons}");
 }
+
+#[test]
+fn a_rework_turn_that_changes_nothing_does_not_rerun_the_guard() {
+    let repo = TestRepo::with_files(&[
+        ("src/value.txt", "10\n"),
+        ("measure.sh", "cat src/value.txt\n"),
+        (".gitignore", "guard-runs\n"),
+    ]);
+    let counter = repo.aux.join("guard-runs");
+    let guard = repo.script(
+        "guard.sh",
+        &format!("echo run >> {}\nv=$(cat src/value.txt); [ \"$v\" -ge 10 ] || {{ echo 'too low'; exit 1; }}", counter.display()),
+    );
+    let agent = repo.script(
+        "agent.sh",
+        "cat > /dev/null\nif [ \"$AUTORESEARCH_DIRECTIVE\" = rework ]; then echo 'nothing to do'; else echo 4 > src/value.txt; echo 'lower to 4'; fi",
+    );
+    repo.run_loop(
+        VERIFY,
+        &agent,
+        &["--iterations", "1", "--guard", &guard, "--rework", "2"],
+    )
+    .expect_code(0);
+    assert!(
+        repo.rows()[1][6].starts_with("[GUARD]"),
+        "{:?}",
+        repo.rows()[1]
+    );
+    let runs = std::fs::read_to_string(&counter).unwrap().lines().count();
+    assert_eq!(
+        runs, 2,
+        "once on the baseline, once on the trial; not again for unchanged reworks"
+    );
+}

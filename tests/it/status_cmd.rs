@@ -235,3 +235,26 @@ fn while_running_reports_the_pid_and_the_iteration_in_flight() {
     let r = repo.run(&["status"]);
     assert!(r.stdout.contains("not running"), "{}", r.stdout);
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let repo = number_repo(10);
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    repo.run_loop("sh measure.sh", &agent, &["--iterations", "3"])
+        .expect_code(0);
+    for args in [&["status"][..], &["status", "--json"], &["config"]] {
+        // A pipe whose reader is gone: every write gets EPIPE, as with `status | head`.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = repo
+            .cmd()
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
