@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Agent, Outcome, Proposal, Request, first_line, is_rate_limit};
+use super::{Agent, Proposal, Request, first_line};
 use crate::artifacts::state::Usage;
 use crate::config::Sandbox;
 use crate::process::{self, End};
@@ -189,39 +189,22 @@ impl Agent for ClaudeAgent {
         if stream.session_id.is_some() {
             self.current = stream.session_id.clone();
         }
-        let outcome = match (out.end, &stream.result) {
-            (End::Interrupted(sig), _) => Outcome::Interrupted(sig),
-            (End::TimedOut, _) => Outcome::TimedOut(format!(
-                "claude timed out after {}",
-                crate::duration::format(self.timeout)
-            )),
-            (End::IdleTimedOut, _) => Outcome::TimedOut(format!(
-                "claude sent no event for {}",
-                crate::duration::format(self.idle_timeout)
-            )),
-            (End::Exited(0), Some((false, subtype, _))) if subtype == "success" => {
-                Outcome::Completed
+        let succeeded = matches!(&stream.result, Some((false, subtype, _)) if subtype == "success");
+        let message = match &stream.result {
+            Some((_, subtype, text)) if !text.trim().is_empty() => {
+                format!("{subtype}: {}", first_line(text))
             }
-            (end, result) => {
-                let message = match result {
-                    Some((_, subtype, text)) if !text.trim().is_empty() => {
-                        format!("{subtype}: {}", first_line(text))
-                    }
-                    Some((_, subtype, _)) => subtype.clone(),
-                    None => first_line(&out.stderr),
-                };
-                let reason = if message.is_empty() {
-                    format!("claude {} without a result", end.describe())
-                } else {
-                    format!("claude failed: {message}")
-                };
-                if is_rate_limit(&message) {
-                    Outcome::RateLimited(reason)
-                } else {
-                    Outcome::Failed(reason)
-                }
-            }
+            Some((_, subtype, _)) => subtype.clone(),
+            None => first_line(&out.stderr),
         };
+        let outcome = super::outcome_of(
+            "claude",
+            out.end,
+            succeeded,
+            &message,
+            self.timeout,
+            self.idle_timeout,
+        );
         let description = match &stream.result {
             Some((false, _, text)) => first_line(text),
             _ => String::new(),
@@ -242,6 +225,7 @@ impl Agent for ClaudeAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::is_rate_limit;
 
     const STREAM: &str = r#"{"type":"system","subtype":"init","session_id":"5f0c-11","tools":["Edit","Bash"],"model":"claude-x"}
 {"type":"assistant","message":{"role":"assistant","content":[{"type":"text","text":"Editing."},{"type":"tool_use","id":"tu1","name":"Edit","input":{"file_path":"/repo/src/a.rs","old_string":"a","new_string":"b"}}]},"session_id":"5f0c-11"}

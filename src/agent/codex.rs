@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Agent, Outcome, Proposal, Request, first_line, is_rate_limit};
+use super::{Agent, Proposal, Request, first_line};
 use crate::artifacts::state::Usage;
 use crate::config::Sandbox;
 use crate::process::{self, End};
@@ -278,32 +278,15 @@ impl Agent for CodexAgent {
             .clone()
             .or_else(|| stream.errors.last().cloned())
             .unwrap_or_else(|| first_line(&out.stderr));
-        let outcome = match out.end {
-            End::Interrupted(sig) => Outcome::Interrupted(sig),
-            End::TimedOut => Outcome::TimedOut(format!(
-                "codex timed out after {}",
-                crate::duration::format(self.timeout)
-            )),
-            End::IdleTimedOut => Outcome::TimedOut(format!(
-                "codex sent no event for {}",
-                crate::duration::format(self.idle_timeout)
-            )),
-            End::Exited(0) if stream.turn_completed && stream.failure.is_none() => {
-                Outcome::Completed
-            }
-            end => {
-                let reason = if message.is_empty() {
-                    format!("codex {} without completing the turn", end.describe())
-                } else {
-                    format!("codex failed: {}", first_line(&message))
-                };
-                if is_rate_limit(&message) {
-                    Outcome::RateLimited(reason)
-                } else {
-                    Outcome::Failed(reason)
-                }
-            }
-        };
+        let succeeded = stream.turn_completed && stream.failure.is_none();
+        let outcome = super::outcome_of(
+            "codex",
+            out.end,
+            succeeded,
+            &message,
+            self.timeout,
+            self.idle_timeout,
+        );
         Proposal {
             description: stream
                 .final_message
@@ -324,6 +307,7 @@ impl Agent for CodexAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::is_rate_limit;
 
     const OK: &str = r#"{"type":"thread.started","thread_id":"0199a213-81c0-7800-8aa1-bbab2a035a53"}
 {"type":"turn.started"}

@@ -208,3 +208,41 @@ pub fn run_event_stream(
         ),
     }
 }
+
+/// Maps how an agent CLI ended to the turn's outcome: interrupted, timed out (wall or idle),
+/// completed when `succeeded`, else failed or rate limited according to `message` (the error
+/// the CLI reported, possibly empty).
+pub fn outcome_of(
+    name: &str,
+    end: crate::process::End,
+    succeeded: bool,
+    message: &str,
+    timeout: Duration,
+    idle_timeout: Duration,
+) -> Outcome {
+    use crate::process::End;
+    match end {
+        End::Interrupted(sig) => Outcome::Interrupted(sig),
+        End::TimedOut => Outcome::TimedOut(format!(
+            "{name} timed out after {}",
+            crate::duration::format(timeout)
+        )),
+        End::IdleTimedOut => Outcome::TimedOut(format!(
+            "{name} sent no event for {}",
+            crate::duration::format(idle_timeout)
+        )),
+        End::Exited(0) if succeeded => Outcome::Completed,
+        end => {
+            let reason = if message.is_empty() {
+                format!("{name} {} without completing its turn", end.describe())
+            } else {
+                format!("{name} failed: {}", first_line(message))
+            };
+            if is_rate_limit(message) {
+                Outcome::RateLimited(reason)
+            } else {
+                Outcome::Failed(reason)
+            }
+        }
+    }
+}
