@@ -75,49 +75,19 @@ impl CodexRun {
         })
     }
 
+    /// Runs `run` with the flags that point the engine's Codex at the mock, plus `extra`.
     pub(crate) fn run(&self, extra: &[&str]) -> Run {
-        let mut args: Vec<String> = [
-            "run",
-            "--goal",
-            "lower the number",
-            "--scope",
-            "src/**",
-            "--metric",
-            "value",
-            "--direction",
-            "lower",
-            "--verify",
-            "sh measure.sh",
-            "--agent",
-            "codex",
-            "--model",
-            MOCK_MODEL,
-            "--agent-timeout",
-            "120s",
-            "--agent-idle-timeout",
-            "60s",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.push("--codex-bin".into());
-        args.push(self.bin.display().to_string());
-        for a in codex_args(&self.server.base_url()) {
-            args.push("--agent-arg".into());
-            args.push(a);
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut cmd = self.repo.cmd();
-        cmd.env("CODEX_HOME", &self.home)
-            .env(MOCK_API_KEY_ENV, "dummy")
-            .env("AUTORESEARCH_QUOTA_BACKOFF", "1s");
-        cmd.args(&args).output().expect("run").into()
+        self.command("run", extra)
     }
 
     /// Runs `exec` (not `run`) with the same flags as [`CodexRun::run`] plus `extra`.
     pub(crate) fn exec(&self, extra: &[&str]) -> Run {
+        self.command("exec", extra)
+    }
+
+    fn command(&self, subcommand: &str, extra: &[&str]) -> Run {
         let mut args: Vec<String> = [
-            "exec",
+            subcommand,
             "--goal",
             "lower the number",
             "--scope",
@@ -151,7 +121,7 @@ impl CodexRun {
         cmd.env("CODEX_HOME", &self.home)
             .env(MOCK_API_KEY_ENV, "dummy")
             .env("AUTORESEARCH_QUOTA_BACKOFF", "1s");
-        cmd.args(&args).output().expect("exec").into()
+        cmd.args(&args).output().expect("run the binary").into()
     }
 
     pub(crate) fn summary(&self, n: u32) -> Value {
