@@ -144,29 +144,7 @@ fn kill_9_during_the_agent_then_resume() {
 fn kill_9_during_verify_then_resume() {
     let repo = repo_with_user_files();
     let initial = repo.head();
-    let marker = repo.aux.join("verifying");
-    // Verify hangs on the trial's value (5) only; the retained tree measures normally.
-    let verify = format!(
-        "sh {}",
-        repo.script(
-            "measure.sh",
-            &format!(
-                "v=$(cat src/value.txt)\nif [ \"$v\" = 5 ]; then {}; sleep 60; fi\necho $v",
-                mark(&marker)
-            ),
-        )
-    );
-    let agent = scripted_agent(
-        &repo,
-        "agent.sh",
-        &[
-            (
-                1,
-                "echo 5 > src/value.txt; echo new > src/added.txt; echo 'try 5'",
-            ),
-            (2, "echo 7 > src/value.txt; echo 'lower to 7'"),
-        ],
-    );
+    let (verify, agent, marker) = verify_hangs_on_the_trial(&repo);
     let mut first = repo.spawn(&TestRepo::loop_args(
         &verify,
         &agent,
@@ -410,28 +388,7 @@ fn a_second_sigint_exits_at_once_and_the_next_run_recovers() {
 fn kill_9_during_verify_with_rollback_revert() {
     let repo = repo_with_user_files();
     let initial = repo.head();
-    let marker = repo.aux.join("verifying");
-    let verify = format!(
-        "sh {}",
-        repo.script(
-            "measure.sh",
-            &format!(
-                "v=$(cat src/value.txt)\nif [ \"$v\" = 5 ]; then {}; sleep 60; fi\necho $v",
-                mark(&marker)
-            ),
-        )
-    );
-    let agent = scripted_agent(
-        &repo,
-        "agent.sh",
-        &[
-            (
-                1,
-                "echo 5 > src/value.txt; echo new > src/added.txt; echo 'try 5'",
-            ),
-            (2, "echo 7 > src/value.txt; echo 'lower to 7'"),
-        ],
-    );
+    let (verify, agent, marker) = verify_hangs_on_the_trial(&repo);
     let extra = ["--iterations", "1", "--rollback", "revert"];
     let mut first = repo.spawn(&TestRepo::loop_args(&verify, &agent, &extra));
     first.wait_for(&marker);
@@ -869,4 +826,32 @@ fn a_crash_after_the_rollback_records_the_trial_commit() {
     );
     assert_eq!(repo.head(), start);
     assert_consistent(&repo);
+}
+
+/// A verify that hangs (after touching the returned marker) on the trial's value 5 only, so the
+/// retained tree measures normally, and an agent whose iteration 1 proposes 5 and adds a file.
+fn verify_hangs_on_the_trial(repo: &TestRepo) -> (String, String, std::path::PathBuf) {
+    let marker = repo.aux.join("verifying");
+    let verify = format!(
+        "sh {}",
+        repo.script(
+            "measure.sh",
+            &format!(
+                "v=$(cat src/value.txt)\nif [ \"$v\" = 5 ]; then {}; sleep 60; fi\necho $v",
+                mark(&marker)
+            ),
+        )
+    );
+    let agent = scripted_agent(
+        repo,
+        "agent.sh",
+        &[
+            (
+                1,
+                "echo 5 > src/value.txt; echo new > src/added.txt; echo 'try 5'",
+            ),
+            (2, "echo 7 > src/value.txt; echo 'lower to 7'"),
+        ],
+    );
+    (verify, agent, marker)
 }

@@ -158,25 +158,7 @@ impl TestRepo {
 
     /// Runs `run` with the usual required flags plus `extra`.
     pub fn run_loop(&self, verify: &str, agent: &str, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "run",
-            "--goal",
-            "lower the number",
-            "--scope",
-            "src/**",
-            "--metric",
-            "value",
-            "--direction",
-            "lower",
-            "--verify",
-            verify,
-            "--agent",
-            "command",
-            "--agent-cmd",
-            agent,
-        ];
-        args.extend_from_slice(extra);
-        self.run(&args)
+        self.run_owned(&TestRepo::loop_args(verify, agent, extra))
     }
 
     /// Returns the data rows of the results log as columns.
