@@ -205,12 +205,14 @@ macro_rules! settings {
             /// Every key, in snake_case (flags and TOML keys also accept `-`).
             pub const KEYS: &'static [&'static str] = &[$( stringify!($field) ),*];
 
-            /// Lays `over` on top of `self`, recording `source` for every key it sets.
-            pub fn overlay(&mut self, over: Settings, source: &Source, sources: &mut BTreeMap<&'static str, Source>) {
+            /// Lays `over` on top of `self`; returns the keys it set (callers record their source).
+            pub fn overlay(&mut self, over: Settings) -> Vec<&'static str> {
+                let mut set = Vec::new();
                 $( if over.$field.is_some() {
                     self.$field = over.$field;
-                    sources.insert(stringify!($field), source.clone());
+                    set.push(stringify!($field));
                 } )*
+                set
             }
 
             /// Returns the keys that are set.
@@ -1054,7 +1056,9 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Settings, BTreeMap<&'stati
             line,
             key: raw_key.clone(),
         };
-        settings.overlay(one, &src, &mut sources);
+        for key in settings.overlay(one) {
+            sources.insert(key, src.clone());
+        }
     }
     // Values that are wrong on their own are the file's error, whatever overrides them later.
     for (key, src) in &sources {
@@ -1098,18 +1102,13 @@ pub fn gather(
     };
     if let Some(path) = &file {
         let (s, src) = read_file(path)?;
-        g.settings
-            .overlay(s, &Source::Default, &mut BTreeMap::new());
+        g.settings.overlay(s);
         g.sources.extend(src);
     }
     let (s, src) = Settings::from_env(env)?;
-    g.settings
-        .overlay(s, &Source::Default, &mut BTreeMap::new());
+    g.settings.overlay(s);
     g.sources.extend(src);
-    let keys = flags.set_keys();
-    g.settings
-        .overlay(flags, &Source::Flag, &mut BTreeMap::new());
-    for k in keys {
+    for k in g.settings.overlay(flags) {
         g.sources.insert(k, Source::Flag);
     }
     g.file = file;

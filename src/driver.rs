@@ -76,6 +76,13 @@ enum GuardRun {
     Interrupted(i32),
 }
 
+/// Why verify and guard on an untouched tree (the baseline, the resume re-measure) refuse a start.
+enum Untouched {
+    NoMetric { reason: String, tail: String },
+    GuardFails { reason: String, tail: String },
+    Interrupted(i32),
+}
+
 /// What changed in the working tree during a turn.
 #[derive(Default)]
 struct Inspection {
@@ -300,11 +307,10 @@ fn make_agent(cfg: &RunConfig) -> Result<Box<dyn Agent>> {
 
 fn layered(saved: Option<&Settings>, explicit: &Settings) -> Settings {
     let mut merged = Settings::defaults();
-    let mut sources = BTreeMap::new();
     if let Some(s) = saved {
-        merged.overlay(s.clone(), &Source::Resumed, &mut sources);
+        merged.overlay(s.clone());
     }
-    merged.overlay(explicit.clone(), &Source::Flag, &mut sources);
+    merged.overlay(explicit.clone());
     merged
 }
 
@@ -435,9 +441,11 @@ pub fn run(opts: Options) -> Result<Summary> {
     let protect =
         PathSet::new(&protected_list).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
     let interrupted = paths.inflight.exists();
-    if !interrupted {
-        preflight_tree(&repo, &scope, &protect, &paths)?;
-    }
+    let checked = if interrupted {
+        None
+    } else {
+        Some(preflight_tree(&repo, &scope, &protect, &paths)?)
+    };
     let mut agent = make_agent(&cfg)?;
 
     // From here on the run owns its artifacts.
@@ -486,8 +494,11 @@ pub fn run(opts: Options) -> Result<Summary> {
         recover(&repo, &paths, existing.as_mut(), marker, &out)?;
     }
     let loaded = if fresh { None } else { existing.take() };
-    // After a recovery the tree is checked again; otherwise this finds what the first check found.
-    let user_untracked = preflight_tree(&repo, &scope, &protect, &paths)?;
+    // The tree is checked after a recovery; otherwise the first check stands.
+    let user_untracked = match checked {
+        Some(u) => u,
+        None => preflight_tree(&repo, &scope, &protect, &paths)?,
+    };
 
     if cfg.agent != AgentKind::Command {
         notes.push(match agent.version() {
@@ -667,7 +678,7 @@ fn recover(
             paths.inflight.display()
         )));
     }
-    let kept = inflight::load_kept(&paths.private.join("kept-files.json"));
+    let kept = inflight::load_kept(&paths.kept);
     let recorded = loaded
         .as_ref()
         .is_some_and(|l| l.replay.tally.iteration >= marker.iteration);
@@ -910,40 +921,28 @@ fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
     // there when the baseline fails): an earlier run is archived only once this one can start.
     let dir = run.paths.private.join("baseline");
     fsutil::ensure_dir(&dir)?;
-    let metric = match run.measure(&dir, "verify")? {
-        Measure::Metric(v) => v,
-        Measure::Failed { reason, tail, .. } => {
-            run.restore_tree()?;
+    let (metric, guard) = match run.measure_untouched(&dir, "")? {
+        Ok(m) => m,
+        Err(Untouched::NoMetric { reason, tail }) => {
+            let last = if tail.is_empty() {
+                String::new()
+            } else {
+                format!(" (last output: {})", one_line(&tail))
+            };
             return Err(Error::Refused(format!(
-                "the baseline verify gives no metric ({reason}); fix --verify before starting (its output: .autoresearch/baseline/verify.log){}",
-                if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (last output: {})", one_line(&tail))
-                }
+                "the baseline verify gives no metric ({reason}); fix --verify before starting (its output: .autoresearch/baseline/verify.log){last}"
             )));
         }
-        Measure::Interrupted(sig) => {
-            run.restore_tree()?;
-            return Err(Error::Interrupted(sig, "during the baseline"));
-        }
-    };
-    let guard = match run.run_guard(&dir, "guard")? {
-        None => Guard::NotRun,
-        Some(GuardRun::Pass) => Guard::Pass,
-        Some(GuardRun::Fail { reason, tail }) => {
-            run.restore_tree()?;
+        Err(Untouched::GuardFails { reason, tail }) => {
             return Err(Error::Refused(format!(
                 "the guard fails on the untouched tree ({reason}: {}); a guard must pass before any change — fix it, or measure that check in --verify instead",
                 one_line(&tail)
             )));
         }
-        Some(GuardRun::Interrupted(sig)) => {
-            run.restore_tree()?;
+        Err(Untouched::Interrupted(sig)) => {
             return Err(Error::Interrupted(sig, "during the baseline"));
         }
     };
-    run.restore_tree()?;
     let baseline = Row {
         iteration: 0,
         commit: Repo::short(head),
@@ -1049,40 +1048,30 @@ fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Result<Run> {
     state.run_tag = run_tag.clone();
     let mut run = new_run(setup, old.results, old.replay, state, head_now, run_tag);
     run.keep_user_files(user_untracked)?;
-    run.save_state()?;
 
     // Re-measure the retained tree: the metric must still be there and the guard must still pass.
     let n = run.replay.tally.iteration + 1;
     let dir = run.paths.iter_dir(n);
     fsutil::ensure_dir(&dir)?;
-    let metric = match run.measure(&dir, "resume-verify")? {
-        Measure::Metric(v) => v,
-        Measure::Failed { reason, .. } => {
-            run.restore_tree()?;
+    let metric = match run.measure_untouched(&dir, "resume-")? {
+        Ok((m, _)) => m,
+        Err(Untouched::NoMetric { reason, .. }) => {
             return Err(Error::Refused(format!(
                 "verify no longer gives a metric on the retained tree ({reason}); fix the environment, or use --fresh"
             )));
         }
-        Measure::Interrupted(sig) => {
-            run.restore_tree()?;
-            return Err(Error::Interrupted(sig, "while re-measuring"));
-        }
-    };
-    match run.run_guard(&dir, "resume-guard")? {
-        Some(GuardRun::Fail { reason, tail }) => {
-            run.restore_tree()?;
+        Err(Untouched::GuardFails { reason, tail }) => {
             return Err(Error::Refused(format!(
                 "the guard fails on the retained tree ({reason}: {}); fix it before resuming",
                 one_line(&tail)
             )));
         }
-        Some(GuardRun::Interrupted(sig)) => {
-            run.restore_tree()?;
+        Err(Untouched::Interrupted(sig)) => {
             return Err(Error::Interrupted(sig, "while re-measuring"));
         }
-        _ => {}
-    }
-    run.restore_tree()?;
+    };
+    // Saved only now: a refused resume leaves the stored configuration as it was.
+    run.save_state()?;
     let retained = run.replay.tally.current_metric;
     run.out.started(&StartInfo {
         run_tag: &run.run_tag,
@@ -1135,7 +1124,7 @@ impl Run {
         for p in user_untracked {
             kept.push(self.repo.keep_file(p)?);
         }
-        inflight::save_kept(&self.paths.private.join("kept-files.json"), &kept)?;
+        inflight::save_kept(&self.paths.kept, &kept)?;
         let watched: Vec<String> = kept
             .iter()
             .filter(|k| k.blob.is_empty())
@@ -1203,25 +1192,66 @@ impl Run {
         let _ = fsutil::write_quick(&self.paths.feedback, body.as_bytes());
     }
 
+    /// Runs verify and guard on the tree as it is (no agent change) and restores it afterwards;
+    /// returns the metric and the guard column, or why the run cannot start.
+    fn measure_untouched(
+        &mut self,
+        dir: &Path,
+        prefix: &str,
+    ) -> Result<std::result::Result<(f64, Guard), Untouched>> {
+        let metric = match self.measure(dir, &format!("{prefix}verify"))? {
+            Measure::Metric(v) => v,
+            Measure::Failed { reason, tail, .. } => {
+                self.restore_tree()?;
+                return Ok(Err(Untouched::NoMetric { reason, tail }));
+            }
+            Measure::Interrupted(sig) => {
+                self.restore_tree()?;
+                return Ok(Err(Untouched::Interrupted(sig)));
+            }
+        };
+        let guard = match self.run_guard(dir, &format!("{prefix}guard"))? {
+            None => Guard::NotRun,
+            Some(GuardRun::Pass) => Guard::Pass,
+            Some(GuardRun::Fail { reason, tail }) => {
+                self.restore_tree()?;
+                return Ok(Err(Untouched::GuardFails { reason, tail }));
+            }
+            Some(GuardRun::Interrupted(sig)) => {
+                self.restore_tree()?;
+                return Ok(Err(Untouched::Interrupted(sig)));
+            }
+        };
+        self.restore_tree()?;
+        Ok(Ok((metric, guard)))
+    }
+
+    /// Returns the spec of a verify or guard run: `sh -c` in the repository with the run's
+    /// environment, the log at `log`, `--verify-timeout`, and the group recorded.
+    fn check_spec(&self, command: &str, log: std::path::PathBuf) -> Spec {
+        let mut spec = Spec::shell(command, &self.repo.root);
+        spec.stdout_log = Some(log.clone());
+        spec.stderr_log = Some(log);
+        spec.timeout = Some(self.cfg.verify_timeout);
+        spec.group_record = Some(self.paths.child.clone());
+        spec.env = self
+            .child_env(self.replay.tally.iteration + 1, Directive::Continue)
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        spec
+    }
+
     /// Runs verify (`--repeat` times) and reads the metric.
     fn measure(&mut self, dir: &Path, stem: &str) -> Result<Measure> {
         let mut values = Vec::new();
         for k in 1..=self.cfg.repeat {
-            let mut spec = Spec::shell(&self.cfg.verify, &self.repo.root);
             let log = if self.cfg.repeat == 1 {
                 dir.join(format!("{stem}.log"))
             } else {
                 dir.join(format!("{stem}-{k}.log"))
             };
-            spec.stdout_log = Some(log.clone());
-            spec.stderr_log = Some(log);
-            spec.timeout = Some(self.cfg.verify_timeout);
-            spec.group_record = Some(self.paths.child.clone());
-            spec.env = self
-                .child_env(self.replay.tally.iteration + 1, Directive::Continue)
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect();
+            let spec = self.check_spec(&self.cfg.verify, log);
             let out = process::run(&spec)
                 .map_err(|e| Error::Blocked(format!("cannot start verify (`sh -c`): {e}")))?;
             self.write_feedback("last verify output", &out.last_lines(40));
@@ -1262,17 +1292,7 @@ impl Run {
         let Some(guard) = self.cfg.guard.clone() else {
             return Ok(None);
         };
-        let mut spec = Spec::shell(&guard, &self.repo.root);
-        spec.env = self
-            .child_env(self.replay.tally.iteration + 1, Directive::Continue)
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        let log = dir.join(format!("{stem}.log"));
-        spec.stdout_log = Some(log.clone());
-        spec.stderr_log = Some(log);
-        spec.timeout = Some(self.cfg.verify_timeout);
-        spec.group_record = Some(self.paths.child.clone());
+        let spec = self.check_spec(&guard, dir.join(format!("{stem}.log")));
         let out = process::run(&spec)
             .map_err(|e| Error::Blocked(format!("cannot start the guard (`sh -c`): {e}")))?;
         self.write_feedback("last guard output", &out.last_lines(60));
@@ -1379,11 +1399,9 @@ impl Run {
             .map(|c| c.path.clone())
             .collect();
         if head != target {
-            for p in self.repo.diff_paths(target, head)? {
-                if !paths.contains(&p) {
-                    paths.push(p);
-                }
-            }
+            paths.extend(self.repo.diff_paths(target, head)?);
+            paths.sort_unstable();
+            paths.dedup();
         }
         if head != target || !paths.is_empty() {
             self.repo.reset_paths(target, &paths)?;
@@ -1416,7 +1434,7 @@ impl Run {
             changed = true;
         }
         if changed {
-            inflight::save_kept(&self.paths.private.join("kept-files.json"), &self.kept)?;
+            inflight::save_kept(&self.paths.kept, &self.kept)?;
         }
         Ok(())
     }

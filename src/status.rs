@@ -202,14 +202,16 @@ pub fn config(g: crate::config::Gathered, json_out: bool) -> Result<u8> {
         .map(|k| (k, Source::Default))
         .collect();
     if let Some(s) = saved {
-        merged.overlay(s, &Source::Resumed, &mut sources);
+        for k in merged.overlay(s) {
+            sources.insert(k, Source::Resumed);
+        }
     }
-    merged.overlay(g.settings, &Source::Default, &mut BTreeMap::new());
+    merged.overlay(g.settings);
     sources.extend(g.sources);
     let values = serde_json::to_value(&merged).unwrap_or_default();
     let problem = RunConfig::from_settings(merged)
         .err()
-        .map(|e| e.to_string());
+        .map(|e| crate::config::locate(e, &sources).to_string());
     if json_out {
         let settings: serde_json::Map<String, Value> = Settings::KEYS
             .iter()

@@ -38,6 +38,8 @@ pub struct Paths {
     pub child: PathBuf,
     /// A copy of the run's current settings (a fallback when the state file is lost).
     pub settings: PathBuf,
+    /// The user's untracked files outside the scope and their backups (`git::KeptFile`).
+    pub kept: PathBuf,
     /// The artifacts directory relative to the repository root, if it is inside it.
     pub rel_in_repo: Option<String>,
 }
@@ -80,6 +82,7 @@ impl Paths {
             feedback: private.join("feedback.txt"),
             child: private.join("child.json"),
             settings: private.join("settings.json"),
+            kept: private.join("kept-files.json"),
             private,
             dir,
             rel_in_repo,

@@ -774,3 +774,23 @@ fn an_untracked_config_file_inside_the_scope_does_not_block_the_run() {
     assert_eq!(repo.statuses(), ["baseline", "keep"]);
     assert!(repo.exists("autoresearch.toml"));
 }
+
+#[test]
+fn config_places_a_cross_key_problem_at_its_file_line() {
+    let repo = number_repo(10);
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    let file = repo.root.join("autoresearch.toml");
+    let mut lines = base_lines(&agent);
+    lines.push("verify-format = \"regex\"".into());
+    write_toml(&file, &lines);
+    let r = repo.run(&["config"]);
+    r.expect_code(2);
+    let line = format!("line {}", lines.len());
+    assert!(
+        r.stderr.contains(&file.display().to_string())
+            && r.stderr.contains(&line)
+            && r.stderr.contains("`verify-format`"),
+        "{}",
+        r.stderr
+    );
+}

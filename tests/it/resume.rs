@@ -591,3 +591,28 @@ fn a_refused_fresh_start_keeps_the_old_run_and_a_fresh_one_inherits_nothing() {
         r.stderr
     );
 }
+
+#[test]
+fn a_refused_resume_leaves_the_stored_configuration_alone() {
+    let repo = number_repo(10);
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(1, "echo 7 > src/value.txt; echo 'lower to 7'")],
+    );
+    repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
+        .expect_code(0);
+    let state = repo.read("autoresearch-state.json");
+    // A new guard that fails on the retained tree refuses the resume...
+    let r = repo.run(&["run", "--iterations", "3", "--guard", "false"]);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("the guard fails on the retained tree"),
+        "{}",
+        r.stderr
+    );
+    // ... and is not remembered: the next plain resume runs without it.
+    assert_eq!(repo.read("autoresearch-state.json"), state);
+    repo.run(&["run", "--iterations", "2"]).expect_code(0);
+    assert!(repo.state()["config"].get("guard").is_none());
+}
