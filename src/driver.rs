@@ -26,6 +26,7 @@ use crate::output::{Output, StartInfo, Summary};
 use crate::process::{self, End, Spec};
 use crate::prompt::{self, PromptInput};
 use crate::scope::PathSet;
+use crate::watch::TreeWatch;
 use crate::{fsutil, signal};
 
 /// Consecutive verify failures that stop the run as a hard blocker.
@@ -131,6 +132,13 @@ struct Run {
     verify_failures: u32,
     /// The settings last written to `.autoresearch/settings.json`.
     saved_settings: Option<String>,
+    /// Change notification over the work tree (lets a scan that cannot find anything be skipped).
+    watch: TreeWatch,
+    /// The commit the work tree equalled when the watch was last armed (set after a trial
+    /// commit of everything the agent changed; cleared by any restore).
+    clean_at: Option<Oid>,
+    /// Full work-tree scans made in the current iteration.
+    scans: u32,
     _lock: Lock,
 }
 
@@ -837,6 +845,9 @@ fn new_run(
         started: Instant::now(),
         verify_failures: 0,
         saved_settings: None,
+        watch: TreeWatch::off(),
+        clean_at: None,
+        scans: 0,
         _lock: lock,
     }
 }
@@ -1349,11 +1360,26 @@ impl Run {
         Ok(())
     }
 
+    /// Commits everything [`Run::inspect`] found as the trial; the work tree then equals it.
+    fn commit_trial(&mut self, insp: &Inspection, message: &str) -> Result<Oid> {
+        let trial = self.repo.commit_paths(&insp.changed, message)?;
+        self.clean_at = Some(trial);
+        Ok(trial)
+    }
+
     /// Lists what the agent changed and which changes break the scope or protection.
     fn inspect(&mut self) -> Result<Inspection> {
         let mut insp = Inspection::default();
         let touched = self.restore_artifacts()?;
         let kept = self.kept_path_set();
+        self.clean_at = None;
+        self.watch.arm(&self.repo);
+        if let Some(why) = self.watch.take_off_reason() {
+            self.out.note(&format!(
+                "scanning the whole work tree every time from now on: {why}"
+            ));
+        }
+        self.scans += 1;
         for c in self.repo.scan_refresh()? {
             if kept.contains(&c.path) {
                 continue;
@@ -1391,8 +1417,15 @@ impl Run {
     /// starts from its trial commit).
     fn restore_tree_to(&mut self, target: Oid) -> Result<()> {
         let kept = self.kept_path_set();
-        let changes = self.repo.scan_refresh()?;
         let head = self.repo.head()?;
+        // The work tree equalled HEAD when the watch was armed and nothing changed since: a scan
+        // would find nothing.
+        let changes = if self.clean_at.take() == Some(head) && self.watch.quiet() {
+            Vec::new()
+        } else {
+            self.scans += 1;
+            self.repo.scan_refresh()?
+        };
         let mut paths: Vec<String> = changes
             .iter()
             .filter(|c| c.kind != ChangeKind::Untracked)
@@ -1671,6 +1704,7 @@ impl Run {
     fn close(&mut self, row: Row, mut rec: IterationRecord, t0: Instant) -> Result<Option<Stop>> {
         rec.status = row.status.as_str().to_string();
         rec.total_ms = ms(t0.elapsed());
+        rec.tree_scans = self.scans;
         self.record(row, Some(rec))?;
         Inflight::clear(&self.paths.inflight)?;
         Ok(None)
@@ -1680,6 +1714,7 @@ impl Run {
     fn iteration(&mut self) -> Result<Option<Stop>> {
         let n = self.replay.tally.iteration + 1;
         let t0 = Instant::now();
+        self.scans = 0;
         let dir = self.paths.iter_dir(n);
         fsutil::ensure_dir(&dir)?;
         let directive = self.replay.next_directive();
@@ -1750,9 +1785,7 @@ impl Run {
         if let Some(row) = self.reject(n, &insp, &desc)? {
             return self.close(row, rec, t0);
         }
-        let mut trial = self
-            .repo
-            .commit_paths(&insp.changed, &format!("experiment: {desc}"))?;
+        let mut trial = self.commit_trial(&insp, &format!("experiment: {desc}"))?;
         marker.phase = "verify".into();
         marker.trial_commit = Some(trial.to_string());
         marker.update(&self.paths.inflight)?;
@@ -1936,10 +1969,7 @@ impl Run {
                     return self.close(row, rec, t0);
                 }
             }
-            trial = self.repo.commit_paths(
-                &insp.changed,
-                &format!("experiment: {desc} (rework {reworks})"),
-            )?;
+            trial = self.commit_trial(&insp, &format!("experiment: {desc} (rework {reworks})"))?;
             marker.phase = "verify".into();
             marker.trial_commit = Some(trial.to_string());
             marker.update(&self.paths.inflight)?;
@@ -2194,6 +2224,11 @@ impl Run {
     }
 
     fn main_loop(&mut self) -> Result<Stop> {
+        self.watch = TreeWatch::start(&self.repo);
+        if let Some(why) = self.watch.take_off_reason() {
+            self.out
+                .note(&format!("scanning the whole work tree every time: {why}"));
+        }
         let stop = loop {
             // Limits first, so `--iterations N` means at most N rows; a pending refine or pivot
             // row is appended on resume (the ladder is recomputed from the log).

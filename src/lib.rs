@@ -27,3 +27,4 @@ pub mod prompt;
 pub mod scope;
 pub mod signal;
 pub mod status;
+pub mod watch;

@@ -60,6 +60,10 @@ pub struct IterationRecord {
     pub total_ms: u64,
     #[serde(default)]
     pub rework_turns: u32,
+    /// Full work-tree scans the engine made (one after each agent turn, one more when verify or
+    /// guard may have changed the tree).
+    #[serde(default)]
+    pub tree_scans: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     #[serde(default)]

@@ -15,3 +15,4 @@ mod loop_basic;
 mod preflight;
 mod resume;
 mod status_cmd;
+mod watch;

@@ -1,0 +1,123 @@
+//! The work-tree watch: a verify that changes nothing costs one scan per iteration, and whatever
+//! a verify changes (in any directory a scan looks into, however it writes) is still found and
+//! undone.
+
+use crate::support::*;
+
+/// Full scans per iteration, from each iteration's summary.
+fn scans(repo: &TestRepo, iterations: u64) -> Vec<u64> {
+    (1..=iterations)
+        .map(|n| {
+            let text = repo.read(&format!(".autoresearch/iter-{n:04}/summary.json"));
+            let v: serde_json::Value = serde_json::from_str(&text).expect("summary json");
+            v["tree_scans"].as_u64().expect("tree_scans")
+        })
+        .collect()
+}
+
+/// A repository whose verify leaves something behind for certain values of `src/value.txt`.
+fn leaky_repo() -> (TestRepo, String) {
+    let repo = TestRepo::with_files(&[
+        ("src/value.txt", "10\n"),
+        ("src/.gitignore", "cache/\n"),
+        (".gitignore", "build/\n"),
+        ("notes/keep.txt", "unchanged\n"),
+    ]);
+    // A tracked file inside an ignored directory, and an ignored, empty directory.
+    repo.write("build/tracked.txt", "original\n");
+    repo.git(&["add", "-f", "build/tracked.txt"]);
+    repo.git(&["commit", "-q", "-m", "tracked file in an ignored directory"]);
+    std::fs::create_dir_all(repo.root.join("src/cache")).expect("mkdir");
+    let verify = repo.script(
+        "verify.sh",
+        r#"v=$(cat src/value.txt)
+case "$v" in
+  7) echo junk > src/junk.txt ;;
+  5) echo junk > src/new/junk.txt ;;
+  4) echo changed >> build/tracked.txt ;;
+  3) echo junk > src/cache/junk.txt ;;
+  2) python3 -c "
+import mmap
+with open('notes/keep.txt', 'r+b') as f:
+    m = mmap.mmap(f.fileno(), 0)
+    m[0:1] = b'U'
+    m.close()
+" ;;
+esac
+echo "$v""#,
+    );
+    (repo, verify)
+}
+
+#[test]
+fn a_verify_that_writes_is_always_found_and_a_quiet_one_skips_the_second_scan() {
+    let (repo, verify) = leaky_repo();
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (1, "echo 8 > src/value.txt; echo 'quiet verify'"),
+            (2, "echo 7 > src/value.txt; echo 'verify writes a new file'"),
+            (
+                3,
+                "mkdir src/new && echo a > src/new/a.txt && echo 5 > src/value.txt; echo 'new directory'",
+            ),
+            (
+                4,
+                "echo 4 > src/value.txt; echo 'verify edits a tracked, ignored file'",
+            ),
+            (
+                5,
+                "printf '' > src/.gitignore; echo 3 > src/value.txt; echo 'un-ignore src/cache'",
+            ),
+            (
+                6,
+                "echo 2 > src/value.txt; echo 'verify writes through mmap'",
+            ),
+            (7, "echo 1 > src/value.txt; echo 'quiet again'"),
+        ],
+    );
+    let r = repo.run_loop(&verify, &agent, &["--iterations", "7"]);
+    r.expect_code(0);
+    assert_eq!(
+        repo.statuses(),
+        [
+            "baseline", "keep", "keep", "keep", "keep", "keep", "keep", "keep"
+        ]
+    );
+    assert_eq!(scans(&repo, 7), [1, 2, 2, 2, 2, 2, 1]);
+    assert!(!repo.exists("src/junk.txt"));
+    assert!(!repo.exists("src/new/junk.txt"));
+    assert_eq!(repo.read("src/new/a.txt"), "a\n");
+    assert_eq!(repo.read("build/tracked.txt"), "original\n");
+    assert!(!repo.exists("src/cache/junk.txt"));
+    assert_eq!(repo.read("notes/keep.txt"), "unchanged\n");
+    assert_eq!(repo.status(), "", "the tree is clean after the run");
+    assert!(
+        !r.stderr.contains("scanning the whole work tree"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_watch_can_be_turned_off() {
+    let repo = number_repo(10);
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    let mut cmd = repo.cmd();
+    cmd.env("AUTORESEARCH_NO_WATCH", "1")
+        .args(TestRepo::loop_args(
+            "sh measure.sh",
+            &agent,
+            &["--iterations", "2"],
+        ));
+    let r: Run = cmd.output().expect("run binary").into();
+    r.expect_code(0);
+    assert_eq!(scans(&repo, 2), [2, 2]);
+    assert!(
+        r.stderr
+            .contains("scanning the whole work tree every time: AUTORESEARCH_NO_WATCH is set"),
+        "{}",
+        r.stderr
+    );
+}
