@@ -402,7 +402,10 @@ pub fn run(opts: Options) -> Result<Summary> {
     let start_dir = config::start_dir(opts.settings.repo.as_deref())?;
     let repo = Repo::discover(&start_dir)?;
     let branch = repo.check_startable()?;
-    let paths = Paths::new(&repo.root, opts.settings.artifacts_dir.as_deref())?;
+    let mut paths =
+        Paths::new(&repo.root, opts.settings.artifacts_dir.as_deref())?.with_outputs(&repo.root);
+    // Output redirected into a tracked file is a change to that file: the preflight refuses it.
+    paths.outputs.retain(|o| !repo.is_tracked(o));
     let fresh = opts.exec || opts.settings.fresh == Some(true);
 
     // Every refusal comes before the first write: a live run, a bad configuration, a missing

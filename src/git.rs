@@ -460,6 +460,13 @@ impl Repo {
             .unwrap_or(false)
     }
 
+    /// Whether `path` is in the index (tracked).
+    pub fn is_tracked(&self, path: &str) -> bool {
+        self.repo
+            .index()
+            .is_ok_and(|index| index.get_path(Path::new(path), 0).is_some())
+    }
+
     /// Appends missing `entries` to the repository's `info/exclude`.
     pub fn add_excludes(&self, entries: &[String]) -> Result<()> {
         let info = self.repo.commondir().join("info");

@@ -21,6 +21,19 @@ pub const LESSONS: &str = "autoresearch-lessons.md";
 /// Name of the engine's private directory.
 pub const PRIVATE: &str = ".autoresearch";
 
+/// Escapes a literal path for a root-anchored exclude entry and for a glob: every character
+/// that either syntax treats specially gets a backslash.
+fn escape_exclude(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if "\\*?[]{}!# ".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The paths of one run's artifacts.
 #[derive(Clone, Debug)]
 pub struct Paths {
@@ -42,6 +55,9 @@ pub struct Paths {
     pub kept: PathBuf,
     /// The artifacts directory relative to the repository root, if it is inside it.
     pub rel_in_repo: Option<String>,
+    /// The engine's own stdout and stderr when they are files inside the work tree
+    /// (`exec > out.jsonl`), relative to the root: hidden and protected like the artifacts.
+    pub outputs: Vec<String>,
 }
 
 impl Paths {
@@ -86,7 +102,35 @@ impl Paths {
             private,
             dir,
             rel_in_repo,
+            outputs: Vec::new(),
         })
+    }
+
+    /// Notes the files this process writes its stdout and stderr to, if they are inside the work
+    /// tree at `repo_root` (a run would otherwise take them for the user's untracked files, or the
+    /// agent's, and restore them under the shell's open file).
+    pub fn with_outputs(mut self, repo_root: &Path) -> Paths {
+        let root = fs::canonicalize(repo_root).unwrap_or_else(|_| repo_root.to_path_buf());
+        for fd in [1, 2] {
+            let link = PathBuf::from(format!("/proc/self/fd/{fd}"));
+            if !fs::metadata(&link).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
+            let Ok(target) = fs::read_link(&link) else {
+                continue;
+            };
+            let Ok(rel) = target.strip_prefix(&root) else {
+                continue;
+            };
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            if rel.is_empty() || rel == ".git" || rel.starts_with(".git/") {
+                continue;
+            }
+            if !self.outputs.contains(&rel) {
+                self.outputs.push(rel);
+            }
+        }
+        self
     }
 
     /// Returns the per-iteration log directory, e.g. `.autoresearch/iter-0007`.
@@ -97,22 +141,28 @@ impl Paths {
     /// Returns the `.git/info/exclude` entries (root-anchored) that hide the artifacts, or none
     /// when the artifacts live outside the repository.
     pub fn exclude_entries(&self) -> Vec<String> {
+        let mut entries: Vec<String> = self
+            .outputs
+            .iter()
+            .map(|o| format!("/{}", escape_exclude(o)))
+            .collect();
         let Some(rel) = &self.rel_in_repo else {
-            return Vec::new();
+            return entries;
         };
         let prefix = if rel.is_empty() {
             "/".to_string()
         } else {
             format!("/{rel}/")
         };
-        vec![
+        entries.extend([
             format!("{prefix}{RESULTS}"),
             format!("{prefix}{STATE}"),
             format!("{prefix}{LESSONS}"),
             format!("{prefix}research-results.prev*.tsv"),
             format!("{prefix}autoresearch-state.prev*.json"),
             format!("{prefix}{PRIVATE}/"),
-        ]
+        ]);
+        entries
     }
 
     /// Returns the set of artifact paths inside the repository (what the exclude entries hide).
@@ -127,8 +177,9 @@ impl Paths {
 
     /// Returns the artifact paths relative to the repository root (for the protected set).
     pub fn protected_in_repo(&self) -> Vec<String> {
+        let mut list: Vec<String> = self.outputs.iter().map(|o| escape_exclude(o)).collect();
         let Some(rel) = &self.rel_in_repo else {
-            return Vec::new();
+            return list;
         };
         let join = |name: &str| {
             if rel.is_empty() {
@@ -137,7 +188,8 @@ impl Paths {
                 format!("{rel}/{name}")
             }
         };
-        vec![join(RESULTS), join(STATE), join(LESSONS), join(PRIVATE)]
+        list.extend([join(RESULTS), join(STATE), join(LESSONS), join(PRIVATE)]);
+        list
     }
 
     /// Returns true when a run's results or state exist here.

@@ -124,6 +124,42 @@ fn improving_run_exits_0_with_one_line_per_row_and_a_matching_completion() {
     assert_eq!(repo.status(), "");
 }
 
+/// `exec > out.jsonl` inside the checkout (as CI recipes do): the engine's own output files are
+/// neither the user's untracked files nor the agent's change, and lose no line.
+#[test]
+fn output_redirected_into_the_work_tree_is_kept_whole() {
+    let repo = number_repo(10);
+    let agent = mixed_agent(&repo);
+    let out = std::fs::File::create(repo.root.join("out.jsonl")).unwrap();
+    // stderr inside the scope: the preflight would otherwise refuse it as an untracked file there.
+    let err = std::fs::File::create(repo.root.join("src/err.log")).unwrap();
+    let status = repo
+        .cmd()
+        .args(TestRepo::exec_args(VERIFY, &agent, 6, &[]))
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .unwrap();
+    let r = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: repo.read("out.jsonl"),
+        stderr: repo.read("src/err.log"),
+    };
+    r.expect_code(0);
+    assert_eq!(
+        repo.statuses(),
+        [
+            "baseline", "keep", "discard", "crash", "no-op", "refine", "keep"
+        ]
+    );
+    check_against_tsv(&repo, &r);
+    assert!(r.stderr.contains("exec run"), "{}", r.stderr);
+    let exclude = repo.read(".git/info/exclude");
+    assert!(exclude.contains("\n/out.jsonl\n"), "{exclude}");
+    assert!(exclude.contains("\n/src/err.log\n"), "{exclude}");
+    assert_eq!(repo.status(), "");
+}
+
 #[test]
 fn non_improving_run_exits_1() {
     let repo = number_repo(10);
