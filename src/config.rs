@@ -470,7 +470,30 @@ const SANDBOX_ARGS: &[&str] = &[
     "--permission-mode",
     "--dangerously-skip-permissions",
     "--add-dir",
+    "--approve-for-me",
 ];
+
+/// Agent arguments the engine sets itself: the working root, where the session runs, the output.
+const ENGINE_ARGS: &[&str] = &["-C", "--cd", "--worktree", "--json", "--output-format"];
+
+/// Why an `--agent-arg` is refused, if it is.
+fn agent_arg_problem(a: &str) -> Option<String> {
+    let name = a.split('=').next().unwrap_or(a);
+    // `-s<mode>` (a value stuck to the short flag) and any config key about the sandbox
+    // (`-c sandbox_mode=..`, `sandbox_workspace_write.writable_roots=..`, `sandbox_permissions`).
+    let sticky_s = a.starts_with("-s") && !a.starts_with("--");
+    if SANDBOX_ARGS.contains(&name) || sticky_s || a.to_ascii_lowercase().contains("sandbox") {
+        return Some(format!(
+            "`{a}`: the sandbox is set by --sandbox (workspace-write or danger-full-access)"
+        ));
+    }
+    if ENGINE_ARGS.contains(&name) || (a.starts_with("-C") && !a.starts_with("--")) {
+        return Some(format!(
+            "`{a}`: the engine sets this itself (the agent works in the repository, with JSON output)"
+        ));
+    }
+    None
+}
 
 /// Returns true for a valid run tag (usable as one git ref component).
 pub fn valid_run_tag(tag: &str) -> bool {
@@ -558,15 +581,15 @@ pub fn check_value(
             _ => Ok(()),
         },
         "agent_arg" => {
-            for a in s.agent_arg.iter().flat_map(|a| a.0.iter()) {
-                let name = a.split('=').next().unwrap_or(a);
-                if SANDBOX_ARGS.contains(&name) || a.contains("sandbox_mode") {
-                    return Err(format!(
-                        "`{a}`: the sandbox is set by --sandbox (workspace-write or danger-full-access)"
-                    ));
-                }
+            match s
+                .agent_arg
+                .iter()
+                .flat_map(|a| a.0.iter())
+                .find_map(|a| agent_arg_problem(a))
+            {
+                Some(why) => Err(why),
+                None => Ok(()),
             }
-            Ok(())
         }
         "stop_condition" => {
             let Some(text) = s

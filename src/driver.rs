@@ -242,6 +242,12 @@ fn quota_backoff() -> Duration {
         .unwrap_or(Duration::from_secs(30))
 }
 
+/// The next wait after a rate limit: `backoff`, cut to what is left of the iteration's budget
+/// `max` after `waited`; `None` once the budget is spent.
+fn quota_wait(backoff: Duration, waited: Duration, max: Duration) -> Option<Duration> {
+    (waited < max).then(|| backoff.min(max - waited))
+}
+
 /// Sleeps up to `d`, waking early for SIGINT/SIGTERM.
 fn sleep_interruptibly(d: Duration) -> Option<i32> {
     let end = Instant::now() + d;
@@ -1610,7 +1616,6 @@ impl Run {
         // turns always continue the iteration's session.
         let fresh = directive == Directive::Pivot
             || (directive != Directive::Rework && self.cfg.session == Session::Fresh);
-        let mut waited = Duration::ZERO;
         let mut backoff = quota_backoff();
         loop {
             self.settle_artifacts()?;
@@ -1640,9 +1645,11 @@ impl Run {
             self.state.engine.session_usage = p.session_total.clone();
             for note in &p.notes {
                 self.out.note(&format!("iteration {n}: {note}"));
+                rec.notes.push(format!("{stem}: {note}"));
             }
             if let Outcome::RateLimited(msg) = &p.outcome {
-                if waited >= self.cfg.max_quota_wait {
+                let waited = Duration::from_millis(rec.quota_wait_ms);
+                let Some(wait) = quota_wait(backoff, waited, self.cfg.max_quota_wait) else {
                     if self.moved(base)?.is_none() {
                         self.restore_tree_to(base)?;
                     }
@@ -1651,13 +1658,14 @@ impl Run {
                         one_line(msg),
                         crate::duration::format(self.cfg.max_quota_wait)
                     ))));
-                }
-                let wait = backoff.min(self.cfg.max_quota_wait - waited);
-                self.out.note(&format!(
-                    "iteration {n}: the agent hit a usage or rate limit ({}); waiting {} before retrying",
+                };
+                let note = format!(
+                    "the agent hit a usage or rate limit ({}); waiting {} before retrying",
                     one_line(msg),
                     crate::duration::human(wait)
-                ));
+                );
+                self.out.note(&format!("iteration {n}: {note}"));
+                rec.notes.push(format!("{stem}: {note}"));
                 // Undo the partial turn back to where it started (a rework turn: its trial).
                 if let Some(why) = self.moved(base)? {
                     return Ok(Turn::Stop(Stop::Blocked(why)));
@@ -1666,7 +1674,7 @@ impl Run {
                 if let Some(sig) = sleep_interruptibly(wait) {
                     return Ok(Turn::Stop(Stop::Interrupted(sig)));
                 }
-                waited += wait;
+                rec.quota_wait_ms += ms(wait);
                 backoff = backoff.saturating_mul(2);
                 continue;
             }
@@ -2315,5 +2323,30 @@ impl Run {
             usage: self.state.engine.usage.clone(),
             duration_ms: ms(self.started.elapsed()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quota_wait;
+    use std::time::Duration;
+
+    #[test]
+    fn quota_waits_double_from_the_first_and_stop_at_the_budget() {
+        let max = Duration::from_secs(3600);
+        let mut backoff = Duration::from_secs(30);
+        let mut waited = Duration::ZERO;
+        let mut waits = Vec::new();
+        while let Some(w) = quota_wait(backoff, waited, max) {
+            waits.push(w.as_secs());
+            waited += w;
+            backoff = backoff.saturating_mul(2);
+        }
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1710]);
+        assert_eq!(waited, max);
+        assert_eq!(
+            quota_wait(backoff, Duration::from_secs(10), Duration::from_secs(5)),
+            None
+        );
     }
 }

@@ -46,6 +46,9 @@ pub struct Spec {
     pub timeout: Option<Duration>,
     /// Limit on time without any output.
     pub idle_timeout: Option<Duration>,
+    /// With an idle timeout: only a completed stdout line counts as activity (an event stream
+    /// whose process keeps logging to stderr is still idle).
+    pub idle_on_stdout_lines: bool,
     /// Bytes of each stream kept in memory.
     pub tail_bytes: usize,
     /// Where to record the child's process group while it runs (`{"pgid", "start_time"}`), so a
@@ -65,6 +68,7 @@ impl Spec {
             stderr_log: None,
             timeout: None,
             idle_timeout: None,
+            idle_on_stdout_lines: false,
             tail_bytes: DEFAULT_TAIL,
             group_record: None,
         }
@@ -165,11 +169,19 @@ impl Tail {
 
 type SharedLog = Arc<Mutex<File>>;
 
+/// What output counts as activity for the idle timeout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Counts {
+    Any,
+    Lines,
+    Nothing,
+}
+
 fn spawn_reader(
     mut stream: impl Read + Send + 'static,
     log: Option<SharedLog>,
     tail: Arc<Mutex<Tail>>,
-    activity: Arc<AtomicU64>,
+    (activity, counts): (Arc<AtomicU64>, Counts),
     start: Instant,
     done: mpsc::Sender<()>,
 ) {
@@ -179,7 +191,11 @@ fn spawn_reader(
             match stream.read(&mut chunk) {
                 Ok(0) => break,
                 Ok(n) => {
-                    activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    if counts == Counts::Any
+                        || (counts == Counts::Lines && chunk[..n].contains(&b'\n'))
+                    {
+                        activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    }
                     if let Some(log) = &log
                         && let Ok(mut f) = log.lock()
                     {
@@ -337,7 +353,14 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
             out,
             stdout_log,
             Arc::clone(&out_tail),
-            Arc::clone(&activity),
+            (
+                Arc::clone(&activity),
+                if spec.idle_on_stdout_lines {
+                    Counts::Lines
+                } else {
+                    Counts::Any
+                },
+            ),
             start,
             done_tx.clone(),
         );
@@ -347,7 +370,14 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
             err,
             stderr_log,
             Arc::clone(&err_tail),
-            Arc::clone(&activity),
+            (
+                Arc::clone(&activity),
+                if spec.idle_on_stdout_lines {
+                    Counts::Nothing
+                } else {
+                    Counts::Any
+                },
+            ),
             start,
             done_tx.clone(),
         );
@@ -519,6 +549,23 @@ mod tests {
         let o = run(&s).unwrap();
         assert_eq!(o.end, End::IdleTimedOut);
         assert_eq!(o.stdout, "start\n");
+    }
+
+    #[test]
+    fn an_event_stream_is_idle_while_only_stderr_or_a_partial_line_moves() {
+        // Half a line on stdout, then stderr chatter: no new event line, so idle.
+        let mut s = sh("printf '{\"type\":'; while :; do echo log >&2; printf x; sleep 0.1; done");
+        s.idle_timeout = Some(Duration::from_millis(400));
+        // Counting stderr or partial lines would run into the wall-clock limit instead.
+        s.timeout = Some(Duration::from_secs(10));
+        s.idle_on_stdout_lines = true;
+        let o = run(&s).unwrap();
+        assert_eq!(o.end, End::IdleTimedOut);
+        // Whole lines keep it alive.
+        let mut s = sh("for i in 1 2 3 4 5 6; do echo '{}'; sleep 0.1; done");
+        s.idle_timeout = Some(Duration::from_millis(1500));
+        s.idle_on_stdout_lines = true;
+        assert_eq!(run(&s).unwrap().end, End::Exited(0));
     }
 
     #[test]

@@ -50,6 +50,16 @@ pub fn directive_text(d: Directive) -> String {
     body[..end].trim().to_string()
 }
 
+/// Returns the paragraph of `doc` that starts with `start`, on one line.
+fn paragraph(doc: &str, start: &str) -> String {
+    let Some(at) = doc.find(start) else {
+        return String::new();
+    };
+    let body = &doc[at..];
+    let end = body.find("\n\n").unwrap_or(body.len());
+    body[..end].split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         "(none)".into()
@@ -81,7 +91,11 @@ pub fn render(p: &PromptInput<'_>) -> String {
     let lessons = if p.lessons.trim().is_empty() {
         "(none yet)".to_string()
     } else {
-        p.lessons.trim().to_string()
+        format!(
+            "{}\n\n{}",
+            paragraph(LESSONS, "How the agent should use them:"),
+            p.lessons.trim()
+        )
     };
     let guard = match p.guard {
         Some(g) => format!("A keep also needs the guard to pass: `{g}`\n"),
@@ -116,6 +130,10 @@ pub fn render(p: &PromptInput<'_>) -> String {
         .replace("{{results}}", &results)
         .replace("{{lessons}}", &lessons)
         .replace("{{feedback}}", &feedback)
+        .replace(
+            "{{never}}",
+            &paragraph(LOOP_RULES, "What the agent must never do:"),
+        )
 }
 
 #[cfg(test)]
@@ -178,9 +196,50 @@ mod tests {
     }
 
     #[test]
-    fn prompt_stays_short() {
-        // The fixed part of the prompt is kept small; GUIDE.md quotes its size.
+    fn the_protocol_references_reach_the_prompt() {
         let text = render(&input(Directive::Continue, None));
-        assert!(text.len() < 2600, "prompt grew to {} bytes", text.len());
+        assert!(text.contains("- What the agent must never do: commit or reset,"));
+        assert!(
+            !text.contains("How the agent should use them"),
+            "no lessons, no advice"
+        );
+        let mut i = input(Directive::Continue, None);
+        i.lessons = "### L-1: inline the hot loop";
+        let text = render(&i);
+        assert!(text.contains("How the agent should use them: prefer directions"));
+        assert!(text.contains("### L-1: inline the hot loop"));
+    }
+
+    /// Ten results rows and five lessons of a realistic size.
+    fn busy_prompt() -> String {
+        let rows: Vec<Row> = (1..=10)
+            .map(|n| {
+                Row::parse_line(&format!(
+                    "{n}\tabc{n:04}\t{}.5\t-0.25\t-\tdiscard\tinline the tokenizer's hot loop and cache the lookup table",
+                    20 - n
+                ))
+                .expect("row")
+            })
+            .collect();
+        // As `Lessons::recent` gives them: one line each.
+        let lesson = "- [keep] cache the keyword lookup table (the lookup dominated the profile)\n";
+        let lessons = lesson.repeat(5);
+        let mut i = input(Directive::Continue, None);
+        i.results = &rows;
+        i.lessons = &lessons;
+        render(&i)
+    }
+
+    #[test]
+    fn prompt_stays_short() {
+        // GUIDE.md quotes these sizes; a bound that only the template moves.
+        let first = render(&input(Directive::Continue, None)).len();
+        let busy = busy_prompt().len();
+        assert!(first < 1500, "first prompt grew to {first} bytes");
+        assert!(
+            busy < 3300,
+            "prompt with ten rows and five lessons grew to {busy} bytes"
+        );
+        eprintln!("prompt sizes: first {first} bytes, busy {busy} bytes");
     }
 }

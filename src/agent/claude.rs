@@ -179,7 +179,7 @@ impl Agent for ClaudeAgent {
         {
             notes.push(format!(
                 "could not resume Claude session {id} ({}); started a fresh session",
-                first_line(&out.stderr)
+                super::stderr_reason(&out.stderr)
             ));
             let again = self.run_once(req, None, "-fresh");
             out = again.0;
@@ -195,7 +195,7 @@ impl Agent for ClaudeAgent {
                 format!("{subtype}: {}", first_line(text))
             }
             Some((_, subtype, _)) => subtype.clone(),
-            None => first_line(&out.stderr),
+            None => super::stderr_reason(&out.stderr),
         };
         let outcome = super::outcome_of(
             "claude",

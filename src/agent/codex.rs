@@ -166,12 +166,17 @@ impl CodexAgent {
 
     /// Returns the command line for a turn (fresh thread, or resuming `thread`).
     ///
-    /// Resuming puts the exec-level options first: `exec --json -C <repo> -s <mode> ... resume
-    /// <id> -`. `exec resume` itself rejects `-C` and `-s`, and does not inherit the sandbox or
-    /// the working root from the session (verified with Codex 0.169).
+    /// Resuming puts the exec-level options first: `exec --json -C <repo> -c
+    /// sandbox_mode="workspace-write" ... resume <id> -`. `exec resume` itself rejects `-C` and
+    /// `-s`, and does not inherit the sandbox or the working root from the session (verified
+    /// with Codex 0.169), so the sandbox is given as a config override.
     pub fn args(&self, repo: &Path, thread: Option<&str>) -> Vec<OsString> {
         let mut a: Vec<OsString> = vec!["exec".into(), "--json".into(), "-C".into(), repo.into()];
         match self.sandbox {
+            Sandbox::WorkspaceWrite if thread.is_some() => {
+                a.push("-c".into());
+                a.push("sandbox_mode=\"workspace-write\"".into());
+            }
             Sandbox::WorkspaceWrite => {
                 a.push("-s".into());
                 a.push("workspace-write".into());
@@ -246,7 +251,7 @@ impl Agent for CodexAgent {
                 .failure
                 .clone()
                 .or_else(|| stream.errors.last().cloned())
-                .unwrap_or_else(|| first_line(&out.stderr));
+                .unwrap_or_else(|| super::stderr_reason(&out.stderr));
             notes.push(format!(
                 "could not resume Codex thread {id} ({}); started a fresh thread",
                 first_line(&why)
@@ -277,7 +282,7 @@ impl Agent for CodexAgent {
             .failure
             .clone()
             .or_else(|| stream.errors.last().cloned())
-            .unwrap_or_else(|| first_line(&out.stderr));
+            .unwrap_or_else(|| super::stderr_reason(&out.stderr));
         let succeeded = stream.turn_completed && stream.failure.is_none();
         let outcome = super::outcome_of(
             "codex",
@@ -373,6 +378,27 @@ mod tests {
             _ => include_str!("../../tests/fixtures/codex/resume-3.jsonl"),
         };
         parse_stream(text)
+    }
+
+    #[test]
+    fn unknown_events_and_fields_in_a_recorded_stream_change_nothing() {
+        let text = include_str!("../../tests/fixtures/codex/patch.jsonl");
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        // A future event type, a future item type, and extra fields on a known event.
+        lines.insert(
+            1,
+            r#"{"type":"session.configured","model":"x","sandbox":{"mode":"w"}}"#.into(),
+        );
+        lines.insert(
+            3,
+            r#"{"type":"item.completed","item":{"id":"i9","type":"plan_update","steps":[1,2]}}"#
+                .into(),
+        );
+        let last = lines.len() - 1;
+        lines[last] = lines[last].replacen('{', r#"{"future_field":{"nested":[true]},"#, 1);
+        let widened = parse_stream(&lines.join("\n"));
+        assert_eq!(widened, parse_stream(text));
+        assert!(widened.turn_completed && widened.garbage_lines == 0);
     }
 
     #[test]
@@ -487,8 +513,8 @@ mod tests {
                 "--json",
                 "-C",
                 "/r",
-                "-s",
-                "workspace-write",
+                "-c",
+                "sandbox_mode=\"workspace-write\"",
                 "-m",
                 "gpt-5.5",
                 "-c",

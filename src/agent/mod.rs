@@ -149,6 +149,27 @@ pub fn first_line(text: &str) -> String {
         .to_string()
 }
 
+/// Returns the line of an agent's stderr that says what went wrong: the first `Error...` line,
+/// else the first line that is not a warning or Codex's note about reading stdin.
+pub fn stderr_reason(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let pick = lines
+        .iter()
+        .find(|l| l.to_ascii_lowercase().starts_with("error"))
+        .or_else(|| {
+            lines.iter().find(|l| {
+                let low = l.to_ascii_lowercase();
+                !low.starts_with("warning") && !low.starts_with("reading additional input")
+            })
+        })
+        .or(lines.first());
+    pick.map(|l| first_line(l)).unwrap_or_default()
+}
+
 /// Runs `bin --version` and returns its first line.
 pub fn version_of(bin: &Path) -> Option<String> {
     let mut spec = crate::process::Spec::argv(vec![bin.into(), "--version".into()], Path::new("/"));
@@ -189,6 +210,7 @@ pub fn run_event_stream(
     );
     spec.timeout = Some(timeout);
     spec.idle_timeout = Some(idle_timeout);
+    spec.idle_on_stdout_lines = true;
     spec.group_record = Some(req.group_record.to_path_buf());
     spec.tail_bytes = 64 * 1024;
     match process::run(&spec) {
@@ -244,5 +266,22 @@ pub fn outcome_of(
                 Outcome::Failed(reason)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stderr_reason;
+
+    #[test]
+    fn stderr_reason_skips_warnings() {
+        let err = "WARNING: proceeding, even though we could not create PATH aliases\nReading additional input from stdin...\nError: thread/resume failed: no rollout found\n";
+        assert_eq!(
+            stderr_reason(err),
+            "Error: thread/resume failed: no rollout found"
+        );
+        assert_eq!(stderr_reason("WARNING: x\nboom\n"), "boom");
+        assert_eq!(stderr_reason("WARNING: only\n"), "WARNING: only");
+        assert_eq!(stderr_reason(""), "");
     }
 }

@@ -64,6 +64,14 @@ pub struct IterationRecord {
     /// guard may have changed the tree).
     #[serde(default)]
     pub tree_scans: u32,
+    /// Time spent waiting out the agent's usage or rate limits (`--max-quota-wait` is the
+    /// budget per iteration).
+    #[serde(default)]
+    pub quota_wait_ms: u64,
+    /// What the engine noted about the iteration (a session that could not be resumed, a
+    /// rate-limit wait).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     #[serde(default)]
