@@ -39,7 +39,17 @@ pub enum Command {
     /// Show the run in a repository: metrics, counts, last rows, whether it is running.
     Status(StatusArgs),
     /// Print the effective configuration and where each value comes from.
-    Config(Box<RunArgs>),
+    Config(Box<ConfigArgs>),
+}
+
+/// `config`: the RUN FLAGS, plus which command to show the configuration of.
+#[derive(Args, Debug, Default)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Show what `exec` would use (always fresh, iterations required) instead of `run`.
+    #[arg(long)]
+    pub exec: bool,
 }
 
 /// The RUN FLAGS (GUIDE.md documents each one).
@@ -350,10 +360,10 @@ pub fn main() -> ExitCode {
             let out = Output {
                 style: Style::Human,
             };
-            let json = args.json;
-            let mut args = args;
-            args.json = false;
-            match gather(&args, false).and_then(|g| crate::status::config(g, json)) {
+            let ConfigArgs { mut run, exec } = *args;
+            let json = run.json;
+            run.json = false;
+            match gather(&run, exec).and_then(|g| crate::status::config(g, json, exec)) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => fail(&out, &e),
             }

@@ -338,6 +338,13 @@ impl Settings {
                 } else {
                     serde_json::Value::from(v)
                 };
+                // Alone first, so a bad value names its variable.
+                serde_json::from_value::<Settings>(serde_json::json!({ *key: value.clone() }))
+                    .map_err(|e| {
+                        let msg = e.to_string();
+                        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                        Error::Usage(format!("{var}: {msg}"))
+                    })?;
                 map.insert((*key).to_string(), value);
                 let k = Settings::KEYS
                     .iter()
@@ -1050,6 +1057,23 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Settings, BTreeMap<&'stati
         .unwrap_or(Path::new("."));
     let mut settings = Settings::default();
     let mut sources = BTreeMap::new();
+    // `refine-after` and `refine_after` are one key: both in a file is a duplicate.
+    let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for raw_key in table.keys() {
+        let line = lines.get(raw_key).copied().unwrap_or(1);
+        if let Some((other, other_line)) =
+            seen.insert(raw_key.replace('-', "_"), (raw_key.clone(), line))
+        {
+            let ((k1, l1), (k2, l2)) = if other_line <= line {
+                ((other, other_line), (raw_key.clone(), line))
+            } else {
+                ((raw_key.clone(), line), (other, other_line))
+            };
+            return Err(Error::Usage(format!(
+                "{name} line {l2}: `{k2}` sets the same setting as `{k1}` on line {l1}; keep one"
+            )));
+        }
+    }
     for (raw_key, value) in table {
         let line = lines.get(&raw_key).copied().unwrap_or(1);
         let key = raw_key.replace('-', "_");

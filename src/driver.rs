@@ -463,6 +463,13 @@ pub fn run(opts: Options) -> Result<Summary> {
     } else {
         Some(preflight_tree(&repo, &scope, &protect, &paths)?)
     };
+    if let Some(tag) = &cfg.run_tag
+        && !fresh
+        && !paths.has_run()
+        && repo.has_refs_under(&format!("refs/autoresearch/{tag}/"))
+    {
+        return Err(tag_taken(tag));
+    }
     let mut agent = make_agent(&cfg)?;
 
     // From here on the run owns its artifacts.
@@ -889,14 +896,27 @@ fn settings_meta(cfg: &RunConfig, run_tag: &str, exec: bool) -> Vec<(String, Str
     meta
 }
 
+/// The refusal for an explicit run tag whose refs an earlier run holds (without `--fresh`).
+fn tag_taken(tag: &str) -> Error {
+    Error::Refused(format!(
+        "refs/autoresearch/{tag}/ already holds trials of an earlier run; choose another --run-tag, or use --fresh to move them to refs/autoresearch/{tag}.prev/"
+    ))
+}
+
 fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
     let (cfg, repo) = (&setup.cfg, &setup.repo);
+    let fresh = setup.exec || cfg.settings.fresh == Some(true);
+    // Trial refs of an earlier run with the same explicit tag: moved aside (with `--fresh`, and
+    // for exec) once this run can start, like the artifacts.
+    let mut taken_refs = None;
     let run_tag = match &cfg.run_tag {
         Some(tag) => {
-            if repo.has_refs_under(&format!("refs/autoresearch/{tag}/")) {
-                return Err(Error::Refused(format!(
-                    "refs/autoresearch/{tag}/ already holds trials of an earlier run; choose another --run-tag"
-                )));
+            let prefix = format!("refs/autoresearch/{tag}/");
+            if repo.has_refs_under(&prefix) {
+                if !fresh {
+                    return Err(tag_taken(tag));
+                }
+                taken_refs = Some(prefix);
             }
             tag.clone()
         }
@@ -979,6 +999,21 @@ fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
             run.out
                 .note(&format!("archived the previous run: {}", names.join(", ")));
         }
+    }
+    if let Some(prefix) = taken_refs {
+        // The first free `<tag>.prev`, `<tag>.prev2`, ...: none overwritten.
+        let tag = &run.run_tag;
+        let archive = (1..)
+            .map(|k| match k {
+                1 => format!("refs/autoresearch/{tag}.prev/"),
+                k => format!("refs/autoresearch/{tag}.prev{k}/"),
+            })
+            .find(|candidate| !run.repo.has_refs_under(candidate))
+            .unwrap_or_default();
+        let n = run.repo.move_refs(&prefix, &archive)?;
+        run.out.note(&format!(
+            "moved {n} trial ref(s) of an earlier run tagged {tag} to {archive}"
+        ));
     }
     let iter0 = run.paths.iter_dir(0);
     std::fs::rename(&dir, &iter0).ctx("move the baseline logs to", &iter0)?;

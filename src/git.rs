@@ -435,6 +435,39 @@ impl Repo {
             .unwrap_or(false)
     }
 
+    /// Moves every reference under `from` (a prefix ending in `/`) to the same name under `to`;
+    /// returns how many moved. Nothing is deleted before its copy exists.
+    pub fn move_refs(&self, from: &str, to: &str) -> Result<usize> {
+        let mut moved = Vec::new();
+        for r in self
+            .repo
+            .references_glob(&format!("{from}*"))
+            .git_ctx("list references")?
+        {
+            let r = r.git_ctx("read a reference")?;
+            let (Ok(name), Some(target)) = (r.name(), r.target()) else {
+                continue;
+            };
+            moved.push((name.to_string(), target));
+        }
+        for (name, target) in &moved {
+            let new = format!("{to}{}", &name[from.len()..]);
+            self.repo
+                .reference(
+                    &new,
+                    *target,
+                    false,
+                    "codex-autoresearch: archive an earlier run",
+                )
+                .git_ctx(&format!("write {new}"))?;
+            self.repo
+                .find_reference(name)
+                .and_then(|mut r| r.delete())
+                .git_ctx(&format!("delete {name}"))?;
+        }
+        Ok(moved.len())
+    }
+
     /// Returns true when `descendant` is `ancestor` or has it in its history.
     pub fn descends_from(&self, descendant: Oid, ancestor: Oid) -> bool {
         descendant == ancestor

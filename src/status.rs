@@ -180,16 +180,18 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
     Ok(())
 }
 
-/// `codex-autoresearch config`: prints the effective settings of a `run` here and the source of
-/// each; returns exit code 0, or 2 when the result would not start (after printing it).
-pub fn config(g: crate::config::Gathered, json_out: bool) -> Result<u8> {
+/// `codex-autoresearch config`: prints the effective settings of a `run` (or, with `exec`, of an
+/// `exec`) here and the source of each; returns exit code 0, or 2 when the result would not start
+/// (after printing it).
+pub fn config(g: crate::config::Gathered, json_out: bool, exec: bool) -> Result<u8> {
     use std::collections::BTreeMap;
 
     use crate::config::{RunConfig, Settings, Source};
 
     let start = crate::config::start_dir(g.settings.repo.as_deref())?;
     let repo = Repo::discover(&start).ok();
-    let fresh = g.settings.fresh == Some(true);
+    // exec never resumes: the stored run's settings do not apply to it.
+    let fresh = exec || g.settings.fresh == Some(true);
     let saved = repo
         .as_ref()
         .and_then(|r| Paths::new(&r.root, g.settings.artifacts_dir.as_deref()).ok())
@@ -201,6 +203,11 @@ pub fn config(g: crate::config::Gathered, json_out: bool) -> Result<u8> {
         .into_iter()
         .map(|k| (k, Source::Default))
         .collect();
+    // A resumed run refuses a changed goal, metric, direction or verify: so does this.
+    let identity = saved
+        .as_ref()
+        .and_then(|s| crate::config::check_identity(s, &g.settings).err())
+        .map(|e| crate::config::locate(e, &g.sources).to_string());
     if let Some(s) = saved {
         for k in merged.overlay(s) {
             sources.insert(k, Source::Resumed);
@@ -209,9 +216,11 @@ pub fn config(g: crate::config::Gathered, json_out: bool) -> Result<u8> {
     merged.overlay(g.settings);
     sources.extend(g.sources);
     let values = serde_json::to_value(&merged).unwrap_or_default();
-    let problem = RunConfig::from_settings(merged)
-        .err()
-        .map(|e| crate::config::locate(e, &sources).to_string());
+    let problem = identity.or_else(|| {
+        RunConfig::from_settings(merged)
+            .err()
+            .map(|e| crate::config::locate(e, &sources).to_string())
+    });
     if json_out {
         let settings: serde_json::Map<String, Value> = Settings::KEYS
             .iter()
@@ -238,6 +247,7 @@ pub fn config(g: crate::config::Gathered, json_out: bool) -> Result<u8> {
         say!(
             "{}",
             json!({
+                "command": if exec { "exec" } else { "run" },
                 "repo": repo.as_ref().map(|r| r.root.display().to_string()),
                 "file": g.file.as_ref().map(|f| f.display().to_string()),
                 "settings": settings,
@@ -246,6 +256,7 @@ pub fn config(g: crate::config::Gathered, json_out: bool) -> Result<u8> {
             })
         );
     } else {
+        say!("settings of: {}", if exec { "exec" } else { "run" });
         match &g.file {
             Some(f) => say!("config file: {}", f.display()),
             None => say!("config file: none (no autoresearch.toml at the repository root)"),

@@ -35,7 +35,10 @@ impl MetricFormat {
             MetricFormat::Scalar => {
                 let line = last_line(stdout).ok_or("verify printed nothing on stdout")?;
                 parse_metric(line).ok_or_else(|| {
-                    format!("last stdout line `{}` is not a finite number", clip(line))
+                    format!(
+                        "last stdout line `{}` is not a finite number within ±1e300",
+                        clip(line)
+                    )
                 })
             }
             MetricFormat::MetricsJson { key } => {
@@ -49,9 +52,14 @@ impl MetricFormat {
                 let v = obj
                     .get(key)
                     .ok_or_else(|| format!("the JSON object has no key `{key}`"))?;
-                v.as_f64().filter(|f| f.is_finite()).ok_or_else(|| {
-                    format!("`{key}` is `{}`, not a finite number", clip(&v.to_string()))
-                })
+                v.as_f64()
+                    .filter(|f| super::number::in_range(*f))
+                    .ok_or_else(|| {
+                        format!(
+                            "`{key}` is `{}`, not a finite number within ±1e300",
+                            clip(&v.to_string())
+                        )
+                    })
             }
             MetricFormat::Regex(re) => {
                 let caps = re
@@ -59,8 +67,12 @@ impl MetricFormat {
                     .last()
                     .ok_or_else(|| format!("no match for /{}/ in stdout", re.as_str()))?;
                 let text = caps.get(1).map(|m| m.as_str()).unwrap_or_default();
-                parse_metric(text)
-                    .ok_or_else(|| format!("captured `{}` is not a finite number", clip(text)))
+                parse_metric(text).ok_or_else(|| {
+                    format!(
+                        "captured `{}` is not a finite number within ±1e300",
+                        clip(text)
+                    )
+                })
             }
         }
     }

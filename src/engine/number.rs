@@ -1,6 +1,15 @@
 //! Metric numbers: parsing user text and the canonical decimal form used in the TSV.
 
-/// Parses a metric value: a plain decimal or scientific number, finite only.
+/// The largest metric magnitude: differences of two metrics (and their rounding) stay finite.
+pub const MAX_METRIC: f64 = 1e300;
+
+/// Whether `v` can be a metric: finite and within [`MAX_METRIC`].
+pub fn in_range(v: f64) -> bool {
+    v.is_finite() && v.abs() <= MAX_METRIC
+}
+
+/// Parses a metric value: a plain decimal or scientific number, finite and within
+/// [`MAX_METRIC`] only.
 ///
 /// Returns `None` for anything else (including `NaN`, `inf`, hex, empty text).
 pub fn parse_metric(text: &str) -> Option<f64> {
@@ -20,7 +29,7 @@ pub fn parse_metric(text: &str) -> Option<f64> {
         return None;
     }
     let v: f64 = t.parse().ok()?;
-    v.is_finite().then_some(if v == 0.0 { 0.0 } else { v })
+    in_range(v).then_some(if v == 0.0 { 0.0 } else { v })
 }
 
 /// Returns the canonical decimal text of a metric: fixed point, no trailing zeros, no `-0`.
@@ -57,6 +66,8 @@ pub fn delta(a: f64, b: f64) -> f64 {
     let places = fraction_digits(a).max(fraction_digits(b)).min(12) as i32;
     let scale = 10f64.powi(places);
     let d = ((a - b) * scale).round() / scale;
+    // Huge operands with many decimals: scaling overflows; their difference needs no rounding.
+    let d = if d.is_finite() { d } else { a - b };
     if d == 0.0 { 0.0 } else { d }
 }
 
@@ -98,9 +109,23 @@ mod tests {
     fn rejects_non_finite_and_garbage() {
         for bad in [
             "", "NaN", "nan", "inf", "-inf", "infinity", "1e999", "0x10", "12ms", "1,5", "--1",
+            "1.7e308", "-2e300",
         ] {
             assert_eq!(parse_metric(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn deltas_of_extreme_metrics_stay_finite() {
+        for (a, b) in [
+            (MAX_METRIC, -MAX_METRIC),
+            (-MAX_METRIC, MAX_METRIC),
+            (MAX_METRIC, 0.123456789012),
+            (1e290, -0.5),
+        ] {
+            assert!(delta(a, b).is_finite(), "{a} - {b}");
+        }
+        assert_eq!(parse_metric("1e300"), Some(1e300));
     }
 
     #[test]

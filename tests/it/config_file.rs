@@ -514,6 +514,16 @@ fn file_errors_name_the_file_the_line_and_the_key() {
         ("goal = \"x\"\n\nscope = 3\n", 3, &["`scope`"][..]),
         ("agent = \"gpt\"\n", 1, &["`agent`", "gpt"][..]),
         ("agent-arg = 7\n", 1, &["`agent-arg`"][..]),
+        (
+            "refine_after = 4\nrefine-after = 9\n",
+            2,
+            &["`refine-after` sets the same setting as `refine_after` on line 1"][..],
+        ),
+        (
+            "refine-after = 4\ngoal = \"x\"\nrefine_after = 9\n",
+            3,
+            &["`refine_after` sets the same setting as `refine-after` on line 1"][..],
+        ),
     ] {
         rejects_file(&repo, text, line, needles);
     }
@@ -688,6 +698,42 @@ fn config_shows_resumed_values_of_an_existing_run() {
     let (code, v) = config_json(&repo, &["--fresh"], &[]);
     assert_eq!(code, 2);
     assert_ne!(v["settings"]["goal"]["source"], "resumed");
+    // A changed goal is refused on resume, and so by config.
+    let (code, v) = config_json(&repo, &["--goal", "something else"], &[]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v["valid"], false);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("--goal differs from the run being resumed"),
+        "{v}"
+    );
+    // exec never resumes: --exec shows no stored values, and what exec itself would say.
+    let (code, v) = config_json(&repo, &["--exec", "--iterations", "2"], &[]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v["command"], "exec");
+    assert_ne!(v["settings"]["goal"]["source"], "resumed");
+    let r = repo.run(&["config", "--exec"]);
+    assert!(
+        r.expect_one_error_line()
+            .contains("missing required field: iterations"),
+        "{}",
+        r.stderr
+    );
+    let mut all: Vec<String> = ["config", "--json", "--exec"].map(String::from).to_vec();
+    all.extend(
+        TestRepo::exec_args(VERIFY, &agent, 2, &[])
+            .into_iter()
+            .skip(1),
+    );
+    let r = repo.run_env(&all, &[]);
+    r.expect_code(0);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (v["valid"].clone(), v["settings"]["goal"]["source"].clone()),
+        (json!(true), json!("flag"))
+    );
 }
 
 #[test]

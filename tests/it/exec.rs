@@ -160,6 +160,63 @@ fn output_redirected_into_the_work_tree_is_kept_whole() {
     assert_eq!(repo.status(), "");
 }
 
+/// A fixed run tag (as in a CI config) across repeated execs: earlier trial refs move aside to
+/// numbered `.prev` names, none overwritten; `run` without `--fresh` refuses before writing.
+#[test]
+fn repeated_execs_with_one_run_tag_move_earlier_trials_aside() {
+    let repo = number_repo(10);
+    let agent = mixed_agent(&repo);
+    let args = TestRepo::exec_args(VERIFY, &agent, 3, &["--run-tag", "nightly"]);
+    let refs =
+        |repo: &TestRepo| repo.git(&["for-each-ref", "--format=%(refname)", "refs/autoresearch/"]);
+    repo.run_owned(&args).expect_code(0);
+    let first = refs(&repo);
+    assert!(
+        first.contains("refs/autoresearch/nightly/trial-2\n"),
+        "{first}"
+    );
+    let first_target = repo.git(&["rev-parse", "refs/autoresearch/nightly/trial-2"]);
+    let r = repo.run_owned(&args);
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains(
+            "trial ref(s) of an earlier run tagged nightly to refs/autoresearch/nightly.prev/"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        repo.git(&["rev-parse", "refs/autoresearch/nightly.prev/trial-2"]),
+        first_target
+    );
+    repo.run_owned(&args).expect_code(1);
+    let all = refs(&repo);
+    assert!(
+        all.contains("refs/autoresearch/nightly.prev2/trial-2\n"),
+        "{all}"
+    );
+    assert!(
+        all.contains("refs/autoresearch/nightly.prev/trial-2\n"),
+        "{all}"
+    );
+    assert!(all.contains("refs/autoresearch/nightly/trial-2\n"), "{all}");
+
+    // Artifacts gone, refs left: `run` with the same tag refuses and writes nothing.
+    for f in ["research-results.tsv", "autoresearch-state.json"] {
+        std::fs::remove_file(repo.root.join(f)).unwrap();
+    }
+    std::fs::remove_dir_all(repo.root.join(".autoresearch")).unwrap();
+    let before = repo.snapshot();
+    let r = repo.run_loop(
+        VERIFY,
+        &agent,
+        &["--run-tag", "nightly", "--iterations", "1"],
+    );
+    r.expect_refusal(&["refs/autoresearch/nightly/ already holds trials", "--fresh"]);
+    assert_eq!(repo.snapshot(), before);
+    assert!(!repo.exists(".autoresearch"));
+}
+
 #[test]
 fn non_improving_run_exits_1() {
     let repo = number_repo(10);
@@ -242,6 +299,18 @@ fn bad_flags_are_json_errors() {
         args.extend(extra.iter().map(|s| s.to_string()));
         let r = repo.run_owned(&args);
         r.expect_exec_error(&[needle]);
+    }
+    // A bad value from the environment names its variable.
+    let mut args = TestRepo::exec_args(VERIFY, &agent, 2, &[]);
+    let at = args.iter().position(|a| a == "--direction").unwrap();
+    args.drain(at..at + 2);
+    for (var, value) in [
+        ("AUTORESEARCH_DIRECTION", "down"),
+        ("AUTORESEARCH_ITERATIONS", "ten"),
+    ] {
+        // (The --iterations flag would win over the variable; a bad variable is still an error.)
+        let r = repo.run_env(&args, &[(var, value)]);
+        r.expect_exec_error(&[&format!("{var}: `{value}`")]);
     }
     repo.assert_untouched(&before);
     assert!(!repo.exists(".autoresearch"));
