@@ -139,6 +139,13 @@ struct Run {
     clean_at: Option<Oid>,
     /// Full work-tree scans made in the current iteration.
     scans: u32,
+    /// What the engine noted about the current iteration (kept in its record).
+    notes: Vec<String>,
+    /// Verify and guard are running on the untouched tree (baseline, re-measure on resume).
+    untouched: bool,
+    /// The tree was restored and the watch armed since: a change seen before the next agent
+    /// turn was made by someone else.
+    settled: bool,
     _lock: Lock,
 }
 
@@ -530,6 +537,12 @@ pub fn run(opts: Options) -> Result<Summary> {
             None => format!("agent: {} (its --version did not answer)", agent.name()),
         });
     }
+    if !repo.any_tracked(|p| scope.matches(p)) {
+        notes.push(format!(
+            "--scope {} matches no tracked file: the agent can only add files there (check the patterns)",
+            cfg.scope.join(",")
+        ));
+    }
     if !named.is_empty() {
         notes.push(format!(
             "protected from the agent (named by verify/guard): {}",
@@ -622,7 +635,13 @@ fn preflight_tree(
 /// that name already holds another commit: refs there have no reflog, so overwriting one would
 /// lose a trial. Returns the ref name.
 fn preserve(repo: &Repo, tag: &str, n: u64, oid: Oid) -> Result<String> {
-    let base = format!("refs/autoresearch/{tag}/trial-{n}");
+    preserve_as(repo, tag, "trial", n, oid)
+}
+
+/// Points `refs/autoresearch/<tag>/<kind>-<n>` (or the first free `-2`, `-3`, ... variant) at
+/// `oid`; returns the ref.
+fn preserve_as(repo: &Repo, tag: &str, kind: &str, n: u64, oid: Oid) -> Result<String> {
+    let base = format!("refs/autoresearch/{tag}/{kind}-{n}");
     let mut name = base.clone();
     for k in 2.. {
         match repo.repo.refname_to_id(&name) {
@@ -864,6 +883,9 @@ fn new_run(
         watch: TreeWatch::off(),
         clean_at: None,
         scans: 0,
+        notes: Vec::new(),
+        untouched: false,
+        settled: false,
         _lock: lock,
     }
 }
@@ -1254,6 +1276,17 @@ impl Run {
         dir: &Path,
         prefix: &str,
     ) -> Result<std::result::Result<(f64, Guard), Untouched>> {
+        self.untouched = true;
+        let measured = self.measure_untouched_inner(dir, prefix);
+        self.untouched = false;
+        measured
+    }
+
+    fn measure_untouched_inner(
+        &mut self,
+        dir: &Path,
+        prefix: &str,
+    ) -> Result<std::result::Result<(f64, Guard), Untouched>> {
         let metric = match self.measure(dir, &format!("{prefix}verify"))? {
             Measure::Metric(v) => v,
             Measure::Failed { reason, tail, .. } => {
@@ -1460,6 +1493,14 @@ impl Run {
     /// [`Run::restore_tree`] towards `target` instead of the retained commit (a rework turn
     /// starts from its trial commit).
     fn restore_tree_to(&mut self, target: Oid) -> Result<()> {
+        self.restore_tree_with(target, true)
+    }
+
+    /// [`Run::restore_tree_to`]; with `keep_leftovers`, whatever differs from HEAD (what verify
+    /// or guard left, an edit made during the iteration, a rejected change) is first committed
+    /// under `refs/autoresearch/<tag>/leftover-<n>` and named on the console: nothing is
+    /// removed without a copy.
+    fn restore_tree_with(&mut self, target: Oid, keep_leftovers: bool) -> Result<()> {
         let kept = self.kept_path_set();
         let head = self.repo.head()?;
         // The work tree equalled HEAD when the watch was armed and nothing changed since: a scan
@@ -1470,6 +1511,39 @@ impl Run {
             self.scans += 1;
             self.repo.scan_refresh()?
         };
+        if keep_leftovers {
+            let left: Vec<String> = changes
+                .iter()
+                .filter(|c| !kept.contains(&c.path))
+                .map(|c| c.path.clone())
+                .collect();
+            if !left.is_empty() {
+                self.keep_leftovers(&left)?;
+            }
+            // Your untracked files are never committed: a changed one is put back from its
+            // backup below, and its changed content is kept as a loose blob.
+            let changed: Vec<String> = self
+                .kept
+                .iter()
+                .filter(|k| !self.repo.kept_file_intact(k))
+                .map(|k| k.path.clone())
+                .collect();
+            for path in changed {
+                let full = self.repo.root.join(&path);
+                let small = std::fs::symlink_metadata(&full)
+                    .is_ok_and(|m| m.is_file() && m.len() <= crate::git::BACKUP_LIMIT);
+                if let Some(blob) = small
+                    .then(|| self.repo.repo.blob_path(&full).ok())
+                    .flatten()
+                {
+                    let note = format!(
+                        "{path} (your untracked file) was changed during the run; the changed content is kept as blob {blob} (`git cat-file -p {blob}`)"
+                    );
+                    self.out.note(&note);
+                    self.notes.push(note);
+                }
+            }
+        }
         let mut paths: Vec<String> = changes
             .iter()
             .filter(|c| c.kind != ChangeKind::Untracked)
@@ -1513,6 +1587,98 @@ impl Run {
         if changed {
             inflight::save_kept(&self.paths.kept, &self.kept)?;
         }
+        // From here until the next agent turn the engine does not touch the tree.
+        self.watch.arm(&self.repo);
+        self.settled = true;
+        Ok(())
+    }
+
+    /// Between iterations nobody but the user (or another program) changes the tree. Edits to
+    /// your untracked files and new untracked files outside the scope are adopted as yours;
+    /// anything else stops the run (a hard blocker) without touching it.
+    fn changed_by_someone_else(&mut self) -> Result<Option<String>> {
+        if !self.settled || !self.watch.active() || self.watch.quiet() {
+            return Ok(None);
+        }
+        self.settled = false;
+        let kept = self.kept_path_set();
+        let mut foreign = Vec::new();
+        let mut adopted = false;
+        for c in self.repo.scan_refresh()? {
+            if kept.contains(&c.path) {
+                continue;
+            }
+            if c.kind == ChangeKind::Untracked
+                && !self.scope.matches(&c.path)
+                && !self.protect.matches(&c.path)
+            {
+                self.kept.push(self.repo.keep_file(&c.path)?);
+                self.out.note(&format!(
+                    "{} appeared outside the scope between iterations: treated as your untracked file",
+                    c.path
+                ));
+                adopted = true;
+            } else {
+                foreign.push(c.path);
+            }
+        }
+        for i in 0..self.kept.len() {
+            if !self.repo.kept_file_intact(&self.kept[i]) {
+                let path = self.kept[i].path.clone();
+                self.kept[i] = self.repo.keep_file(&path)?;
+                adopted = true;
+            }
+        }
+        if adopted {
+            inflight::save_kept(&self.paths.kept, &self.kept)?;
+        }
+        self.watch.arm(&self.repo);
+        self.settled = true;
+        if foreign.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "the work tree changed between iterations ({}): someone else is editing it; stopped without touching it (commit or undo those changes, then run again to continue)",
+            list_paths(&foreign)
+        )))
+    }
+
+    /// Commits `paths` as they are (files up to the backup limit) on top of HEAD, without moving
+    /// the branch, under `refs/autoresearch/<tag>/leftover-<n>`, and says so.
+    fn keep_leftovers(&mut self, paths: &[String]) -> Result<()> {
+        let (n, label) = if self.untouched {
+            (0, "the measurement of the untouched tree".to_string())
+        } else {
+            let n = self.replay.tally.iteration + 1;
+            (n, format!("iteration {n}"))
+        };
+        let (small, big): (Vec<String>, Vec<String>) = paths.iter().cloned().partition(|p| {
+            std::fs::symlink_metadata(self.repo.root.join(p))
+                .map_or(true, |m| m.len() <= crate::git::BACKUP_LIMIT)
+        });
+        let mut where_ = String::new();
+        if !small.is_empty() {
+            let oid = self
+                .repo
+                .snapshot(&small, &format!("leftovers: iteration {n}"))?;
+            where_ = format!(
+                "; kept at {}",
+                preserve_as(&self.repo, &self.run_tag, "leftover", n, oid)?
+            );
+        }
+        if !big.is_empty() {
+            where_.push_str(&format!(
+                "; not kept (over {} MB): {}",
+                crate::git::BACKUP_LIMIT / (1024 * 1024),
+                list_paths(&big)
+            ));
+        }
+        let note = format!(
+            "changes the iteration did not commit were undone ({}){where_}",
+            list_paths(paths)
+        );
+        self.out.note(&format!("{label}: {note}"));
+        self.notes.push(note);
         Ok(())
     }
 
@@ -1540,7 +1706,8 @@ impl Run {
             let msg = format!("revert: experiment of iteration {n} was not kept");
             self.head = self.repo.commit_tree_of(self.head, &msg)?;
         }
-        self.restore_tree()?;
+        // With a snapshot the unfinished work is already kept (as the trial).
+        self.restore_tree_with(self.head, !snapshot)?;
         Ok(held)
     }
 
@@ -1751,6 +1918,7 @@ impl Run {
         rec.status = row.status.as_str().to_string();
         rec.total_ms = ms(t0.elapsed());
         rec.tree_scans = self.scans;
+        rec.notes.append(&mut self.notes);
         self.record(row, Some(rec))?;
         Inflight::clear(&self.paths.inflight)?;
         Ok(None)
@@ -1761,6 +1929,7 @@ impl Run {
         let n = self.replay.tally.iteration + 1;
         let t0 = Instant::now();
         self.scans = 0;
+        self.notes.clear();
         let dir = self.paths.iter_dir(n);
         fsutil::ensure_dir(&dir)?;
         let directive = self.replay.next_directive();
@@ -1932,7 +2101,10 @@ impl Run {
                     Some(trial),
                     Some(metric),
                     Guard::Fail,
-                    format!("[GUARD] {desc} ({reason}{after}: {})", one_line(&last)),
+                    match one_line(&last) {
+                        l if l.is_empty() => format!("[GUARD] {desc} ({reason}{after})"),
+                        l => format!("[GUARD] {desc} ({reason}{after}: {l})"),
+                    },
                 );
                 rec.rework_turns = reworks;
                 return self.close(row, rec, t0);
@@ -2270,7 +2442,9 @@ impl Run {
     }
 
     fn main_loop(&mut self) -> Result<Stop> {
-        self.watch = TreeWatch::start(&self.repo);
+        self.watch = TreeWatch::start(&self.repo, &self.paths.own_files());
+        // The first check between iterations needs a restore made under the watch.
+        self.settled = false;
         if let Some(why) = self.watch.take_off_reason() {
             self.out
                 .note(&format!("scanning the whole work tree every time: {why}"));
@@ -2291,6 +2465,9 @@ impl Run {
                 break Stop::Interrupted(sig);
             }
             if let Some(why) = self.blocker()? {
+                break Stop::Blocked(why);
+            }
+            if let Some(why) = self.changed_by_someone_else()? {
                 break Stop::Blocked(why);
             }
             if let Some(stop) = self.iteration()? {

@@ -6,6 +6,9 @@ use std::path::Path;
 
 use crate::error::{IoContext, Result};
 
+/// Prefix of the engine's temporary files (renamed over their target when complete).
+pub const TMP_PREFIX: &str = ".autoresearch-tmp-";
+
 /// Replaces `path` with `bytes` atomically: a crash leaves either the old or the new content.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
@@ -13,7 +16,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TMP_PREFIX)
         .tempfile_in(dir)
         .ctx("create a temporary file in", dir)?;
     tmp.write_all(bytes).ctx("write", tmp.path())?;
@@ -33,7 +36,7 @@ pub fn write_quick(path: &Path, bytes: &[u8]) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TMP_PREFIX)
         .tempfile_in(dir)
         .ctx("create a temporary file in", dir)?;
     tmp.write_all(bytes).ctx("write", tmp.path())?;

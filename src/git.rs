@@ -493,6 +493,16 @@ impl Repo {
             .unwrap_or(false)
     }
 
+    /// Whether any tracked path satisfies `pred`.
+    pub fn any_tracked(&self, pred: impl Fn(&str) -> bool) -> bool {
+        let Ok(index) = self.repo.index() else {
+            return true;
+        };
+        index
+            .iter()
+            .any(|e| std::str::from_utf8(&e.path).is_ok_and(&pred))
+    }
+
     /// Whether `path` is in the index (tracked).
     pub fn is_tracked(&self, path: &str) -> bool {
         self.repo

@@ -35,7 +35,7 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         if json_out {
             say!(
                 "{}",
-                json!({"run": Value::Null, "repo": repo.root.display().to_string(), "running": holder.is_some(), "pid": holder.map(|h| h.pid)})
+                json!({"run": Value::Null, "repo": repo.root.display().to_string(), "running": holder.is_some(), "pid": holder.map(|h| h.pid), "inflight": Value::Null})
             );
         } else {
             say!(
@@ -45,8 +45,12 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         }
         return Ok(());
     }
-    let text = std::fs::read_to_string(&paths.results)
-        .map_err(|e| Error::Refused(format!("cannot read {}: {e}", paths.results.display())))?;
+    let text = std::fs::read_to_string(&paths.results).map_err(|e| {
+        Error::Refused(format!(
+            "cannot read {}: {e}; move it aside (or start over with `run --fresh`)",
+            paths.results.display()
+        ))
+    })?;
     // A torn last line (a crash mid-write) is ignored here; the next `run` repairs it.
     let complete = match text.rfind('\n') {
         Some(i) => &text[..=i],

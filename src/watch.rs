@@ -14,12 +14,12 @@
 //! `IN_MODIFY`. Set `AUTORESEARCH_NO_WATCH=1` to scan every time (for example on a network file
 //! system, where writes made by another machine raise no events).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use crate::git::Repo;
 
@@ -46,6 +46,10 @@ fn mask() -> AddWatchFlags {
 /// The inotify watch over a work tree.
 pub struct TreeWatch {
     inotify: Option<Inotify>,
+    /// The directory of each watch, relative to the root ("" for the root).
+    dirs: HashMap<WatchDescriptor, String>,
+    /// The engine's own files in the tree (relative paths): their events do not count.
+    own: HashSet<String>,
     /// An event arrived since the last [`TreeWatch::arm`].
     dirty: bool,
     /// The watch set may miss a directory (one was created or moved, an ignore file changed,
@@ -60,6 +64,8 @@ impl TreeWatch {
     pub fn off() -> Self {
         TreeWatch {
             inotify: None,
+            dirs: HashMap::new(),
+            own: HashSet::new(),
             dirty: true,
             stale: false,
             off_reason: None,
@@ -67,9 +73,11 @@ impl TreeWatch {
     }
 
     /// Watches the work tree of `repo`; on any failure (no inotify, too many directories for the
-    /// system's watch limit) the watch is off and the engine scans every time.
-    pub fn start(repo: &Repo) -> Self {
+    /// system's watch limit) the watch is off and the engine scans every time. Events on `own`
+    /// (the engine's files, relative paths) and on its temporary files do not count.
+    pub fn start(repo: &Repo, own: &[String]) -> Self {
         let mut w = TreeWatch::off();
+        w.own = own.iter().cloned().collect();
         if std::env::var_os(DISABLE_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
             w.off_reason = Some(format!("{DISABLE_ENV} is set"));
             return w;
@@ -90,6 +98,7 @@ impl TreeWatch {
 
     fn build(&mut self, repo: &Repo) {
         self.inotify = None;
+        self.dirs.clear();
         self.stale = false;
         self.dirty = true;
         let ino = match Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) {
@@ -100,7 +109,7 @@ impl TreeWatch {
             }
         };
         let tracked = tracked_dirs(repo);
-        match watch_dir(&ino, repo, &tracked, &repo.root, "") {
+        match watch_dir(&ino, &mut self.dirs, repo, &tracked, &repo.root, "") {
             Ok(()) => self.inotify = Some(ino),
             Err(e) => {
                 let hint = if e == Errno::ENOSPC {
@@ -123,8 +132,22 @@ impl TreeWatch {
             match ino.read_events() {
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => {
-                    any = true;
                     for e in events {
+                        if let (Some(dir), Some(name)) = (self.dirs.get(&e.wd), &e.name)
+                            && let Some(name) = name.to_str()
+                        {
+                            let path = if dir.is_empty() {
+                                name.to_string()
+                            } else {
+                                format!("{dir}/{name}")
+                            };
+                            if name.starts_with(crate::fsutil::TMP_PREFIX)
+                                || self.own.contains(&path)
+                            {
+                                continue;
+                            }
+                        }
+                        any = true;
                         if e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW)
                             || e.mask.contains(AddWatchFlags::IN_MOVE_SELF)
                             || (e.mask.contains(AddWatchFlags::IN_ISDIR)
@@ -198,12 +221,13 @@ fn tracked_dirs(repo: &Repo) -> HashSet<String> {
 /// status scan looks into: not ignored, or holding a tracked file.
 fn watch_dir(
     ino: &Inotify,
+    dirs: &mut HashMap<WatchDescriptor, String>,
     repo: &Repo,
     tracked: &HashSet<String>,
     dir: &Path,
     rel: &str,
 ) -> Result<(), Errno> {
-    ino.add_watch(dir, mask())?;
+    dirs.insert(ino.add_watch(dir, mask())?, rel.to_string());
     let Ok(entries) = std::fs::read_dir(dir) else {
         // Unreadable: a scan cannot look into it either.
         return Ok(());
@@ -216,7 +240,7 @@ fn watch_dir(
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
             // A name that is not UTF-8 cannot be asked about ignore rules; watch it whole.
-            watch_all(ino, &entry.path())?;
+            watch_all(ino, dirs, &entry.path())?;
             continue;
         };
         if name == ".git" || (rel.is_empty() && SKIP_AT_ROOT.contains(&name)) {
@@ -240,20 +264,25 @@ fn watch_dir(
         {
             continue;
         }
-        watch_dir(ino, repo, tracked, &path, &child_rel)?;
+        watch_dir(ino, dirs, repo, tracked, &path, &child_rel)?;
     }
     Ok(())
 }
 
 /// Watches `dir` and every directory below it, without asking about ignore rules.
-fn watch_all(ino: &Inotify, dir: &Path) -> Result<(), Errno> {
-    ino.add_watch(dir, mask())?;
+fn watch_all(
+    ino: &Inotify,
+    dirs: &mut HashMap<WatchDescriptor, String>,
+    dir: &Path,
+) -> Result<(), Errno> {
+    // Not UTF-8: no relative name, so no event here is taken for the engine's own.
+    dirs.insert(ino.add_watch(dir, mask())?, String::from("\0"));
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in entries.flatten() {
         if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.file_name() != ".git" {
-            watch_all(ino, &entry.path())?;
+            watch_all(ino, dirs, &entry.path())?;
         }
     }
     Ok(())

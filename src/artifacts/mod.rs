@@ -175,6 +175,23 @@ impl Paths {
         crate::scope::PathSet::new(&patterns).unwrap_or_else(|_| crate::scope::PathSet::empty())
     }
 
+    /// Returns the files the engine writes in the work tree during a run, relative to the root:
+    /// the results log, the state, the lessons (when the artifacts live inside the tree) and
+    /// the output files.
+    pub fn own_files(&self) -> Vec<String> {
+        let mut list = self.outputs.clone();
+        if let Some(rel) = &self.rel_in_repo {
+            for name in [RESULTS, STATE, LESSONS] {
+                list.push(if rel.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{rel}/{name}")
+                });
+            }
+        }
+        list
+    }
+
     /// Returns the artifact paths relative to the repository root (for the protected set).
     pub fn protected_in_repo(&self) -> Vec<String> {
         let mut list: Vec<String> = self.outputs.iter().map(|o| escape_exclude(o)).collect();

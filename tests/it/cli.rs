@@ -81,6 +81,12 @@ fn bad_values_name_their_flag() {
             &["--agent-idle-timeout", "soon"],
         ),
         (&["--iterations", "abc"], &["--iterations", "abc"]),
+        (
+            &["--iterations", "-1"],
+            &["--iterations", "`-1` is negative"],
+        ),
+        (&["--rework", "-2"], &["--rework", "`-2` is negative"]),
+        (&["--rework", "99999999999"], &["--rework", "too large"]),
         (&["--iterations", "0"], &["--iterations must be at least 1"]),
         (
             &["--verify-format", "regex"],

@@ -759,3 +759,57 @@ fn a_rework_turn_that_changes_nothing_does_not_rerun_the_guard() {
         "once on the baseline, once on the trial; not again for unchanged reworks"
     );
 }
+
+#[test]
+fn a_guard_that_times_out_is_a_guard_failure() {
+    let repo = number_repo(10);
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    // Passes on the untouched tree, hangs on the change.
+    let guard = repo.script(
+        "guard.sh",
+        "[ \"$(cat src/value.txt)\" = 10 ] || exec sleep 30",
+    );
+    let r = repo.run_loop(
+        VERIFY,
+        &agent,
+        &[
+            "--iterations",
+            "1",
+            "--guard",
+            &guard,
+            "--verify-timeout",
+            "1s",
+            "--rework",
+            "0",
+        ],
+    );
+    r.expect_code(0);
+    let row = &repo.rows()[1];
+    assert_eq!((row[5].as_str(), row[4].as_str()), ("discard", "fail"));
+    // No output to quote: no empty `: ` before the parenthesis closes.
+    assert_eq!(row[6], "[GUARD] set value to 9 (guard timed out)");
+}
+
+#[test]
+fn a_scope_that_matches_no_tracked_file_is_pointed_out() {
+    let repo = number_repo(10);
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    let mut args = TestRepo::loop_args(VERIFY, &agent, &["--iterations", "1"]);
+    let at = args.iter().position(|a| a == "src/**").unwrap();
+    args[at] = "sources/**".into();
+    let r = repo.run_owned(&args);
+    r.expect_code(0);
+    assert!(
+        r.stderr
+            .contains("--scope sources/** matches no tracked file"),
+        "{}",
+        r.stderr
+    );
+    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "1", "--fresh"]);
+    r.expect_code(0);
+    assert!(
+        !r.stderr.contains("matches no tracked file"),
+        "{}",
+        r.stderr
+    );
+}

@@ -28,6 +28,9 @@ fn no_run_says_so() {
     let v = status_json(&repo);
     assert!(v["run"].is_null(), "{v}");
     assert_eq!(v["running"], false);
+    // The same keys as with a run.
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["inflight", "pid", "repo", "run", "running"], "{v}");
     repo.assert_untouched(&before);
     assert!(!repo.exists(".autoresearch"), "status writes nothing");
 }

@@ -121,3 +121,127 @@ fn the_watch_can_be_turned_off() {
         r.stderr
     );
 }
+
+/// Whatever a restore undoes that the iteration did not commit (a verify's leftovers, an edit
+/// someone made during the iteration) is committed under a `leftover-<n>` ref first and named.
+#[test]
+fn what_a_restore_undoes_is_kept_and_named() {
+    let repo = TestRepo::with_files(&[("src/value.txt", "10\n"), ("README", "hello\n")]);
+    let verify = repo.script(
+        "verify.sh",
+        r#"if [ "$(cat src/value.txt)" = 8 ]; then echo 'my edit' >> README; echo note > usernote.txt; fi
+cat src/value.txt"#,
+    );
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (1, "echo 9 > src/value.txt; echo 'lower to 9'"),
+            (2, "echo 8 > src/value.txt; echo 'lower to 8'"),
+        ],
+    );
+    let r = repo.run_loop(&verify, &agent, &["--iterations", "2", "--run-tag", "t"]);
+    r.expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "keep", "keep"]);
+    // The tree is back at the kept commit...
+    assert_eq!(repo.read("README"), "hello\n");
+    assert!(!repo.exists("usernote.txt"));
+    assert_eq!(repo.status(), "");
+    // ...and nothing was lost.
+    let left = "refs/autoresearch/t/leftover-2";
+    assert_eq!(
+        repo.git(&["show", &format!("{left}:README")]),
+        "hello\nmy edit\n"
+    );
+    assert_eq!(
+        repo.git(&["show", &format!("{left}:usernote.txt")]),
+        "note\n"
+    );
+    assert!(!repo.git_ok(&[
+        "rev-parse",
+        "--verify",
+        "-q",
+        "refs/autoresearch/t/leftover-1"
+    ]));
+    assert!(
+        r.stderr.contains(&format!(
+            "iteration 2: changes the iteration did not commit were undone (README, usernote.txt); kept at {left}"
+        )),
+        "{}",
+        r.stderr
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&repo.read(".autoresearch/iter-0002/summary.json")).unwrap();
+    assert!(
+        summary["notes"][0].as_str().unwrap().contains(left),
+        "{summary}"
+    );
+}
+
+/// An edit made between two iterations (nobody but the user writes then) stops the run as a
+/// hard blocker and is left exactly as it is; a new file outside the scope is adopted as the
+/// user's instead.
+#[test]
+fn an_edit_between_iterations_stops_the_run_untouched() {
+    use nix::sys::signal::Signal;
+    // The edit must land after iteration 1 is recorded and before iteration 2 starts: the test
+    // freezes the engine at that point (and tries again in the rare case it was too late).
+    for attempt in 1..=10 {
+        let repo = TestRepo::with_files(&[("src/value.txt", "10\n"), ("README", "hello\n")]);
+        let started = repo.aux.join("agent-2-started");
+        let agent = scripted_agent(
+            &repo,
+            "agent.sh",
+            &[
+                (1, "echo 9 > src/value.txt; echo 'lower to 9'"),
+                (
+                    2,
+                    &format!(
+                        "touch {}; echo 8 > src/value.txt; echo 'lower to 8'",
+                        started.display()
+                    ),
+                ),
+            ],
+        );
+        let verify = repo.script("verify.sh", "cat src/value.txt");
+        let run = repo.spawn(&TestRepo::loop_args(
+            &verify,
+            &agent,
+            &["--iterations", "3"],
+        ));
+        let summary = repo.root.join(".autoresearch/iter-0001/summary.json");
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !summary.exists() && std::time::Instant::now() < end {
+            std::hint::spin_loop();
+        }
+        run.signal(Signal::SIGSTOP);
+        if started.exists() || repo.root.join(".autoresearch/iter-0002").exists() {
+            run.signal(Signal::SIGCONT);
+            run.finish();
+            eprintln!("attempt {attempt}: iteration 2 had started; trying again");
+            continue;
+        }
+        repo.write("README", "hello\nmy edit\n");
+        repo.write("notes.txt", "mine\n");
+        run.signal(Signal::SIGCONT);
+        let r = run.finish();
+        r.expect_code(2);
+        assert!(!started.exists(), "the agent ran after the edit");
+        assert_eq!(repo.statuses(), ["baseline", "keep", "blocked"]);
+        let row = &repo.rows()[2];
+        assert!(
+            row[6].starts_with("the work tree changed between iterations (README)"),
+            "{}",
+            row[6]
+        );
+        assert_eq!(repo.read("README"), "hello\nmy edit\n");
+        assert_eq!(repo.read("notes.txt"), "mine\n");
+        assert!(
+            r.stderr.contains("notes.txt appeared outside the scope"),
+            "{}",
+            r.stderr
+        );
+        return;
+    }
+    panic!("the engine was never caught between iterations");
+}
