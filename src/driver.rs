@@ -2302,7 +2302,7 @@ impl Run {
     }
 
     /// Notes paths the agent reported changing that the engine's diff does not show.
-    fn cross_check(&self, n: u64, p: &Proposal, insp: &Inspection) {
+    fn cross_check(&mut self, n: u64, p: &Proposal, insp: &Inspection) {
         let changed: HashSet<&str> = insp.changed.iter().map(String::as_str).collect();
         let root = self.repo.root.to_string_lossy().to_string();
         let unseen: Vec<String> = p
@@ -2320,10 +2320,12 @@ impl Run {
             })
             .collect();
         if !unseen.is_empty() {
-            self.out.note(&format!(
-                "iteration {n}: the agent reported changes the diff does not show ({}); the engine's diff decides",
+            let note = format!(
+                "the agent reported changes the diff does not show ({}); the engine's diff decides",
                 list_paths(&unseen)
-            ));
+            );
+            self.out.note(&format!("iteration {n}: {note}"));
+            self.notes.push(note);
         }
     }
 

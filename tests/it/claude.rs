@@ -165,6 +165,39 @@ fn danger_full_access_maps_to_bypass_permissions() {
     assert!(a.windows(2).any(|w| w == ["--model", "opus"]));
 }
 
+/// Claude shares the watchdogs: a session that stops sending events (stderr chatter does not
+/// count) is killed by the idle timeout, its whole group with it, and the turn is a `[TIMEOUT]`
+/// crash; the run goes on.
+#[test]
+fn a_silent_claude_is_killed_by_the_idle_timeout() {
+    let hang = "(while :; do echo working >&2; sleep 0.2; done) &\necho $! > \"$FAKE_CLAUDE_DIR/child-pid\"\nwait\n".to_string();
+    let f = Fake::new(&[
+        hang,
+        step(
+            "echo 6 > src/value.txt",
+            "src/value.txt",
+            "Lower to 6.",
+            0.01,
+        ),
+    ]);
+    let r = f.run(&[
+        "--iterations",
+        "2",
+        "--agent-idle-timeout",
+        "1s",
+        "--agent-timeout",
+        "20s",
+    ]);
+    r.expect_code(0);
+    assert_eq!(f.repo.statuses(), ["baseline", "crash", "keep"]);
+    let row = &f.repo.rows()[1];
+    assert!(row[6].starts_with("[TIMEOUT]"), "{}", row[6]);
+    assert!(row[6].contains("claude sent no event for 1s"), "{}", row[6]);
+    let pid = read_pid(&f.dir.join("child-pid"));
+    let alive = proc_state(pid).is_some_and(|st| !matches!(st, 'Z' | 'X'));
+    assert!(!alive, "the fake's child {pid} outlived its turn");
+}
+
 #[test]
 fn error_results_are_crashes_and_rate_limits_wait() {
     let error = "echo '{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true,\"result\":\"Tool crashed badly\",\"session_id\":\"'$SID'\"}'\nexit 1\n".to_string();

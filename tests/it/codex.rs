@@ -278,6 +278,30 @@ fn guard_failure_reworks_in_the_resumed_thread() {
     assert!(t.repo.exists(".autoresearch/iter-0001/rework-1.jsonl"));
 }
 
+/// Codex's `file_change` items are checked against the engine's own diff, which decides: a
+/// file the agent created and removed again is reported, not committed.
+#[test]
+fn reported_file_changes_are_cross_checked_against_the_diff() {
+    let Some(t) = CodexRun::new(vec![
+        MockReply::Sse(reply_patch(
+            "p1",
+            "*** Begin Patch\n*** Update File: src/value.txt\n@@\n-10\n+6\n*** Add File: src/scratch.txt\n+tmp\n*** End Patch\n",
+        )),
+        MockReply::Sse(reply_shell("s1", "rm src/scratch.txt")),
+        MockReply::Sse(reply_message("Lower to 6.", None)),
+    ]) else {
+        return;
+    };
+    let r = t.run(&["--iterations", "1"]);
+    r.expect_code(0);
+    assert_eq!(t.repo.statuses(), ["baseline", "keep"]);
+    let note = "the agent reported changes the diff does not show (src/scratch.txt)";
+    assert!(r.stderr.contains(note), "{}", r.stderr);
+    assert!(t.summary(1)["notes"].to_string().contains(note));
+    let files = t.repo.git(&["show", "--name-only", "--format=", "HEAD"]);
+    assert_eq!(files.trim(), "src/value.txt");
+}
+
 #[test]
 fn model_failure_is_a_crash_and_the_run_goes_on() {
     let Some(t) = CodexRun::new(vec![

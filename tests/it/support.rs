@@ -721,6 +721,11 @@ fn proc_stat(pid: i32) -> Option<(char, i32)> {
     Some((state, pgrp))
 }
 
+/// Returns the state letter of a process (`Z` for a zombie), if it exists.
+pub fn proc_state(pid: i32) -> Option<char> {
+    proc_stat(pid).map(|(s, _)| s)
+}
+
 /// Returns the process group of a live process.
 pub fn pgid_of(pid: i32) -> Option<i32> {
     proc_stat(pid).map(|(_, g)| g)
