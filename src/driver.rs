@@ -929,7 +929,7 @@ fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
     let (cfg, repo) = (&setup.cfg, &setup.repo);
     let fresh = setup.exec || cfg.settings.fresh == Some(true);
     // Trial refs of an earlier run with the same explicit tag: moved aside (with `--fresh`, and
-    // for exec) once this run can start, like the artifacts.
+    // for exec) before the baseline.
     let mut taken_refs = None;
     let run_tag = match &cfg.run_tag {
         Some(tag) => {
@@ -978,6 +978,22 @@ fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
     let results = ResultsLog::unborn(&setup.paths.results);
     let mut run = new_run(setup, results, replay, state, head, run_tag);
     run.keep_user_files(user_untracked)?;
+    // Before the baseline, whose leftovers (if any) belong to this run's refs.
+    if let Some(prefix) = taken_refs {
+        // The first free `<tag>.prev`, `<tag>.prev2`, ...: none overwritten.
+        let tag = &run.run_tag;
+        let archive = (1..)
+            .map(|k| match k {
+                1 => format!("refs/autoresearch/{tag}.prev/"),
+                k => format!("refs/autoresearch/{tag}.prev{k}/"),
+            })
+            .find(|candidate| !run.repo.has_refs_under(candidate))
+            .unwrap_or_default();
+        let n = run.repo.move_refs(&prefix, &archive)?;
+        run.out.note(&format!(
+            "moved {n} trial ref(s) of an earlier run tagged {tag} to {archive}"
+        ));
+    }
 
     // Baseline: verify and guard on the untouched tree. Their logs wait in `baseline/` (and stay
     // there when the baseline fails): an earlier run is archived only once this one can start.
@@ -1021,21 +1037,6 @@ fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
             run.out
                 .note(&format!("archived the previous run: {}", names.join(", ")));
         }
-    }
-    if let Some(prefix) = taken_refs {
-        // The first free `<tag>.prev`, `<tag>.prev2`, ...: none overwritten.
-        let tag = &run.run_tag;
-        let archive = (1..)
-            .map(|k| match k {
-                1 => format!("refs/autoresearch/{tag}.prev/"),
-                k => format!("refs/autoresearch/{tag}.prev{k}/"),
-            })
-            .find(|candidate| !run.repo.has_refs_under(candidate))
-            .unwrap_or_default();
-        let n = run.repo.move_refs(&prefix, &archive)?;
-        run.out.note(&format!(
-            "moved {n} trial ref(s) of an earlier run tagged {tag} to {archive}"
-        ));
     }
     let iter0 = run.paths.iter_dir(0);
     std::fs::rename(&dir, &iter0).ctx("move the baseline logs to", &iter0)?;
@@ -1440,7 +1441,12 @@ impl Run {
     /// Commits everything [`Run::inspect`] found as the trial; the work tree then equals it.
     fn commit_trial(&mut self, insp: &Inspection, message: &str) -> Result<Oid> {
         let trial = self.repo.commit_paths(&insp.changed, message)?;
-        self.clean_at = Some(trial);
+        // A directory (a nested repository) is not committed: the tree then differs from it.
+        let all_files = insp
+            .changed
+            .iter()
+            .all(|p| !self.repo.root.join(p).is_dir());
+        self.clean_at = all_files.then_some(trial);
         Ok(trial)
     }
 
@@ -1501,15 +1507,21 @@ impl Run {
     /// under `refs/autoresearch/<tag>/leftover-<n>` and named on the console: nothing is
     /// removed without a copy.
     fn restore_tree_with(&mut self, target: Oid, keep_leftovers: bool) -> Result<()> {
+        self.restore_tree_known(target, keep_leftovers, None)
+    }
+
+    /// [`Run::restore_tree_with`], given the changes against HEAD when they were just scanned.
+    fn restore_tree_known(
+        &mut self,
+        target: Oid,
+        keep_leftovers: bool,
+        known: Option<Vec<crate::git::Change>>,
+    ) -> Result<()> {
         let kept = self.kept_path_set();
         let head = self.repo.head()?;
-        // The work tree equalled HEAD when the watch was armed and nothing changed since: a scan
-        // would find nothing.
-        let changes = if self.clean_at.take() == Some(head) && self.watch.quiet() {
-            Vec::new()
-        } else {
-            self.scans += 1;
-            self.repo.scan_refresh()?
+        let changes = match known {
+            Some(c) => c,
+            None => self.changes_since_clean(head)?,
         };
         if keep_leftovers {
             let left: Vec<String> = changes
@@ -1520,29 +1532,7 @@ impl Run {
             if !left.is_empty() {
                 self.keep_leftovers(&left)?;
             }
-            // Your untracked files are never committed: a changed one is put back from its
-            // backup below, and its changed content is kept as a loose blob.
-            let changed: Vec<String> = self
-                .kept
-                .iter()
-                .filter(|k| !self.repo.kept_file_intact(k))
-                .map(|k| k.path.clone())
-                .collect();
-            for path in changed {
-                let full = self.repo.root.join(&path);
-                let small = std::fs::symlink_metadata(&full)
-                    .is_ok_and(|m| m.is_file() && m.len() <= crate::git::BACKUP_LIMIT);
-                if let Some(blob) = small
-                    .then(|| self.repo.repo.blob_path(&full).ok())
-                    .flatten()
-                {
-                    let note = format!(
-                        "{path} (your untracked file) was changed during the run; the changed content is kept as blob {blob} (`git cat-file -p {blob}`)"
-                    );
-                    self.out.note(&note);
-                    self.notes.push(note);
-                }
-            }
+            self.copy_changed_kept_files()?;
         }
         let mut paths: Vec<String> = changes
             .iter()
@@ -1601,6 +1591,8 @@ impl Run {
             return Ok(None);
         }
         self.settled = false;
+        // Armed before the scan: an edit made while it runs is seen at the next check.
+        self.watch.arm(&self.repo);
         let kept = self.kept_path_set();
         let mut foreign = Vec::new();
         let mut adopted = false;
@@ -1622,17 +1614,25 @@ impl Run {
                 foreign.push(c.path);
             }
         }
-        for i in 0..self.kept.len() {
-            if !self.repo.kept_file_intact(&self.kept[i]) {
-                let path = self.kept[i].path.clone();
-                self.kept[i] = self.repo.keep_file(&path)?;
-                adopted = true;
+        let mut i = 0;
+        while i < self.kept.len() {
+            if self.repo.kept_file_intact(&self.kept[i]) {
+                i += 1;
+                continue;
             }
+            let path = self.kept[i].path.clone();
+            adopted = true;
+            if self.repo.root.join(&path).symlink_metadata().is_err() {
+                // You removed it: nothing left to watch.
+                self.kept.remove(i);
+                continue;
+            }
+            self.kept[i] = self.repo.keep_file(&path)?;
+            i += 1;
         }
         if adopted {
             inflight::save_kept(&self.paths.kept, &self.kept)?;
         }
-        self.watch.arm(&self.repo);
         self.settled = true;
         if foreign.is_empty() {
             return Ok(None);
@@ -1643,8 +1643,82 @@ impl Run {
         )))
     }
 
-    /// Commits `paths` as they are (files up to the backup limit) on top of HEAD, without moving
-    /// the branch, under `refs/autoresearch/<tag>/leftover-<n>`, and says so.
+    /// Before a restore puts your untracked files back: the changed content of each one that
+    /// changed is kept as a loose blob (your files are never committed) and named; one too big
+    /// to copy (or no longer a file) is left as it is and watched in its new state instead, its
+    /// earlier content staying in its backup.
+    fn copy_changed_kept_files(&mut self) -> Result<()> {
+        let mut changed = false;
+        for i in 0..self.kept.len() {
+            if self.repo.kept_file_intact(&self.kept[i]) {
+                continue;
+            }
+            let path = self.kept[i].path.clone();
+            let full = self.repo.root.join(&path);
+            let Ok(meta) = std::fs::symlink_metadata(&full) else {
+                continue; // removed: nothing to copy; the restore puts it back
+            };
+            let copy = (meta.is_file() && meta.len() <= crate::git::BACKUP_LIMIT)
+                .then(|| self.repo.repo.blob_path(&full).ok())
+                .flatten();
+            let note = match copy {
+                Some(blob) => format!(
+                    "{path} (your untracked file) was changed during the iteration; your copy is put back, the changed content is kept as blob {blob} (`git cat-file -p {blob}`)"
+                ),
+                None => {
+                    let before = &self.kept[i].blob;
+                    let earlier = if before.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; its earlier content is blob {before}")
+                    };
+                    self.kept[i] = self.repo.keep_file(&path)?;
+                    changed = true;
+                    format!(
+                        "{path} (your untracked file) was changed during the iteration and is too big to copy: left as it is{earlier}"
+                    )
+                }
+            };
+            self.out.note(&note);
+            self.notes.push(note);
+        }
+        if changed {
+            inflight::save_kept(&self.paths.kept, &self.kept)?;
+        }
+        Ok(())
+    }
+
+    /// What differs from `head` (HEAD): nothing when the tree equalled it when the watch was
+    /// armed and no event arrived since, else a scan.
+    fn changes_since_clean(&mut self, head: Oid) -> Result<Vec<crate::git::Change>> {
+        if self.clean_at.take() == Some(head) && self.watch.quiet() {
+            return Ok(Vec::new());
+        }
+        self.scans += 1;
+        self.repo.scan_refresh()
+    }
+
+    /// Copies what a restore is about to undo, now (before a forced checkout); returns the
+    /// changes against HEAD it found.
+    fn copy_leftovers_now(&mut self) -> Result<Vec<crate::git::Change>> {
+        let head = self.repo.head()?;
+        let kept = self.kept_path_set();
+        let changes = self.changes_since_clean(head)?;
+        let left: Vec<String> = changes
+            .iter()
+            .map(|c| c.path.clone())
+            .filter(|p| !kept.contains(p))
+            .collect();
+        if !left.is_empty() {
+            self.keep_leftovers(&left)?;
+        }
+        self.copy_changed_kept_files()?;
+        Ok(changes)
+    }
+
+    /// Commits `paths` as they are (files up to the backup limit, 256 MB in all) on top of HEAD,
+    /// without moving the branch, under `refs/autoresearch/<tag>/leftover-<n>`; moves bigger
+    /// ones to `.autoresearch/leftovers/<n>/`; and says so.
     fn keep_leftovers(&mut self, paths: &[String]) -> Result<()> {
         let (n, label) = if self.untouched {
             (0, "the measurement of the untouched tree".to_string())
@@ -1652,9 +1726,13 @@ impl Run {
             let n = self.replay.tally.iteration + 1;
             (n, format!("iteration {n}"))
         };
+        const TOTAL: u64 = 256 * 1024 * 1024;
+        let mut total = 0u64;
         let (small, big): (Vec<String>, Vec<String>) = paths.iter().cloned().partition(|p| {
-            std::fs::symlink_metadata(self.repo.root.join(p))
-                .map_or(true, |m| m.len() <= crate::git::BACKUP_LIMIT)
+            let len = std::fs::symlink_metadata(self.repo.root.join(p))
+                .map_or(0, |m| if m.is_file() { m.len() } else { 0 });
+            total += len;
+            len <= crate::git::BACKUP_LIMIT && total <= TOTAL
         });
         let mut where_ = String::new();
         if !small.is_empty() {
@@ -1667,11 +1745,23 @@ impl Run {
             );
         }
         if !big.is_empty() {
-            where_.push_str(&format!(
-                "; not kept (over {} MB): {}",
-                crate::git::BACKUP_LIMIT / (1024 * 1024),
-                list_paths(&big)
-            ));
+            // Too big for the object database: moved aside whole (same file system, instant).
+            let aside = self.paths.private.join("leftovers").join(n.to_string());
+            let mut failed = Vec::new();
+            for p in &big {
+                let to = aside.join(p);
+                let moved = to
+                    .parent()
+                    .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+                    && std::fs::rename(self.repo.root.join(p), &to).is_ok();
+                if !moved {
+                    failed.push(p.clone());
+                }
+            }
+            where_.push_str(&format!("; big files moved to {}", aside.display()));
+            if !failed.is_empty() {
+                where_.push_str(&format!(" (could not move {}: lost)", list_paths(&failed)));
+            }
         }
         let note = format!(
             "changes the iteration did not commit were undone ({}){where_}",
@@ -1702,12 +1792,20 @@ impl Run {
             &kept,
         )?;
         let head = self.repo.head()?;
+        // What the restore undoes is copied first: the revert commit's checkout is forced.
+        let mut known = if snapshot {
+            self.copy_changed_kept_files()?;
+            None
+        } else {
+            Some(self.copy_leftovers_now()?)
+        };
         if self.cfg.rollback == Rollback::Revert && head != self.head {
             let msg = format!("revert: experiment of iteration {n} was not kept");
             self.head = self.repo.commit_tree_of(self.head, &msg)?;
+            known = None; // the checkout changed the tree
         }
-        // With a snapshot the unfinished work is already kept (as the trial).
-        self.restore_tree_with(self.head, !snapshot)?;
+        // Copied above (with a snapshot the unfinished work is already kept, as the trial).
+        self.restore_tree_known(self.head, false, known)?;
         Ok(held)
     }
 

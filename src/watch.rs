@@ -252,7 +252,7 @@ fn watch_dir(
             format!("{rel}/{name}")
         };
         let path = entry.path();
-        if path.join(".git").exists() {
+        if path.join(".git").exists() && !tracked.contains(&child_rel) {
             // A nested repository: a scan reports it as one entry and does not look inside.
             continue;
         }

@@ -21,15 +21,33 @@ pub const LESSONS: &str = "autoresearch-lessons.md";
 /// Name of the engine's private directory.
 pub const PRIVATE: &str = ".autoresearch";
 
-/// Escapes a literal path for a root-anchored exclude entry and for a glob: every character
-/// that either syntax treats specially gets a backslash.
+/// Escapes a literal path for a root-anchored `.git/info/exclude` entry: gitignore's glob
+/// characters and a trailing space get a backslash (`#` and `!` only matter at the start, and
+/// entries start with `/`).
 fn escape_exclude(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
-    for c in path.chars() {
-        if "\\*?[]{}!# ".contains(c) {
+    let n = path.chars().count();
+    for (i, c) in path.chars().enumerate() {
+        if "\\*?[]".contains(c) || (c == ' ' && i + 1 == n) {
             out.push('\\');
         }
         out.push(c);
+    }
+    out
+}
+
+/// Escapes a literal path for a [`crate::scope::PathSet`] pattern: a path without glob
+/// characters is taken literally; each glob character is wrapped in a class of its own.
+fn escape_glob(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if "*?[]{}".contains(c) {
+            out.push('[');
+            out.push(c);
+            out.push(']');
+        } else {
+            out.push(c);
+        }
     }
     out
 }
@@ -167,11 +185,17 @@ impl Paths {
 
     /// Returns the set of artifact paths inside the repository (what the exclude entries hide).
     pub fn artifact_set(&self) -> crate::scope::PathSet {
-        let patterns: Vec<String> = self
-            .exclude_entries()
-            .iter()
-            .map(|e| e.trim_start_matches('/').trim_end_matches('/').to_string())
-            .collect();
+        let mut patterns: Vec<String> = self.outputs.iter().map(|o| escape_glob(o)).collect();
+        let artifacts = Paths {
+            outputs: Vec::new(),
+            ..self.clone()
+        };
+        patterns.extend(
+            artifacts
+                .exclude_entries()
+                .iter()
+                .map(|e| e.trim_start_matches('/').trim_end_matches('/').to_string()),
+        );
         crate::scope::PathSet::new(&patterns).unwrap_or_else(|_| crate::scope::PathSet::empty())
     }
 
@@ -194,7 +218,7 @@ impl Paths {
 
     /// Returns the artifact paths relative to the repository root (for the protected set).
     pub fn protected_in_repo(&self) -> Vec<String> {
-        let mut list: Vec<String> = self.outputs.iter().map(|o| escape_exclude(o)).collect();
+        let mut list: Vec<String> = self.outputs.iter().map(|o| escape_glob(o)).collect();
         let Some(rel) = &self.rel_in_repo else {
             return list;
         };

@@ -8,28 +8,31 @@ pub fn in_range(v: f64) -> bool {
     v.is_finite() && v.abs() <= MAX_METRIC
 }
 
+/// Parses a number as written in the results log: a plain decimal or scientific number, finite
+/// (deltas may reach twice [`MAX_METRIC`]; logs written before that limit may hold bigger
+/// metrics).
+pub fn parse_stored(text: &str) -> Option<f64> {
+    let t = text.trim();
+    if t.is_empty()
+        || !t.bytes().any(|b| b.is_ascii_digit())
+        || !t
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+    {
+        return None;
+    }
+    let v: f64 = t.parse().ok()?;
+    v.is_finite().then_some(if v == 0.0 { 0.0 } else { v })
+}
+
 /// Parses a metric value: a plain decimal or scientific number, finite and within
 /// [`MAX_METRIC`] only.
 ///
 /// Returns `None` for anything else (including `NaN`, `inf`, hex, empty text).
 pub fn parse_metric(text: &str) -> Option<f64> {
-    let t = text.trim();
-    if t.is_empty() {
-        return None;
-    }
     // Rust's float parser also accepts "inf", "NaN" and "infinity"; a metric must be finite and
     // written with digits.
-    if !t.bytes().any(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !t
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
-    {
-        return None;
-    }
-    let v: f64 = t.parse().ok()?;
-    in_range(v).then_some(if v == 0.0 { 0.0 } else { v })
+    parse_stored(text).filter(|v| in_range(*v))
 }
 
 /// Returns the canonical decimal text of a metric: fixed point, no trailing zeros, no `-0`.
@@ -126,6 +129,10 @@ mod tests {
             assert!(delta(a, b).is_finite(), "{a} - {b}");
         }
         assert_eq!(parse_metric("1e300"), Some(1e300));
+        // A log keeps any finite number: a delta of two extreme metrics, an older big metric.
+        assert_eq!(parse_stored("-2e300"), Some(-2e300));
+        assert_eq!(parse_stored("1e308"), Some(1e308));
+        assert_eq!(parse_stored("inf"), None);
     }
 
     #[test]

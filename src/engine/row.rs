@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::number::{canonical, parse_metric, signed};
+use super::number::{canonical, parse_stored, signed};
 
 /// The header line of `research-results.tsv`.
 pub const HEADER: &str = "iteration\tcommit\tmetric\tdelta\tguard\tstatus\tdescription";
@@ -177,9 +177,9 @@ impl Row {
         let iteration = fields[0]
             .parse::<u64>()
             .map_err(|_| format!("iteration `{}` is not a whole number", fields[0]))?;
-        let metric = parse_metric(fields[2])
+        let metric = parse_stored(fields[2])
             .ok_or_else(|| format!("metric `{}` is not a finite number", fields[2]))?;
-        let delta = parse_metric(fields[3])
+        let delta = parse_stored(fields[3])
             .ok_or_else(|| format!("delta `{}` is not a finite number", fields[3]))?;
         let status = fields[5].parse::<Status>()?;
         Ok(Row {

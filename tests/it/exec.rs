@@ -130,9 +130,10 @@ fn improving_run_exits_0_with_one_line_per_row_and_a_matching_completion() {
 fn output_redirected_into_the_work_tree_is_kept_whole() {
     let repo = number_repo(10);
     let agent = mixed_agent(&repo);
-    let out = std::fs::File::create(repo.root.join("out.jsonl")).unwrap();
+    // Names with glob and exclude-file syntax in them are taken literally.
+    let out = std::fs::File::create(repo.root.join("out {1} *.jsonl")).unwrap();
     // stderr inside the scope: the preflight would otherwise refuse it as an untracked file there.
-    let err = std::fs::File::create(repo.root.join("src/err.log")).unwrap();
+    let err = std::fs::File::create(repo.root.join("src/err [a].log")).unwrap();
     let status = repo
         .cmd()
         .args(TestRepo::exec_args(VERIFY, &agent, 6, &[]))
@@ -142,8 +143,8 @@ fn output_redirected_into_the_work_tree_is_kept_whole() {
         .unwrap();
     let r = Run {
         code: status.code().unwrap_or(-1),
-        stdout: repo.read("out.jsonl"),
-        stderr: repo.read("src/err.log"),
+        stdout: repo.read("out {1} *.jsonl"),
+        stderr: repo.read("src/err [a].log"),
     };
     r.expect_code(0);
     assert_eq!(
@@ -155,8 +156,8 @@ fn output_redirected_into_the_work_tree_is_kept_whole() {
     check_against_tsv(&repo, &r);
     assert!(r.stderr.contains("exec run"), "{}", r.stderr);
     let exclude = repo.read(".git/info/exclude");
-    assert!(exclude.contains("\n/out.jsonl\n"), "{exclude}");
-    assert!(exclude.contains("\n/src/err.log\n"), "{exclude}");
+    assert!(exclude.contains("\n/out {1} \\*.jsonl\n"), "{exclude}");
+    assert!(exclude.contains("\n/src/err \\[a\\].log\n"), "{exclude}");
     assert_eq!(repo.status(), "");
 }
 

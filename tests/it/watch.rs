@@ -188,6 +188,7 @@ fn an_edit_between_iterations_stops_the_run_untouched() {
     // freezes the engine at that point (and tries again in the rare case it was too late).
     for attempt in 1..=10 {
         let repo = TestRepo::with_files(&[("src/value.txt", "10\n"), ("README", "hello\n")]);
+        repo.write("scratch.txt", "my untracked file\n");
         let started = repo.aux.join("agent-2-started");
         let agent = scripted_agent(
             &repo,
@@ -223,6 +224,7 @@ fn an_edit_between_iterations_stops_the_run_untouched() {
         }
         repo.write("README", "hello\nmy edit\n");
         repo.write("notes.txt", "mine\n");
+        std::fs::remove_file(repo.root.join("scratch.txt")).unwrap();
         run.signal(Signal::SIGCONT);
         let r = run.finish();
         r.expect_code(2);
@@ -244,4 +246,65 @@ fn an_edit_between_iterations_stops_the_run_untouched() {
         return;
     }
     panic!("the engine was never caught between iterations");
+}
+
+/// `--rollback revert` checks the retained tree out by force: what the restore would undo is
+/// copied before that, too. And when an agent turn fails, your changed untracked file is put
+/// back with its changed content kept as a blob.
+#[test]
+fn nothing_is_lost_with_revert_or_a_failed_turn() {
+    let repo = TestRepo::with_files(&[("src/value.txt", "10\n"), ("README", "hello\n")]);
+    repo.write("notes/mine.md", "my notes\n");
+    let verify = repo.script(
+        "verify.sh",
+        r#"[ "$(cat src/value.txt)" = 11 ] && echo 'my edit' >> README
+cat src/value.txt"#,
+    );
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (1, "echo 11 > src/value.txt; echo 'raise to 11'"),
+            (
+                2,
+                "echo changed > notes/mine.md; echo 9 > src/value.txt; exit 3",
+            ),
+        ],
+    );
+    let r = repo.run_loop(
+        &verify,
+        &agent,
+        &[
+            "--iterations",
+            "2",
+            "--run-tag",
+            "t",
+            "--rollback",
+            "revert",
+        ],
+    );
+    r.expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "discard", "crash"]);
+    assert_eq!(repo.read("README"), "hello\n");
+    assert_eq!(
+        repo.git(&["show", "refs/autoresearch/t/leftover-1:README"]),
+        "hello\nmy edit\n"
+    );
+    assert_eq!(
+        repo.read("notes/mine.md"),
+        "my notes\n",
+        "your copy is put back"
+    );
+    let blob = r
+        .stderr
+        .split("the changed content is kept as blob ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no blob note:\n{}", r.stderr));
+    assert_eq!(repo.git(&["cat-file", "-p", blob]), "changed\n");
+    let committed = repo.git(&["log", "--all", "--format=", "--name-only"]);
+    assert!(
+        !committed.contains("notes/"),
+        "never committed:\n{committed}"
+    );
 }
