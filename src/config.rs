@@ -799,6 +799,9 @@ pub fn check_identity(saved: &Settings, explicit: &Settings) -> Result<()> {
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|| v.to_string())
         };
+        if norm(new).is_empty() {
+            return Err(Error::Usage(format!("{} must not be empty", flag(key))));
+        }
         if norm(old) != norm(new) {
             return Err(Error::Refused(format!(
                 "{} differs from the run being resumed ({} vs {}); use --fresh to start a new run (the old one is archived)",

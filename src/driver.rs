@@ -146,6 +146,8 @@ struct Run {
     /// The tree was restored and the watch armed since: a change seen before the next agent
     /// turn was made by someone else.
     settled: bool,
+    /// When the current iteration started.
+    iteration_started: Instant,
     _lock: Lock,
 }
 
@@ -886,6 +888,7 @@ fn new_run(
         notes: Vec::new(),
         untouched: false,
         settled: false,
+        iteration_started: Instant::now(),
         _lock: lock,
     }
 }
@@ -2007,8 +2010,8 @@ impl Run {
                 signal::name(sig)
             ),
         );
-        self.record(row, Some(rec))?;
-        Inflight::clear(&self.paths.inflight)?;
+        let t0 = self.iteration_started;
+        self.close(row, rec, t0)?;
         Ok(Stop::Interrupted(sig))
     }
 
@@ -2026,6 +2029,7 @@ impl Run {
     fn iteration(&mut self) -> Result<Option<Stop>> {
         let n = self.replay.tally.iteration + 1;
         let t0 = Instant::now();
+        self.iteration_started = t0;
         self.scans = 0;
         self.notes.clear();
         let dir = self.paths.iter_dir(n);

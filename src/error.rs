@@ -36,7 +36,7 @@ pub enum Error {
     #[error("interrupted by {} {}; nothing was recorded and the tree is unchanged", crate::signal::name(*.0), .1)]
     Interrupted(i32, &'static str),
     /// A file operation failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {source}{}", io_hint(source))]
     Io {
         action: &'static str,
         path: String,
@@ -44,12 +44,33 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A git operation failed.
-    #[error("git: {context}: {}", source.message())]
+    #[error("git: {context}: {}{}", source.message(), git_hint(source))]
     Git {
         context: String,
         #[source]
         source: git2::Error,
     },
+}
+
+/// What to do about a failed file operation, by its kind.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::PermissionDenied => "; check the file's permissions and owner, then run again",
+        K::StorageFull => "; free some disk space, then run again",
+        K::ReadOnlyFilesystem => "; the file system is read-only: remount it or work elsewhere",
+        K::NotFound => "; something removed it during the run: check the tree, then run again",
+        _ => "; fix that, then run again (an unfinished iteration is rolled back)",
+    }
+}
+
+/// What to do about a failed git operation.
+fn git_hint(e: &git2::Error) -> &'static str {
+    if e.code() == git2::ErrorCode::Locked || e.message().contains(".lock") {
+        "; another git process holds a lock: wait for it, or remove a stale lock file if none runs"
+    } else {
+        "; check `git status` (and `git fsck` if the repository may be damaged), then run again"
+    }
 }
 
 impl Error {

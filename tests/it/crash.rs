@@ -254,6 +254,12 @@ fn sigint_during_the_agent_kills_its_group_and_rolls_back() {
     );
     assert_user_files_intact(&repo);
     assert_consistent(&repo);
+    // The record carries the time the interrupted iteration took.
+    let summary: serde_json::Value =
+        serde_json::from_str(&repo.read(".autoresearch/iter-0001/summary.json")).unwrap();
+    let (total, agent_ms) = (summary["total_ms"].as_u64(), summary["agent_ms"].as_u64());
+    assert!(total >= agent_ms && agent_ms > Some(0), "{summary}");
+    assert_eq!(summary["status"], "crash");
 
     // The next run has nothing to recover and simply continues.
     let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
@@ -854,4 +860,40 @@ fn verify_hangs_on_the_trial(repo: &TestRepo) -> (String, String, std::path::Pat
         ],
     );
     (verify, agent, marker)
+}
+
+/// A git operation that fails mid-run (here: a stale `index.lock` when the trial is committed)
+/// stops the run with advice; the next run recovers the unfinished iteration and goes on.
+#[test]
+fn a_git_failure_mid_run_says_what_to_do_and_is_recovered() {
+    let repo = number_repo(10);
+    let lock = repo.root.join(".git/index.lock");
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (
+                1,
+                &format!(
+                    "touch {}; echo 8 > src/value.txt; echo 'lower to 8'",
+                    lock.display()
+                ),
+            ),
+            (2, "echo 7 > src/value.txt; echo 'lower to 7'"),
+        ],
+    );
+    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("another git process holds a lock"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(repo.read("src/value.txt"), "8\n", "nothing was thrown away");
+    std::fs::remove_file(&lock).unwrap();
+    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
+    r.expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "crash", "keep"]);
+    assert_eq!(repo.read("src/value.txt"), "7\n");
+    assert_consistent(&repo);
 }

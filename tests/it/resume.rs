@@ -96,6 +96,12 @@ fn changing_the_run_identity_on_resume_is_refused() {
         assert_eq!(repo.head(), head);
         assert!(!repo.exists("research-results.prev.tsv"));
     }
+    // An empty value is not a change of identity but a bad value.
+    let r = repo.run(&["run", "--goal", " ", "--iterations", "3"]);
+    assert_eq!(
+        r.expect_one_error_line(),
+        "codex-autoresearch: error: --goal must not be empty"
+    );
     // The same values as before are not a change.
     repo.run_loop(VERIFY, &agent, &["--iterations", "2"])
         .expect_code(0);
