@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{Agent, Proposal, Request, first_line};
 use crate::artifacts::state::Usage;
 use crate::config::Sandbox;
-use crate::process::{self, End};
+use crate::process;
 
 /// What a Claude stream-json run said.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -171,21 +171,14 @@ impl Agent for ClaudeAgent {
         }
         let mut notes = Vec::new();
         let resuming = self.current.clone();
-        let (mut out, mut stream) = self.run_once(req, resuming.as_deref(), "");
-        let mut duration = out.duration;
-        if let Some(id) = &resuming
-            && !stream.initialized
-            && matches!(out.end, End::Exited(_))
-        {
-            notes.push(format!(
-                "could not resume Claude session {id} ({}); started a fresh session",
-                super::stderr_reason(&out.stderr)
-            ));
-            let again = self.run_once(req, None, "-fresh");
-            out = again.0;
-            stream = again.1;
-            duration += out.duration;
-        }
+        let (out, stream, duration, _) = super::run_resuming(
+            resuming.as_deref(),
+            "Claude session",
+            &mut notes,
+            |session, suffix| self.run_once(req, session, suffix),
+            |s| s.initialized,
+            |_, out| super::stderr_reason(&out.stderr),
+        );
         if stream.session_id.is_some() {
             self.current = stream.session_id.clone();
         }

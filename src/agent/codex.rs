@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{Agent, Proposal, Request, first_line};
 use crate::artifacts::state::Usage;
 use crate::config::Sandbox;
-use crate::process::{self, End};
+use crate::process;
 
 /// What a `codex exec --json` stream said.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31,6 +31,16 @@ pub struct Stream {
     pub files: Vec<String>,
     /// Lines that were not JSON objects.
     pub garbage_lines: usize,
+}
+
+impl Stream {
+    /// What went wrong: the turn's failure, else the last error event, else the CLI's stderr.
+    pub fn error_message(&self, stderr: &str) -> String {
+        self.failure
+            .clone()
+            .or_else(|| self.errors.last().cloned())
+            .unwrap_or_else(|| super::stderr_reason(stderr))
+    }
 }
 
 fn usage_of(v: &Value) -> Usage {
@@ -240,28 +250,17 @@ impl Agent for CodexAgent {
         }
         let mut notes = Vec::new();
         let resuming = self.thread.clone();
-        let (mut out, mut stream) = self.run_once(req, resuming.as_deref(), "");
-        let mut duration = out.duration;
-        if let Some(id) = &resuming
-            && !stream.turn_started
-            && matches!(out.end, End::Exited(_))
-        {
-            // The thread could not be resumed (rollout gone, id unknown): start a fresh one.
-            let why = stream
-                .failure
-                .clone()
-                .or_else(|| stream.errors.last().cloned())
-                .unwrap_or_else(|| super::stderr_reason(&out.stderr));
-            notes.push(format!(
-                "could not resume Codex thread {id} ({}); started a fresh thread",
-                first_line(&why)
-            ));
+        let (out, stream, duration, fell_back) = super::run_resuming(
+            resuming.as_deref(),
+            "Codex thread",
+            &mut notes,
+            |thread, suffix| self.run_once(req, thread, suffix),
+            |s| s.turn_started,
+            |s, out| s.error_message(&out.stderr),
+        );
+        if fell_back {
             self.thread = None;
             self.thread_total = None;
-            let again = self.run_once(req, None, "-fresh");
-            out = again.0;
-            stream = again.1;
-            duration += out.duration;
         }
         if stream.thread_id.is_some() && stream.thread_id != self.thread {
             // A new thread: its running total starts from zero.
@@ -278,11 +277,7 @@ impl Agent for CodexAgent {
         if stream.thread_id.is_some() {
             self.thread = stream.thread_id.clone();
         }
-        let message = stream
-            .failure
-            .clone()
-            .or_else(|| stream.errors.last().cloned())
-            .unwrap_or_else(|| super::stderr_reason(&out.stderr));
+        let message = stream.error_message(&out.stderr);
         let succeeded = stream.turn_completed && stream.failure.is_none();
         let outcome = super::outcome_of(
             "codex",

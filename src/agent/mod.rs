@@ -181,6 +181,34 @@ pub fn version_of(bin: &Path) -> Option<String> {
         .filter(|l| !l.is_empty())
 }
 
+/// Runs a turn that continues `session` when there is one (`run(Some(id), "")`); when the CLI
+/// exits without `started` the resumed session (rollout gone, id unknown), a note (`what`, e.g.
+/// "Codex thread", and why) goes to `notes` and a fresh session runs (`run(None, "-fresh")`).
+/// Returns the last run, its stream, the time of both runs, and whether it fell back.
+pub fn run_resuming<S>(
+    session: Option<&str>,
+    what: &str,
+    notes: &mut Vec<String>,
+    mut run: impl FnMut(Option<&str>, &str) -> (crate::process::Outcome, S),
+    started: impl Fn(&S) -> bool,
+    reason: impl Fn(&S, &crate::process::Outcome) -> String,
+) -> (crate::process::Outcome, S, Duration, bool) {
+    let (out, stream) = run(session, "");
+    let mut duration = out.duration;
+    match session {
+        Some(id) if !started(&stream) && matches!(out.end, crate::process::End::Exited(_)) => {
+            notes.push(format!(
+                "could not resume {what} {id} ({}); started a fresh one",
+                first_line(&reason(&stream, &out))
+            ));
+            let (out, stream) = run(None, "-fresh");
+            duration += out.duration;
+            (out, stream, duration, true)
+        }
+        _ => (out, stream, duration, false),
+    }
+}
+
 /// Runs an agent CLI that streams JSON events on stdout: `bin args` in the repository with the
 /// prompt on stdin, the timeouts and group record of `req`, events saved to
 /// `<stem><suffix>.jsonl` and stderr to `<stem><suffix>.stderr.log`. Returns how it ended and
