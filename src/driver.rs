@@ -91,6 +91,17 @@ struct Inspection {
     changed: Vec<String>,
     scope: Vec<String>,
     protected: Vec<String>,
+    /// The scan it came from (changes against HEAD, your untracked files included).
+    scan: Vec<crate::git::Change>,
+}
+
+/// How a copy of work a restore undoes is named.
+#[derive(Clone, Copy)]
+enum Keep {
+    /// What the iteration did not commit: `leftover-<n>`.
+    Leftovers,
+    /// An interrupted or failed turn's unfinished work: `trial-<n>`, like a trial.
+    Unfinished,
 }
 
 /// An agent turn's result, or a reason to stop first.
@@ -1466,7 +1477,8 @@ impl Run {
             ));
         }
         self.scans += 1;
-        for c in self.repo.scan_refresh()? {
+        insp.scan = self.repo.scan_refresh()?;
+        for c in &insp.scan {
             if kept.contains(&c.path) {
                 continue;
             }
@@ -1475,7 +1487,7 @@ impl Run {
             } else if !self.scope.matches(&c.path) {
                 insp.scope.push(c.path.clone());
             }
-            insp.changed.push(c.path);
+            insp.changed.push(c.path.clone());
         }
         for k in &self.kept {
             if !self.repo.kept_file_intact(k) {
@@ -1533,7 +1545,7 @@ impl Run {
                 .map(|c| c.path.clone())
                 .collect();
             if !left.is_empty() {
-                self.keep_leftovers(&left)?;
+                self.keep_leftovers(&left, Keep::Leftovers)?;
             }
             self.copy_changed_kept_files()?;
         }
@@ -1702,8 +1714,12 @@ impl Run {
     }
 
     /// Copies what a restore is about to undo, now (before a forced checkout); returns the
-    /// changes against HEAD it found.
-    fn copy_leftovers_now(&mut self) -> Result<Vec<crate::git::Change>> {
+    /// changes against HEAD it found and the commit and ref holding the copy, if any.
+    #[allow(clippy::type_complexity)]
+    fn copy_leftovers_now(
+        &mut self,
+        keep: Keep,
+    ) -> Result<(Vec<crate::git::Change>, Option<(Oid, String)>)> {
         let head = self.repo.head()?;
         let kept = self.kept_path_set();
         let changes = self.changes_since_clean(head)?;
@@ -1712,17 +1728,20 @@ impl Run {
             .map(|c| c.path.clone())
             .filter(|p| !kept.contains(p))
             .collect();
-        if !left.is_empty() {
-            self.keep_leftovers(&left)?;
-        }
+        let held = if left.is_empty() {
+            None
+        } else {
+            self.keep_leftovers(&left, keep)?
+        };
         self.copy_changed_kept_files()?;
-        Ok(changes)
+        Ok((changes, held))
     }
 
     /// Commits `paths` as they are (files up to the backup limit, 256 MB in all) on top of HEAD,
-    /// without moving the branch, under `refs/autoresearch/<tag>/leftover-<n>`; moves bigger
-    /// ones to `.autoresearch/leftovers/<n>/`; and says so.
-    fn keep_leftovers(&mut self, paths: &[String]) -> Result<()> {
+    /// without moving the branch, under `refs/autoresearch/<tag>/leftover-<n>` (or `trial-<n>`
+    /// for unfinished work); moves bigger ones to `.autoresearch/leftovers/<n>/`; says so, and
+    /// returns the commit and ref.
+    fn keep_leftovers(&mut self, paths: &[String], keep: Keep) -> Result<Option<(Oid, String)>> {
         let (n, label) = if self.untouched {
             (0, "the measurement of the untouched tree".to_string())
         } else {
@@ -1737,15 +1756,25 @@ impl Run {
             total += len;
             len <= crate::git::BACKUP_LIMIT && total <= TOTAL
         });
+        let (kind, message, what) = match keep {
+            Keep::Leftovers => (
+                "leftover",
+                format!("leftovers: iteration {n}"),
+                "changes the iteration did not commit were undone",
+            ),
+            Keep::Unfinished => (
+                "trial",
+                format!("experiment (unfinished): iteration {n}"),
+                "the unfinished work was rolled back",
+            ),
+        };
         let mut where_ = String::new();
+        let mut held = None;
         if !small.is_empty() {
-            let oid = self
-                .repo
-                .snapshot(&small, &format!("leftovers: iteration {n}"))?;
-            where_ = format!(
-                "; kept at {}",
-                preserve_as(&self.repo, &self.run_tag, "leftover", n, oid)?
-            );
+            let oid = self.repo.snapshot(&small, &message)?;
+            let name = preserve_as(&self.repo, &self.run_tag, kind, n, oid)?;
+            where_ = format!("; kept at {name}");
+            held = Some((oid, name));
         }
         if !big.is_empty() {
             // Too big for the object database: moved aside whole (same file system, instant).
@@ -1766,13 +1795,10 @@ impl Run {
                 where_.push_str(&format!(" (could not move {}: lost)", list_paths(&failed)));
             }
         }
-        let note = format!(
-            "changes the iteration did not commit were undone ({}){where_}",
-            list_paths(paths)
-        );
+        let note = format!("{what} ({}){where_}", list_paths(paths));
         self.out.note(&format!("{label}: {note}"));
         self.notes.push(note);
-        Ok(())
+        Ok(held)
     }
 
     /// Rolls back iteration `n`: keeps its work under `refs/autoresearch/<tag>/` (the trial and,
@@ -1784,30 +1810,28 @@ impl Run {
         trial: Option<Oid>,
         snapshot: bool,
     ) -> Result<Option<(Oid, String)>> {
-        let message = format!("experiment (unfinished): iteration {n}");
-        let kept = self.kept_path_set();
-        let held = preserve_work(
-            &self.repo,
-            &self.run_tag,
-            n,
-            trial,
-            snapshot.then_some(message.as_str()),
-            &kept,
-        )?;
-        let head = self.repo.head()?;
-        // What the restore undoes is copied first: the revert commit's checkout is forced.
-        let mut known = if snapshot {
-            self.copy_changed_kept_files()?;
-            None
-        } else {
-            Some(self.copy_leftovers_now()?)
+        let mut held = match trial {
+            Some(t) => Some((t, preserve(&self.repo, &self.run_tag, n, t)?)),
+            None => None,
         };
+        let head = self.repo.head()?;
+        // What the restore undoes is copied first (the revert commit's checkout is forced); with
+        // `snapshot` the copy is the unfinished work, the latest of what the iteration made.
+        let keep = if snapshot {
+            Keep::Unfinished
+        } else {
+            Keep::Leftovers
+        };
+        let (changes, copy) = self.copy_leftovers_now(keep)?;
+        if snapshot && copy.is_some() {
+            held = copy;
+        }
+        let mut known = Some(changes);
         if self.cfg.rollback == Rollback::Revert && head != self.head {
             let msg = format!("revert: experiment of iteration {n} was not kept");
             self.head = self.repo.commit_tree_of(self.head, &msg)?;
             known = None; // the checkout changed the tree
         }
-        // Copied above (with a snapshot the unfinished work is already kept, as the trial).
         self.restore_tree_known(self.head, false, known)?;
         Ok(held)
     }
@@ -2099,7 +2123,9 @@ impl Run {
 
         let insp = self.inspect()?;
         self.cross_check(n, &p, &insp);
-        if let Some(row) = self.reject(n, &insp, &desc)? {
+        if let Some(row) = self.rejection(n, &insp, &desc) {
+            // Nothing was committed: the scan just made tells what to undo.
+            self.restore_tree_known(self.head, true, Some(insp.scan))?;
             return self.close(row, rec, t0);
         }
         let mut trial = self.commit_trial(&insp, &format!("experiment: {desc}"))?;
@@ -2278,16 +2304,12 @@ impl Run {
                 unchanged = Some((reason, tail)); // the guard would fail the same way
                 continue;
             }
-            if !insp.scope.is_empty() || !insp.protected.is_empty() {
-                let row = self.reject(n, &insp, &desc)?.map(|mut r| {
-                    r.commit = Repo::short(trial);
-                    r
-                });
+            if let Some(mut row) = self.rejection(n, &insp, &desc) {
+                // On top of the trial: roll it back like any rejected trial (--rollback honoured).
+                row.commit = Repo::short(trial);
                 self.roll_back(n, Some(trial), false)?;
-                if let Some(row) = row {
-                    rec.rework_turns = reworks;
-                    return self.close(row, rec, t0);
-                }
+                rec.rework_turns = reworks;
+                return self.close(row, rec, t0);
             }
             trial = self.commit_trial(&insp, &format!("experiment: {desc} (rework {reworks})"))?;
             marker.phase = "verify".into();
@@ -2371,36 +2393,34 @@ impl Run {
         }
     }
 
-    /// Returns the discard row for scope or protection violations (the tree is restored), or the
-    /// no-op row when nothing changed; `None` when the change may be committed.
-    fn reject(&mut self, n: u64, insp: &Inspection, desc: &str) -> Result<Option<Row>> {
+    /// Returns the discard row for scope or protection violations, or the no-op row when nothing
+    /// changed; `None` when the change may be committed. The caller restores the tree.
+    fn rejection(&self, n: u64, insp: &Inspection, desc: &str) -> Option<Row> {
         if insp.changed.is_empty() && insp.scope.is_empty() && insp.protected.is_empty() {
-            self.restore_tree()?;
-            return Ok(Some(self.experiment_row(
+            return Some(self.experiment_row(
                 n,
                 Status::NoOp,
                 None,
                 None,
                 Guard::NotRun,
                 desc.to_string(),
-            )));
+            ));
         }
         let (tag, paths) = if !insp.protected.is_empty() {
             ("[PROTECTED]", &insp.protected)
         } else if !insp.scope.is_empty() {
             ("[SCOPE]", &insp.scope)
         } else {
-            return Ok(None);
+            return None;
         };
-        self.restore_tree()?;
-        Ok(Some(self.experiment_row(
+        Some(self.experiment_row(
             n,
             Status::Discard,
             None,
             None,
             Guard::NotRun,
             format!("{tag} {} — {desc}", list_paths(paths)),
-        )))
+        ))
     }
 
     /// Notes paths the agent reported changing that the engine's diff does not show.

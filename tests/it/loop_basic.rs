@@ -813,3 +813,49 @@ fn a_scope_that_matches_no_tracked_file_is_pointed_out() {
         r.stderr
     );
 }
+
+/// A rework turn that breaks the scope is rolled back like any rejected trial: with
+/// `--rollback revert` the trial stays in the branch history under a revert commit.
+#[test]
+fn a_rework_outside_the_scope_is_rolled_back_by_the_chosen_policy() {
+    let repo = number_repo(10);
+    let guard = repo.script("guard.sh", "[ ! -e src/broken.txt ]");
+    let agent = repo.script(
+        "agent.sh",
+        "cat > /dev/null\nif [ \"$AUTORESEARCH_DIRECTIVE\" = rework ]; then echo x > notes.txt; echo 'fix outside'; else echo 8 > src/value.txt; echo oops > src/broken.txt; echo 'lower to 8'; fi",
+    );
+    let r = repo.run_loop(
+        VERIFY,
+        &agent,
+        &[
+            "--iterations",
+            "1",
+            "--guard",
+            &guard,
+            "--rework",
+            "1",
+            "--rollback",
+            "revert",
+        ],
+    );
+    r.expect_code(0);
+    let row = &repo.rows()[1];
+    assert_eq!(row[5], "discard");
+    assert!(row[6].starts_with("[SCOPE] notes.txt"), "{}", row[6]);
+    assert_eq!(
+        repo.log(),
+        [
+            "revert: experiment of iteration 1 was not kept",
+            "experiment: lower to 8",
+            "initial"
+        ]
+    );
+    assert_eq!(repo.read("src/value.txt"), "10\n");
+    assert!(!repo.exists("notes.txt") && !repo.exists("src/broken.txt"));
+    assert_eq!(repo.status(), "");
+    // The rejected rework change is kept, not lost.
+    assert!(
+        repo.git(&["for-each-ref", "refs/autoresearch/"])
+            .contains("leftover-1")
+    );
+}
