@@ -791,7 +791,12 @@ pub fn check_identity(saved: &Settings, explicit: &Settings) -> Result<()> {
     let a = serde_json::to_value(saved).unwrap_or_default();
     let b = serde_json::to_value(explicit).unwrap_or_default();
     for key in IDENTITY_KEYS {
-        let (Some(old), Some(new)) = (a.get(*key), b.get(*key)) else {
+        // An unset primary key means the metric's name: compare what the run actually reads.
+        let old = a.get(*key).or_else(|| match *key {
+            "primary_metric_key" => a.get("metric"),
+            _ => None,
+        });
+        let (Some(old), Some(new)) = (old, b.get(*key)) else {
             continue;
         };
         let norm = |v: &serde_json::Value| {
@@ -962,6 +967,25 @@ mod tests {
         assert!(
             Settings::from_env(|k| (k == "AUTORESEARCH_ITERATIONS").then(|| "x".into())).is_err()
         );
+    }
+
+    #[test]
+    fn an_unset_primary_key_is_the_metric_name_for_identity() {
+        let saved = Settings {
+            metric: Some("latency".into()),
+            ..Settings::default()
+        };
+        let same = Settings {
+            primary_metric_key: Some("latency".into()),
+            ..Settings::default()
+        };
+        assert!(check_identity(&saved, &same).is_ok());
+        let other = Settings {
+            primary_metric_key: Some("throughput".into()),
+            ..Settings::default()
+        };
+        let e = check_identity(&saved, &other).unwrap_err().to_string();
+        assert!(e.contains("--primary-metric-key differs"), "{e}");
     }
 
     #[test]

@@ -114,26 +114,59 @@ pub fn render(p: &PromptInput<'_>) -> String {
              (documentation, known techniques, prior art) and treat them as hypotheses to test.",
         );
     }
-    template
-        .replace("{{goal}}", p.goal.trim())
-        .replace("{{metric}}", p.metric)
-        .replace("{{direction}}", p.direction.as_str())
-        .replace("{{retained}}", &canonical(p.retained))
-        .replace("{{baseline}}", &canonical(p.baseline))
-        .replace("{{best}}", &canonical(p.best))
-        .replace("{{verify}}", p.verify.trim())
-        .replace("{{guard}}", &guard)
-        .replace("{{scope}}", &list(p.scope))
-        .replace("{{protected}}", &list(p.protected))
-        .replace("{{directive}}", p.directive.as_str())
-        .replace("{{directive_text}}", &directive_text)
-        .replace("{{results}}", &results)
-        .replace("{{lessons}}", &lessons)
-        .replace("{{feedback}}", &feedback)
-        .replace(
-            "{{never}}",
-            &paragraph(LOOP_RULES, "What the agent must never do:"),
-        )
+    let retained = canonical(p.retained);
+    let baseline = canonical(p.baseline);
+    let best = canonical(p.best);
+    let scope = list(p.scope);
+    let protected = list(p.protected);
+    let never = paragraph(LOOP_RULES, "What the agent must never do:");
+    fill(template, |name| {
+        Some(match name {
+            "goal" => p.goal.trim(),
+            "metric" => p.metric,
+            "direction" => p.direction.as_str(),
+            "retained" => &retained,
+            "baseline" => &baseline,
+            "best" => &best,
+            "verify" => p.verify.trim(),
+            "guard" => &guard,
+            "scope" => &scope,
+            "protected" => &protected,
+            "directive" => p.directive.as_str(),
+            "directive_text" => &directive_text,
+            "results" => &results,
+            "lessons" => &lessons,
+            "feedback" => &feedback,
+            "never" => &never,
+            _ => return None,
+        })
+    })
+}
+
+/// Replaces each `{{name}}` of `template` in one pass, so text put in (a goal, results rows,
+/// guard output) is never scanned for placeholders itself. Unknown names stay as they are.
+fn fill<'a>(template: &str, value: impl Fn(&str) -> Option<&'a str>) -> String {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after
+            .find("}}")
+            .and_then(|end| Some((end, value(&after[..end])?)))
+        {
+            Some((end, v)) => {
+                out.push_str(v);
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -179,6 +212,18 @@ mod tests {
                 assert!(!directive_text(d).is_empty());
             }
         }
+    }
+
+    #[test]
+    fn placeholders_in_the_users_text_stay_as_written() {
+        let mut i = input(
+            Directive::Rework,
+            Some(("Failing guard output", "expected {{never}} got {{goal}}")),
+        );
+        i.goal = "render {{feedback}} literally";
+        let text = render(&i);
+        assert!(text.contains("render {{feedback}} literally"), "{text}");
+        assert!(text.contains("expected {{never}} got {{goal}}"), "{text}");
     }
 
     #[test]

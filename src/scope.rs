@@ -41,7 +41,8 @@ pub fn split_patterns(values: &[String]) -> Vec<String> {
 }
 
 fn normalize(pattern: &str) -> String {
-    let mut p = pattern.trim().replace('\\', "/");
+    // `\` escapes a glob character (`foo\*.rs`); paths use `/`.
+    let mut p = pattern.trim().to_string();
     while let Some(rest) = p.strip_prefix("./") {
         p = rest.to_string();
     }
@@ -137,6 +138,13 @@ impl PathSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backslash_escapes_a_glob_character() {
+        let set = PathSet::new(&["out\\*.log".to_string()]).unwrap();
+        assert!(set.matches("out*.log"));
+        assert!(!set.matches("outx.log"));
+    }
 
     fn set(p: &[&str]) -> PathSet {
         PathSet::new(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()

@@ -171,7 +171,7 @@ impl Agent for ClaudeAgent {
         }
         let mut notes = Vec::new();
         let resuming = self.current.clone();
-        let (out, stream, duration, _) = super::run_resuming(
+        let (out, stream, duration, fell_back) = super::run_resuming(
             resuming.as_deref(),
             "Claude session",
             &mut notes,
@@ -179,6 +179,9 @@ impl Agent for ClaudeAgent {
             |s| s.initialized,
             |_, out| super::stderr_reason(&out.stderr),
         );
+        if fell_back {
+            self.current = None; // dead: not offered again even if the fresh turn fails early
+        }
         if stream.session_id.is_some() {
             self.current = stream.session_id.clone();
         }

@@ -63,7 +63,6 @@ pub struct Replay {
     pub tally: Tally,
     pub ladder: Ladder,
     pub direction: Direction,
-    pub last_status: Status,
 }
 
 /// Why a sequence of rows cannot be replayed.
@@ -145,7 +144,6 @@ impl Replay {
             },
             ladder,
             direction,
-            last_status: Status::Baseline,
         })
     }
 
@@ -221,7 +219,6 @@ impl Replay {
             }
             Status::Search => {}
         }
-        self.last_status = row.status;
         if !matches!(row.status, Status::Drift | Status::Blocked) {
             self.ladder.last_strategic = Some(row.status);
         }
@@ -233,7 +230,8 @@ impl Replay {
     /// Idempotent: after the row is applied the same call returns `None` (or the next level), so a
     /// resume that stopped between an experiment row and its meta row catches up correctly.
     pub fn pending_escalation(&self, th: Thresholds) -> Option<Escalation> {
-        if self.last_status == Status::Pivot
+        // Drift and blocked rows (a resume's re-measure) do not break the ladder.
+        if self.ladder.last_strategic == Some(Status::Pivot)
             && self.tally.pivot_count == 2
             && (th.max_pivots == 0 || self.tally.pivot_count < th.max_pivots)
         {
@@ -517,6 +515,24 @@ mod tests {
         assert_eq!(rp.next_directive(), Directive::Pivot);
         rp.apply(&r(6, Status::Discard, 2.0, "y")).unwrap();
         assert_eq!(rp.next_directive(), Directive::Continue);
+    }
+
+    #[test]
+    fn a_drift_between_the_second_pivot_and_its_search_row_keeps_the_search() {
+        let th = Thresholds {
+            refine_after: 3,
+            pivot_after: 5,
+            max_pivots: 3,
+        };
+        let mut rp = Replay::start(&r(0, Status::Baseline, 1.0, "a"), Direction::Lower).unwrap();
+        rp.apply(&r(1, Status::Pivot, 1.0, "-")).unwrap();
+        rp.apply(&r(2, Status::Pivot, 1.0, "-")).unwrap();
+        assert_eq!(rp.pending_escalation(th), Some(Escalation::Search));
+        // The run stopped here; the resume's re-measure found a drift.
+        rp.apply(&r(3, Status::Drift, 1.5, "x")).unwrap();
+        assert_eq!(rp.pending_escalation(th), Some(Escalation::Search));
+        rp.apply(&r(4, Status::Search, 1.5, "-")).unwrap();
+        assert_eq!(rp.pending_escalation(th), None);
     }
 
     #[test]

@@ -56,7 +56,9 @@ impl StopCondition {
     }
 }
 
-const NUMBER: &str = r"(-?(?:\d+(?:\.\d+)?|\.\d+))";
+/// The whole number token (`1e-3`, `2.5`, and `1,000` too, so that it is refused rather than
+/// read as `1`); a trailing `.` or `,` ends the sentence, not the number.
+const NUMBER: &str = r"(-?[0-9.][0-9.,e+-]*)";
 const WORDS: [&str; 11] = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
 ];
@@ -117,10 +119,14 @@ pub fn parse(text: &str, names: &[&str], direction: Direction) -> Result<StopCon
     for (pattern, op) in patterns {
         let re = Regex::new(&pattern).map_err(|e| e.to_string())?;
         if let Some(caps) = re.captures(&s) {
-            let target = caps
+            let token = caps
                 .get(1)
-                .and_then(|m| super::number::parse_metric(m.as_str()))
-                .ok_or_else(|| format!("cannot read the number in `{text}`"))?;
+                .map_or("", |m| m.as_str().trim_end_matches(['.', ',']));
+            let target = super::number::parse_metric(token).ok_or_else(|| {
+                format!(
+                    "cannot read the number `{token}` in `{text}` (write it like 0.5, 1000 or 1e-3)"
+                )
+            })?;
             return Ok(StopCondition { op, target });
         }
     }
@@ -295,6 +301,19 @@ mod tests {
     fn unparseable_conditions_are_errors() {
         let e = parse("when it feels fast", &[], Direction::Lower).unwrap_err();
         assert!(e.contains("cannot understand"));
+    }
+
+    #[test]
+    fn numbers_are_read_whole() {
+        assert_eq!(p("metric <= 1e-3").target, 0.001);
+        assert_eq!(p("< 2.5e2").target, 250.0);
+        assert_eq!(p("below 10.").target, 10.0);
+        assert_eq!(p("below 10, then stop").target, 10.0);
+        assert_eq!(p("metric <= -0.5").target, -0.5);
+        for bad in ["below 1,000", "metric <= 1e", "below 1.2.3"] {
+            let e = parse(bad, &[], Direction::Lower).unwrap_err();
+            assert!(e.contains("cannot read the number"), "{bad}: {e}");
+        }
     }
 
     #[test]
