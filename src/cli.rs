@@ -52,21 +52,6 @@ pub struct ConfigArgs {
     pub exec: bool,
 }
 
-/// Parses a count: a whole number, 0 or more.
-fn whole_number<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
-    let t = text.trim();
-    match t.parse::<u64>() {
-        Ok(n) => T::try_from(n).map_err(|_| format!("`{text}` is too large")),
-        Err(_) if t.starts_with('-') && t[1..].bytes().all(|b| b.is_ascii_digit()) => {
-            Err(format!("`{text}` is negative; use 0 or more"))
-        }
-        Err(_) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
-            Err(format!("`{text}` is too large"))
-        }
-        Err(_) => Err(format!("`{text}` is not a whole number")),
-    }
-}
-
 /// The RUN FLAGS (GUIDE.md documents each one).
 #[derive(Args, Debug, Default)]
 // `--iterations -1` is a bad value of --iterations, not an unknown argument `-1`.
@@ -109,13 +94,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "RE")]
     pub metric_regex: Option<String>,
     /// Run verify N times and use the median.
-    #[arg(long, value_name = "N", value_parser = whole_number::<u32>)]
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u32>)]
     pub repeat: Option<u32>,
     /// Shell command that must exit 0 for a keep.
     #[arg(long, value_name = "CMD")]
     pub guard: Option<String>,
     /// Stop after N iterations (every results row counts).
-    #[arg(long, value_name = "N", value_parser = whole_number::<u64>)]
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u64>)]
     pub iterations: Option<u64>,
     /// Stop when the retained metric meets it, e.g. "metric <= 0.5", "below 10".
     #[arg(long, value_name = "TEXT")]
@@ -136,16 +121,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "DUR")]
     pub agent_idle_timeout: Option<Dur>,
     /// Guard-failure rework turns before discarding.
-    #[arg(long, value_name = "N", value_parser = whole_number::<u32>)]
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u32>)]
     pub rework: Option<u32>,
     /// Failed experiments in a row before a refine (0 disables).
-    #[arg(long, value_name = "N", value_parser = whole_number::<u64>)]
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u64>)]
     pub refine_after: Option<u64>,
     /// Failed experiments in a row before a pivot (0 disables).
-    #[arg(long, value_name = "N", value_parser = whole_number::<u64>)]
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u64>)]
     pub pivot_after: Option<u64>,
     /// Pivots without a keep before stopping for a human (0 disables).
-    #[arg(long, value_name = "N", value_parser = whole_number::<u64>)]
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u64>)]
     pub max_pivots: Option<u64>,
     /// How rejected trials leave the branch: reset or revert.
     #[arg(long, value_name = "POLICY")]

@@ -264,6 +264,21 @@ settings! {
     json: bool,
 }
 
+/// Parses a count: a whole number (0 or more; a flag may ask for more).
+pub fn whole_number<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    let t = text.trim();
+    match t.parse::<u64>() {
+        Ok(n) => T::try_from(n).map_err(|_| format!("`{text}` is too large")),
+        Err(_) if t.starts_with('-') && t[1..].bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("`{text}` is negative"))
+        }
+        Err(_) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("`{text}` is too large"))
+        }
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
+}
+
 /// Keys that define what a run measures; a resumed run refuses to change them.
 pub const IDENTITY_KEYS: &[&str] = &[
     "goal",
@@ -330,10 +345,8 @@ impl Settings {
         for (var, key) in ENV_VARS {
             if let Some(v) = get(var).filter(|v| !v.trim().is_empty()) {
                 let value = if *key == "iterations" {
-                    let n: u64 = v
-                        .trim()
-                        .parse()
-                        .map_err(|_| Error::Usage(format!("{var}: `{v}` is not a whole number")))?;
+                    let n: u64 =
+                        whole_number(&v).map_err(|e| Error::Usage(format!("{var}: {e}")))?;
                     serde_json::Value::from(n)
                 } else {
                     serde_json::Value::from(v)

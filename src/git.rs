@@ -298,17 +298,16 @@ impl Repo {
             .repo
             .diff_tree_to_tree(Some(&ta), Some(&tb), None)
             .git_ctx("compare trees")?;
-        let mut out = Vec::new();
+        // Without renames a delta's old and new path are the same; a set keeps it linear.
+        let mut out = std::collections::BTreeSet::new();
         for d in diff.deltas() {
             for f in [d.old_file(), d.new_file()] {
-                if let Some(p) = f.path().and_then(|p| p.to_str())
-                    && !out.iter().any(|o: &String| o == p)
-                {
-                    out.push(p.to_string());
+                if let Some(p) = f.path().and_then(|p| p.to_str()) {
+                    out.insert(p.to_string());
                 }
             }
         }
-        Ok(out)
+        Ok(out.into_iter().collect())
     }
 
     /// Moves the branch to `oid` and makes the index and working tree match it at `paths` (the
