@@ -365,7 +365,8 @@ pub fn main() -> ExitCode {
             let ConfigArgs { mut run, exec } = *args;
             let json = run.json;
             run.json = false;
-            match gather(&run, exec).and_then(|g| crate::status::config(g, json, exec)) {
+            // A missing --iterations for exec is reported with the table, not instead of it.
+            match gather(&run, false).and_then(|g| crate::status::config(g, json, exec)) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => fail(&out, &e),
             }

@@ -935,7 +935,7 @@ fn settings_meta(cfg: &RunConfig, run_tag: &str, exec: bool) -> Vec<(String, Str
 /// The refusal for an explicit run tag whose refs an earlier run holds (without `--fresh`).
 fn tag_taken(tag: &str) -> Error {
     Error::Refused(format!(
-        "refs/autoresearch/{tag}/ already holds trials of an earlier run; choose another --run-tag, or use --fresh to move them to refs/autoresearch/{tag}.prev/"
+        "refs/autoresearch/{tag}/ already holds trials of an earlier run; choose another --run-tag, or use --fresh to move them aside (to the first free refs/autoresearch/{tag}.prevN/)"
     ))
 }
 

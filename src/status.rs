@@ -220,7 +220,9 @@ pub fn config(g: crate::config::Gathered, json_out: bool, exec: bool) -> Result<
     merged.overlay(g.settings);
     sources.extend(g.sources);
     let values = serde_json::to_value(&merged).unwrap_or_default();
-    let problem = identity.or_else(|| {
+    let exec_needs = (exec && merged.iterations.is_none())
+        .then(|| crate::config::missing("iterations").to_string());
+    let problem = identity.or(exec_needs).or_else(|| {
         RunConfig::from_settings(merged)
             .err()
             .map(|e| crate::config::locate(e, &sources).to_string())

@@ -721,6 +721,19 @@ fn config_shows_resumed_values_of_an_existing_run() {
         "{}",
         r.stderr
     );
+    assert!(
+        r.stdout.contains("settings of: exec"),
+        "the table is printed too"
+    );
+    let (code, v) = config_json(&repo, &["--exec"], &[]);
+    assert_eq!(code, 2, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing required field: iterations"),
+        "{v}"
+    );
     let mut all: Vec<String> = ["config", "--json", "--exec"].map(String::from).to_vec();
     all.extend(
         TestRepo::exec_args(VERIFY, &agent, 2, &[])
