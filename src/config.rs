@@ -359,12 +359,7 @@ impl Settings {
                         Error::Usage(format!("{var}: {msg}"))
                     })?;
                 map.insert((*key).to_string(), value);
-                let k = Settings::KEYS
-                    .iter()
-                    .find(|k| *k == key)
-                    .copied()
-                    .unwrap_or("goal");
-                sources.insert(k, Source::Env((*var).to_string()));
+                sources.insert(*key, Source::Env((*var).to_string()));
             }
         }
         let s: Settings = serde_json::from_value(serde_json::Value::Object(map))
@@ -430,6 +425,8 @@ pub struct RunConfig {
     /// The JSON key of the metric (metrics-json), defaulting to the metric name.
     pub primary_metric_key: String,
     pub metric_regex: Option<String>,
+    /// How verify's output is read (built once: the regex is compiled here).
+    pub metric_format: MetricFormat,
     pub repeat: u32,
     pub guard: Option<String>,
     pub iterations: Option<u64>,
@@ -451,10 +448,6 @@ pub struct RunConfig {
     pub rollback: Rollback,
     pub protect: Vec<String>,
     pub run_tag: Option<String>,
-    pub fresh: bool,
-    pub json: bool,
-    pub repo: Option<PathBuf>,
-    pub artifacts_dir: Option<PathBuf>,
     /// The merged settings this was built from (stored with the run).
     pub settings: Settings,
 }
@@ -718,6 +711,16 @@ impl RunConfig {
             }
         }
         let dur = |v: Option<Dur>, default: u64| v.map_or(Duration::from_secs(default), |d| d.0);
+        let metric_format = match verify_format {
+            VerifyFormat::Scalar => MetricFormat::Scalar,
+            VerifyFormat::MetricsJson => MetricFormat::MetricsJson {
+                key: primary_metric_key.clone(),
+            },
+            VerifyFormat::Regex => MetricFormat::Regex(
+                regex::Regex::new(metric_regex.as_deref().unwrap_or(""))
+                    .map_err(|e| Error::Usage(format!("--metric-regex: {e}")))?,
+            ),
+        };
         Ok(RunConfig {
             mode,
             goal,
@@ -728,6 +731,7 @@ impl RunConfig {
             verify_format,
             primary_metric_key,
             metric_regex,
+            metric_format,
             repeat: s.repeat.unwrap_or(1),
             guard: s.guard.clone().filter(|g| !g.trim().is_empty()),
             iterations: s.iterations,
@@ -753,30 +757,8 @@ impl RunConfig {
             rollback: s.rollback.unwrap_or(Rollback::Reset),
             protect: s.protect.clone().map(|p| p.0).unwrap_or_default(),
             run_tag: s.run_tag.clone().filter(|t| !t.is_empty()),
-            fresh: s.fresh.unwrap_or(false),
-            json: s.json.unwrap_or(false),
-            repo: s.repo.clone(),
-            artifacts_dir: s.artifacts_dir.clone(),
             settings: s,
         })
-    }
-
-    /// Returns how verify's output is read.
-    pub fn metric_format(&self) -> MetricFormat {
-        match self.verify_format {
-            VerifyFormat::Scalar => MetricFormat::Scalar,
-            VerifyFormat::MetricsJson => MetricFormat::MetricsJson {
-                key: self.primary_metric_key.clone(),
-            },
-            VerifyFormat::Regex => {
-                let re = self.metric_regex.as_deref().unwrap_or("");
-                // Validated in `from_settings`; an invalid one cannot reach this point.
-                MetricFormat::Regex(
-                    regex::Regex::new(re)
-                        .unwrap_or_else(|_| regex::Regex::new("$^").expect("static regex")),
-                )
-            }
-        }
     }
 }
 

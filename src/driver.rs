@@ -1370,7 +1370,7 @@ impl Run {
                         tail: out.last_lines(5),
                     });
                 }
-                _ => self.cfg.metric_format().extract(&out.stdout),
+                _ => self.cfg.metric_format.extract(&out.stdout),
             };
             match extracted {
                 Ok(v) => values.push(v),

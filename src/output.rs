@@ -25,10 +25,9 @@ pub struct Output {
 
 /// Returns a metric as a JSON number: an integer when integral, else a float.
 pub fn num(v: f64) -> Value {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        json!(v as i64)
-    } else {
-        json!(v)
+    match crate::engine::number::as_json_int(v) {
+        Some(i) => json!(i),
+        None => json!(v),
     }
 }
 

@@ -124,11 +124,6 @@ impl PathSet {
         }) || self.globs.is_match(path)
     }
 
-    /// Returns the patterns as given.
-    pub fn patterns(&self) -> &[String] {
-        &self.patterns
-    }
-
     /// Returns true when no pattern was given.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()

@@ -20,7 +20,7 @@ pub struct Inflight {
     pub branch: String,
     /// Full id of the retained commit the iteration started from.
     pub start_commit: String,
-    /// `agent`, `verify`, `guard`, `rework`, `closeout`.
+    /// `agent`, `verify`, `guard` or `rework`.
     pub phase: String,
     /// The latest trial commit, once made.
     #[serde(default)]

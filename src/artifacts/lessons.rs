@@ -7,10 +7,9 @@ use crate::engine::row::one_line;
 use crate::error::Result;
 use crate::fsutil;
 
-/// The lessons file and the most recent entries (for prompts).
+/// The lessons file and its entries (the last ones go into prompts; their count numbers the next).
 pub struct Lessons {
     path: PathBuf,
-    count: usize,
     entries: Vec<String>,
     /// The whole file as last read or written, to restore it after a foreign write.
     text: String,
@@ -48,7 +47,6 @@ impl Lessons {
         }
         Lessons {
             path: path.to_path_buf(),
-            count: entries.len(),
             entries,
             text,
             stamp: fsutil::fingerprint(path),
@@ -106,7 +104,7 @@ impl Lessons {
 
     /// Appends one lesson block.
     pub fn append(&mut self, l: &Lesson<'_>) -> Result<()> {
-        let n = self.count + 1;
+        let n = self.entries.len() + 1;
         let mut title = field(l.title);
         if title.chars().count() > 120 {
             title = title.chars().take(119).collect::<String>() + "…";
@@ -123,10 +121,6 @@ impl Lessons {
         fsutil::append_durable(&self.path, block.as_bytes())?;
         self.text.push_str(&block);
         self.entries.push(block);
-        if self.entries.len() > 50 {
-            self.entries.remove(0);
-        }
-        self.count = n;
         self.stamp = fsutil::fingerprint(&self.path);
         Ok(())
     }

@@ -38,11 +38,6 @@ impl Usage {
         }
     }
 
-    /// Returns input plus output tokens.
-    pub fn total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
-    }
-
     /// Returns true when nothing was counted.
     pub fn is_empty(&self) -> bool {
         *self == Usage::default()

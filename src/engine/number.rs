@@ -35,6 +35,12 @@ pub fn parse_metric(text: &str) -> Option<f64> {
     parse_stored(text).filter(|v| in_range(*v))
 }
 
+/// Returns `v` as an integer when it is one that JSON carries exactly (a metric of `12` is
+/// written `12`, not `12.0`).
+pub fn as_json_int(v: f64) -> Option<i64> {
+    (v.fract() == 0.0 && v.abs() < 9.0e15).then_some(v as i64)
+}
+
 /// Returns the canonical decimal text of a metric: fixed point, no trailing zeros, no `-0`.
 pub fn canonical(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
