@@ -670,31 +670,105 @@ fn preserve_as(repo: &Repo, tag: &str, kind: &str, n: u64, oid: Oid) -> Result<S
 /// Keeps what iteration `n` produced: its trial commit and, with `snapshot`, its uncommitted
 /// changes (the user's kept files excluded) committed on top of HEAD without moving the branch.
 /// Returns the commit and ref that hold the latest of it.
+/// For each of your untracked files in `kept` that changed: keeps the changed content as a loose
+/// blob (your files are never committed) so that the restore may put your copy back; one too big
+/// to copy (or no longer a file) is re-kept as it is instead, its earlier content staying in its
+/// backup. Returns the notes to show and whether `kept` changed.
+fn copy_changed_kept(repo: &Repo, kept: &mut [KeptFile]) -> Result<(Vec<String>, bool)> {
+    let mut notes = Vec::new();
+    let mut rekept = false;
+    for k in kept.iter_mut() {
+        if repo.kept_file_intact(k) {
+            continue;
+        }
+        let path = k.path.clone();
+        let full = repo.root.join(&path);
+        let Ok(meta) = std::fs::symlink_metadata(&full) else {
+            continue; // removed: nothing to copy; the restore puts it back
+        };
+        let copy = (meta.is_file() && meta.len() <= crate::git::BACKUP_LIMIT)
+            .then(|| repo.repo.blob_path(&full).ok())
+            .flatten();
+        notes.push(match copy {
+            Some(blob) => format!(
+                "{path} (your untracked file) was changed during the iteration; your copy is put back, the changed content is kept as blob {blob} (`git cat-file -p {blob}`)"
+            ),
+            None => {
+                let earlier = if k.blob.is_empty() {
+                    String::new()
+                } else {
+                    format!("; its earlier content is blob {}", k.blob)
+                };
+                *k = repo.keep_file(&path)?;
+                rekept = true;
+                format!(
+                    "{path} (your untracked file) was changed during the iteration and is too big to copy: left as it is{earlier}"
+                )
+            }
+        });
+    }
+    Ok((notes, rekept))
+}
+
+/// Splits `paths` into those small enough to commit as a copy (64 MB each, 256 MB in all) and
+/// moves the others whole to `aside` (same file system: instant). Returns the small ones and a
+/// note about the moved ones, if any.
+fn set_big_files_aside(root: &Path, paths: &[String], aside: &Path) -> (Vec<String>, String) {
+    const TOTAL: u64 = 256 * 1024 * 1024;
+    let mut total = 0u64;
+    let (small, big): (Vec<String>, Vec<String>) = paths.iter().cloned().partition(|p| {
+        let len = std::fs::symlink_metadata(root.join(p))
+            .map_or(0, |m| if m.is_file() { m.len() } else { 0 });
+        total += len;
+        len <= crate::git::BACKUP_LIMIT && total <= TOTAL
+    });
+    if big.is_empty() {
+        return (small, String::new());
+    }
+    let failed: Vec<String> = big
+        .into_iter()
+        .filter(|p| {
+            let to = aside.join(p);
+            let moved = to
+                .parent()
+                .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+                && std::fs::rename(root.join(p), &to).is_ok();
+            !moved
+        })
+        .collect();
+    let mut note = format!("; big files moved to {}", aside.display());
+    if !failed.is_empty() {
+        note.push_str(&format!(" (could not move {}: lost)", list_paths(&failed)));
+    }
+    (small, note)
+}
+
 fn preserve_work(
     repo: &Repo,
+    paths: &Paths,
     tag: &str,
     n: u64,
     trial: Option<Oid>,
-    snapshot: Option<&str>,
+    message: &str,
     kept: &HashSet<String>,
-) -> Result<Option<(Oid, String)>> {
+) -> Result<(Option<(Oid, String)>, String)> {
     let mut held = None;
     if let Some(t) = trial {
         held = Some((t, preserve(repo, tag, n, t)?));
     }
-    if let Some(message) = snapshot {
-        let changes: Vec<String> = repo
-            .scan_refresh()?
-            .into_iter()
-            .map(|c| c.path)
-            .filter(|p| !kept.contains(p))
-            .collect();
-        if !changes.is_empty() {
-            let s = repo.snapshot(&changes, message)?;
-            held = Some((s, preserve(repo, tag, n, s)?));
-        }
+    let changes: Vec<String> = repo
+        .scan_refresh()?
+        .into_iter()
+        .map(|c| c.path)
+        .filter(|p| !kept.contains(p))
+        .collect();
+    let aside = paths.private.join("leftovers").join(n.to_string());
+    let (small, moved) = set_big_files_aside(&repo.root, &changes, &aside);
+    if !small.is_empty() {
+        let s = repo.snapshot(&small, message)?;
+        held = Some((s, preserve(repo, tag, n, s)?));
     }
-    Ok(held)
+    Ok((held, moved))
 }
 
 /// Rolls back an iteration that a previous process left unfinished and records it.
@@ -734,7 +808,7 @@ fn recover(
             paths.inflight.display()
         )));
     }
-    let kept = inflight::load_kept(&paths.kept);
+    let mut kept = inflight::load_kept(&paths.kept);
     let recorded = loaded
         .as_ref()
         .is_some_and(|l| l.replay.tally.iteration >= marker.iteration);
@@ -761,14 +835,23 @@ fn recover(
     };
     let kept_paths: HashSet<String> = kept.iter().map(|k| k.path.clone()).collect();
     let message = format!("experiment (interrupted): iteration {}", marker.iteration);
-    let held = preserve_work(
+    let (held, moved) = preserve_work(
         repo,
+        paths,
         &marker.run_tag,
         marker.iteration,
         trial,
-        Some(&message),
+        &message,
         &kept_paths,
     )?;
+    // Your untracked files: a changed one's content is copied before your copy is put back.
+    let (notes, rekept) = copy_changed_kept(repo, &mut kept)?;
+    for note in notes {
+        out.note(&note);
+    }
+    if rekept {
+        inflight::save_kept(&paths.kept, &kept)?;
+    }
     let new_head = if rollback == Rollback::Revert && head != start {
         repo.commit_tree_of(
             start,
@@ -796,10 +879,9 @@ fn recover(
             ));
         }
     }
-    let where_ = if let Some((_, name)) = &held {
-        format!("; its work is kept at {name}")
-    } else {
-        String::new()
+    let where_ = match &held {
+        Some((_, name)) => format!("; its work is kept at {name}{moved}"),
+        None => moved.clone(),
     };
     out.note(&format!(
         "iteration {} was interrupted during {} (the previous process was killed); rolled it back{where_}",
@@ -1663,41 +1745,12 @@ impl Run {
     /// to copy (or no longer a file) is left as it is and watched in its new state instead, its
     /// earlier content staying in its backup.
     fn copy_changed_kept_files(&mut self) -> Result<()> {
-        let mut changed = false;
-        for i in 0..self.kept.len() {
-            if self.repo.kept_file_intact(&self.kept[i]) {
-                continue;
-            }
-            let path = self.kept[i].path.clone();
-            let full = self.repo.root.join(&path);
-            let Ok(meta) = std::fs::symlink_metadata(&full) else {
-                continue; // removed: nothing to copy; the restore puts it back
-            };
-            let copy = (meta.is_file() && meta.len() <= crate::git::BACKUP_LIMIT)
-                .then(|| self.repo.repo.blob_path(&full).ok())
-                .flatten();
-            let note = match copy {
-                Some(blob) => format!(
-                    "{path} (your untracked file) was changed during the iteration; your copy is put back, the changed content is kept as blob {blob} (`git cat-file -p {blob}`)"
-                ),
-                None => {
-                    let before = &self.kept[i].blob;
-                    let earlier = if before.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; its earlier content is blob {before}")
-                    };
-                    self.kept[i] = self.repo.keep_file(&path)?;
-                    changed = true;
-                    format!(
-                        "{path} (your untracked file) was changed during the iteration and is too big to copy: left as it is{earlier}"
-                    )
-                }
-            };
+        let (notes, rekept) = copy_changed_kept(&self.repo, &mut self.kept)?;
+        for note in notes {
             self.out.note(&note);
             self.notes.push(note);
         }
-        if changed {
+        if rekept {
             inflight::save_kept(&self.paths.kept, &self.kept)?;
         }
         Ok(())
@@ -1748,14 +1801,8 @@ impl Run {
             let n = self.replay.tally.iteration + 1;
             (n, format!("iteration {n}"))
         };
-        const TOTAL: u64 = 256 * 1024 * 1024;
-        let mut total = 0u64;
-        let (small, big): (Vec<String>, Vec<String>) = paths.iter().cloned().partition(|p| {
-            let len = std::fs::symlink_metadata(self.repo.root.join(p))
-                .map_or(0, |m| if m.is_file() { m.len() } else { 0 });
-            total += len;
-            len <= crate::git::BACKUP_LIMIT && total <= TOTAL
-        });
+        let aside = self.paths.private.join("leftovers").join(n.to_string());
+        let (small, moved) = set_big_files_aside(&self.repo.root, paths, &aside);
         let (kind, message, what) = match keep {
             Keep::Leftovers => (
                 "leftover",
@@ -1776,25 +1823,7 @@ impl Run {
             where_ = format!("; kept at {name}");
             held = Some((oid, name));
         }
-        if !big.is_empty() {
-            // Too big for the object database: moved aside whole (same file system, instant).
-            let aside = self.paths.private.join("leftovers").join(n.to_string());
-            let mut failed = Vec::new();
-            for p in &big {
-                let to = aside.join(p);
-                let moved = to
-                    .parent()
-                    .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
-                    && std::fs::rename(self.repo.root.join(p), &to).is_ok();
-                if !moved {
-                    failed.push(p.clone());
-                }
-            }
-            where_.push_str(&format!("; big files moved to {}", aside.display()));
-            if !failed.is_empty() {
-                where_.push_str(&format!(" (could not move {}: lost)", list_paths(&failed)));
-            }
-        }
+        where_.push_str(&moved);
         let note = format!("{what} ({}){where_}", list_paths(paths));
         self.out.note(&format!("{label}: {note}"));
         self.notes.push(note);

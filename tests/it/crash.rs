@@ -125,6 +125,14 @@ fn kill_9_during_the_agent_then_resume() {
     let files = repo.git(&["ls-tree", "-r", "--name-only", &preserved]);
     assert!(files.contains("src/new/deep/file.txt"), "{files}");
     assert!(!files.contains("notes/"), "{files}");
+    // The agent's version of your file is put aside as a blob, not lost and not committed.
+    let blob = r
+        .stderr
+        .split("notes/mine.md (your untracked file) was changed during the iteration; your copy is put back, the changed content is kept as blob ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no blob note:\n{}", r.stderr));
+    assert_eq!(repo.git(&["cat-file", "-p", blob]), "clobbered\n");
     assert!(
         !repo.exists("src/new"),
         "new directories are removed with their files"
