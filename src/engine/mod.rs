@@ -1,14 +1,32 @@
-//! The pure engine: numbers, rows, the reducer, decisions, escalation and stop conditions.
+//! The pure engine: numbers, rows, the reducer, the iteration's step machine, the mode policies,
+//! escalation and stop conditions.
 //! Nothing here touches the filesystem, git or processes, so all of it is unit-tested directly.
 
 pub mod metric;
 pub mod number;
+pub mod policy;
 pub mod reducer;
 pub mod row;
+pub mod step;
 pub mod stop;
 
 use std::fmt;
 use std::str::FromStr;
+
+/// Returns up to eight paths joined by commas, then `and N more`.
+pub fn list_paths(paths: &[String]) -> String {
+    const SHOW: usize = 8;
+    let mut s = paths
+        .iter()
+        .take(SHOW)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > SHOW {
+        s.push_str(&format!(" and {} more", paths.len() - SHOW));
+    }
+    s
+}
 
 /// Which way the metric should move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,147 @@
+//! A mode is a policy over the same step machine: its prompt template, its keep decision and its
+//! stop rule. This module also holds the decisions taken between iterations (stop checks, the
+//! escalation rows), pure and shared by every mode (GUIDE §7).
+
+mod fix;
+mod loop_mode;
+
+use super::Direction;
+use super::number::canonical;
+use super::reducer::{Escalation, Replay, Thresholds};
+use super::row::Status;
+use super::stop::StopCondition;
+use crate::config::Mode;
+
+pub use fix::Fix;
+pub use loop_mode::Loop;
+
+/// Why a run stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stop {
+    Goal(String),
+    Cap(u64),
+    NeedsHuman(String),
+    Blocked(String),
+    Interrupted(i32),
+}
+
+/// What distinguishes one mode from another.
+pub trait Policy {
+    /// The mode's prompt template (`modes/<mode>.md`).
+    fn template(&self) -> &'static str;
+
+    /// Returns true when a measured `trial` may be kept over the `retained` metric.
+    fn improves(&self, direction: Direction, trial: f64, retained: f64) -> bool {
+        direction.improves(trial, retained)
+    }
+
+    /// The mode's own goal, checked before every iteration: `Some(why)` ends the run.
+    fn goal_reached(&self, _metric: &str, _retained: f64) -> Option<String> {
+        None
+    }
+}
+
+/// Returns the policy of a mode.
+pub fn for_mode(mode: Mode) -> &'static dyn Policy {
+    match mode {
+        Mode::Fix => &Fix,
+        _ => &Loop,
+    }
+}
+
+/// The run's limits, as the between-iterations decisions need them.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    pub metric: String,
+    pub stop_condition: Option<(String, StopCondition)>,
+    pub thresholds: Thresholds,
+    pub iterations: Option<u64>,
+}
+
+fn exhausted(pivots: u64) -> Stop {
+    Stop::NeedsHuman(format!(
+        "{pivots} pivots without a keep; a human is needed (change the goal or scope with --fresh, or raise --max-pivots)"
+    ))
+}
+
+/// The stop that applies before the next iteration, if any, in GUIDE §7's order: goal (the stop
+/// condition, then the mode's own), pivots exhausted, the iteration cap.
+pub fn stop_check(policy: &dyn Policy, rules: &Rules, replay: &Replay) -> Option<Stop> {
+    let t = &replay.tally;
+    if let Some((text, cond)) = &rules.stop_condition
+        && cond.satisfied(t.current_metric)
+    {
+        return Some(Stop::Goal(format!(
+            "stop condition `{text}` met ({} = {})",
+            rules.metric,
+            canonical(t.current_metric)
+        )));
+    }
+    if let Some(why) = policy.goal_reached(&rules.metric, t.current_metric) {
+        return Some(Stop::Goal(why));
+    }
+    if replay.pivots_exhausted(rules.thresholds) {
+        return Some(exhausted(t.pivot_count));
+    }
+    if let Some(cap) = rules.iterations
+        && t.iteration >= cap
+    {
+        return Some(Stop::Cap(cap));
+    }
+    None
+}
+
+/// A bookkeeping row the ladder asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Escalate {
+    pub status: Status,
+    pub description: String,
+    /// A pivot drops the agent's session.
+    pub drop_session: bool,
+}
+
+/// The next bookkeeping row, if the ladder asks for one and the iteration cap leaves room
+/// (`--iterations N` caps bookkeeping rows too; the ladder catches up on resume).
+pub fn next_escalation(rules: &Rules, replay: &Replay) -> Option<Escalate> {
+    let e = replay.pending_escalation(rules.thresholds)?;
+    if rules
+        .iterations
+        .is_some_and(|cap| replay.tally.iteration >= cap)
+    {
+        return None;
+    }
+    let k = replay.ladder.since_reset;
+    let (status, description) = match e {
+        Escalation::Refine => (
+            Status::Refine,
+            format!("[REFINE] {k} failed experiments in a row; next turn refines the strategy"),
+        ),
+        Escalation::Pivot => (
+            Status::Pivot,
+            format!(
+                "[PIVOT] {k} failed experiments since the last keep or pivot; abandoning the strategy (pivot {})",
+                replay.tally.pivot_count + 1
+            ),
+        ),
+        Escalation::Search => (
+            Status::Search,
+            "[SEARCH] two pivots without a keep; next turn looks for outside ideas".to_string(),
+        ),
+    };
+    Some(Escalate {
+        status,
+        description,
+        drop_session: e == Escalation::Pivot,
+    })
+}
+
+/// After a pivot row: the stop when the pivots are exhausted.
+pub fn after_pivot(rules: &Rules, replay: &Replay) -> Option<Stop> {
+    replay
+        .pivots_exhausted(rules.thresholds)
+        .then(|| exhausted(replay.tally.pivot_count))
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

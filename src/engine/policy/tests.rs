@@ -1,0 +1,3 @@
+use super::*;
+#[test]
+fn placeholder() { let _ = for_mode(crate::config::Mode::Fix); }
