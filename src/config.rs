@@ -412,6 +412,17 @@ impl Settings {
     }
 }
 
+/// Layers the settings of a run: the defaults, then the settings a resumed run saved, then the
+/// explicit ones (file < environment < flags, already merged by [`gather`]).
+pub fn layered(saved: Option<&Settings>, explicit: &Settings) -> Settings {
+    let mut merged = Settings::defaults();
+    if let Some(s) = saved {
+        merged.overlay(s.clone());
+    }
+    merged.overlay(explicit.clone());
+    merged
+}
+
 /// A validated run configuration.
 #[derive(Clone, Debug)]
 pub struct RunConfig {

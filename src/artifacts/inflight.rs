@@ -25,6 +25,9 @@ pub struct Inflight {
     /// The latest trial commit, once made.
     #[serde(default)]
     pub trial_commit: Option<String>,
+    /// The experiment's description, once the agent gave it (kept in an `[INTERRUPTED]` row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub started_at: String,
     pub pid: u32,
 }

@@ -5,6 +5,7 @@
 pub mod metric;
 pub mod number;
 pub mod policy;
+pub mod reason;
 pub mod reducer;
 pub mod row;
 pub mod step;

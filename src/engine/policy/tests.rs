@@ -1,3 +1,5 @@
 use super::*;
 #[test]
-fn placeholder() { let _ = for_mode(crate::config::Mode::Fix); }
+fn placeholder() {
+    let _ = for_mode(crate::config::Mode::Fix);
+}
