@@ -50,7 +50,9 @@ impl Phase {
 /// How an agent turn ended (after the driver waited out rate limits within the budget).
 #[derive(Clone, Debug, PartialEq)]
 pub enum TurnEnd {
-    Completed { description: String },
+    Completed {
+        description: String,
+    },
     /// The agent failed or timed out; `description` is what it said it did, if anything.
     Failed {
         reason: String,
