@@ -5,6 +5,7 @@
 //! `tree` (inspection, restores and what they preserve).
 
 mod measure;
+mod preflight;
 mod recover;
 mod startup;
 mod step;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use git2::Oid;
 
-use super::startup::Loaded;
+use super::preflight::Loaded;
 use crate::artifacts::Paths;
 use crate::artifacts::inflight::{self, Inflight};
 use crate::config::Rollback;

@@ -1,41 +1,27 @@
 //! Start-up: preflight (every refusal before the first write), a new run with its baseline, or
 //! the resume of an existing one with its re-measure.
 
-use std::path::Path;
-
 use git2::Oid;
 
 use super::measure::Untouched;
+use super::preflight::{Loaded, Preflight, load_existing, preflight, preflight_tree, tag_taken};
 use super::recover::recover;
 use super::{Options, Run, Setup, new_run};
-use crate::agent::{self, Agent};
-use crate::artifacts::Paths;
 use crate::artifacts::inflight::Inflight;
 use crate::artifacts::lessons::Lessons;
-use crate::artifacts::lock::{self, Lock};
+use crate::artifacts::lock::Lock;
 use crate::artifacts::results::ResultsLog;
 use crate::artifacts::state::{EngineInfo, StateFile};
-use crate::config::{self, AgentKind, RunConfig, Settings};
+use crate::config::{AgentKind, RunConfig};
 use crate::engine::list_paths;
 use crate::engine::number::{canonical, delta, same};
 use crate::engine::reducer::Replay;
 use crate::engine::row::{Guard, Row, Status, one_line};
 use crate::error::{Error, IoContext, Result};
-use crate::git::{ChangeKind, Repo};
-use crate::output::{Output, StartInfo, Summary};
+use crate::git::Repo;
+use crate::output::{StartInfo, Summary};
 use crate::process;
-use crate::scope::PathSet;
 use crate::{fsutil, signal};
-
-/// A run that exists on disk.
-pub(super) struct Loaded {
-    pub(super) results: ResultsLog,
-    pub(super) replay: Replay,
-    pub(super) saved: Settings,
-    pub(super) state: Option<StateFile>,
-    /// The state agrees with the log (else it is older, and its `engine.head` is not trusted).
-    pub(super) state_current: bool,
-}
 
 /// Returns a slug of the goal usable as a run tag.
 pub(super) fn derive_tag(goal: &str) -> String {
@@ -58,245 +44,73 @@ pub(super) fn derive_tag(goal: &str) -> String {
     if slug.is_empty() { "run".into() } else { slug }
 }
 
-/// Returns the paths a shell command names that exist in the repository (protected from edits).
-pub(super) fn named_paths(command: &str, root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for raw in command.split(|c: char| {
-        c.is_whitespace() || matches!(c, ';' | '|' | '&' | '(' | ')' | '<' | '>' | '`')
-    }) {
-        let token = raw.trim_matches(|c| c == '"' || c == '\'');
-        let token = token.rsplit('=').next().unwrap_or(token);
-        if token.is_empty()
-            || token.starts_with('-')
-            || !(token.contains('/') || token.contains('.'))
-        {
-            continue;
-        }
-        let p = Path::new(token);
-        let rel = if p.is_absolute() {
-            match p.strip_prefix(root) {
-                Ok(r) => r.to_path_buf(),
-                Err(_) => continue,
-            }
-        } else {
-            p.to_path_buf()
-        };
-        let rel_s = rel
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .trim_end_matches('/')
-            .to_string();
-        if rel_s.is_empty() || rel_s == "." || rel_s.split('/').any(|c| c == "..") {
-            continue;
-        }
-        if root.join(&rel_s).exists() && !out.contains(&rel_s) {
-            out.push(rel_s);
-        }
-    }
-    out
-}
-
-/// Builds the agent for a configuration; a missing agent binary refuses the run.
-pub(super) fn make_agent(cfg: &RunConfig) -> Result<Box<dyn Agent>> {
-    let missing = |name: &str, flag: &str, env: &str, install: &str| {
-        Error::Refused(format!(
-            "the {name} CLI was not found; install it ({install}) or point {flag} or ${env} at it"
-        ))
-    };
-    match cfg.agent {
-        AgentKind::Command => Ok(Box::new(agent::command::CommandAgent::new(
-            cfg.agent_cmd.as_deref().unwrap_or_default(),
-            cfg.agent_timeout,
-            cfg.agent_idle_timeout,
-        ))),
-        AgentKind::Codex => {
-            let bin = agent::resolve_binary(cfg.codex_bin.as_deref(), "CODEX_BIN", "codex")
-                .filter(|b| agent::is_executable(b))
-                .ok_or_else(|| {
-                    missing(
-                        "codex",
-                        "--codex-bin",
-                        "CODEX_BIN",
-                        "`npm install -g @openai/codex`",
-                    )
-                })?;
-            Ok(Box::new(agent::codex::CodexAgent::new(
-                bin,
-                cfg.sandbox,
-                cfg.model.clone(),
-                cfg.agent_args.clone(),
-                cfg.agent_timeout,
-                cfg.agent_idle_timeout,
-            )))
-        }
-        AgentKind::Claude => {
-            let bin = agent::resolve_binary(cfg.claude_bin.as_deref(), "CLAUDE_BIN", "claude")
-                .filter(|b| agent::is_executable(b))
-                .ok_or_else(|| {
-                    missing(
-                        "claude",
-                        "--claude-bin",
-                        "CLAUDE_BIN",
-                        "`npm install -g @anthropic-ai/claude-code`",
-                    )
-                })?;
-            Ok(Box::new(agent::claude::ClaudeAgent::new(
-                bin,
-                cfg.sandbox,
-                cfg.model.clone(),
-                cfg.agent_args.clone(),
-                cfg.agent_timeout,
-                cfg.agent_idle_timeout,
-            )))
-        }
-    }
-}
-
-/// Reads the run in `paths`, rebuilding the state from the TSV when they disagree.
-pub(super) fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
-    if !paths.results.exists() {
-        return Err(Error::Refused(format!(
-            "{} exists but {} does not; restore the results file, or start over with --fresh",
-            paths.state.display(),
-            paths.results.display()
-        )));
-    }
-    let (results, repair) = ResultsLog::open(&paths.results)?;
-    if repair.torn_bytes > 0 {
-        out.note(&format!(
-            "repaired {}: cut an incomplete last line ({} bytes) left by a crash",
-            paths.results.display(),
-            repair.torn_bytes
-        ));
-    }
-    let direction: crate::engine::Direction = results
-        .meta("metric_direction")
-        .ok_or_else(|| {
-            Error::Refused(format!(
-                "{} has no `# metric_direction:` line; use --fresh",
-                paths.results.display()
-            ))
-        })?
-        .parse()
-        .map_err(|e: String| Error::Refused(format!("{}: {e}", paths.results.display())))?;
-    let replay = Replay::from_rows(&results.rows, direction).map_err(|e| {
-        Error::Refused(format!(
-            "{}: {e}; fix the file or start over with --fresh",
-            paths.results.display()
-        ))
-    })?;
-    let mut state_current = false;
-    let state = if paths.state.exists() {
-        match StateFile::load(&paths.state) {
-            Ok(s) => {
-                let diff = crate::engine::reducer::mismatches(&s.state, &replay.tally);
-                state_current = diff.is_empty();
-                if !diff.is_empty() {
-                    out.note(&format!(
-                        "{} disagreed with the results log ({}); rebuilt it from the log",
-                        paths.state.display(),
-                        diff.join("; ")
-                    ));
-                }
-                Some(s)
-            }
-            Err(why) => {
-                out.note(&format!(
-                    "{} is unusable ({why}); rebuilding it from the results log",
-                    paths.state.display()
-                ));
-                None
-            }
-        }
-    } else {
-        out.note(&format!(
-            "{} is missing; rebuilding it from the results log",
-            paths.state.display()
-        ));
-        None
-    };
-    let saved = paths.stored_settings(state.as_ref(), results.meta("settings"))?;
-    Ok(Loaded {
-        results,
-        replay,
-        saved,
-        state,
-        state_current,
-    })
-}
-
 /// Entry point of `run` and `exec`.
 pub fn run(opts: Options) -> Result<Summary> {
     signal::install();
-    let out = opts.output;
-    let start_dir = config::start_dir(opts.settings.repo.as_deref())?;
-    let repo = Repo::discover(&start_dir)?;
-    let branch = repo.check_startable()?;
-    let mut paths =
-        Paths::new(&repo.root, opts.settings.artifacts_dir.as_deref())?.with_outputs(&repo.root);
-    // Output redirected into a tracked file is a change to that file: the preflight refuses it.
-    paths.outputs.retain(|o| !repo.is_tracked(o));
-    let fresh = opts.exec || opts.settings.fresh == Some(true);
-
-    // Every refusal comes before the first write: a live run, a bad configuration, a missing
-    // agent, a dirty tree. A refused run leaves the repository exactly as it was.
-    if let Some(h) = lock::peek(&paths.lock).filter(|h| h.pid != std::process::id() && h.alive()) {
-        return Err(lock::held_message(&paths.lock, Some(&h)));
-    }
-    let saved = match (fresh, paths.has_run()) {
-        (false, true) => match paths.peek_saved() {
-            Some(s) => Some(s),
-            // Say precisely what is wrong with the run's files (reading them reports it).
-            None => Some(load_existing(&paths, &out)?.saved),
-        },
-        _ => None,
-    };
-    if let Some(s) = &saved {
-        config::check_identity(s, &opts.settings).map_err(|e| config::locate(e, &opts.sources))?;
-    }
-    let cfg = RunConfig::from_settings(config::layered(saved.as_ref(), &opts.settings))
-        .map_err(|e| config::locate(e, &opts.sources))?;
-    let scope = PathSet::new(&cfg.scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
-    let mut protected_list: Vec<String> = cfg.protect.clone();
-    let mut named = named_paths(&cfg.verify, &repo.root);
-    if let Some(g) = &cfg.guard {
-        for p in named_paths(g, &repo.root) {
-            if !named.contains(&p) {
-                named.push(p);
-            }
-        }
-    }
-    for n in &named {
-        if !protected_list.contains(n) {
-            protected_list.push(n.clone());
-        }
-    }
-    protected_list.extend(paths.protected_in_repo());
-    if let Some(rel) = opts
-        .config_file
-        .as_deref()
-        .and_then(|f| f.strip_prefix(&repo.root).ok())
+    let exec = opts.exec;
+    let pre = preflight(opts)?;
+    let mut own = take_over(&pre)?;
+    let Preflight {
+        out,
+        repo,
+        branch,
+        paths,
+        cfg,
+        scope,
+        protect,
+        protected_list,
+        mut agent,
+        ..
+    } = pre;
+    if let Some(e) = own
+        .loaded
+        .as_ref()
+        .and_then(|old| old.state.as_ref())
+        .map(|s| &s.engine)
+        && e.session_id.is_some()
     {
-        protected_list.push(rel.to_string_lossy().into_owned());
+        agent.restore_session(e.session_id.clone(), e.session_usage.clone());
     }
-    let protect =
-        PathSet::new(&protected_list).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
-    let interrupted = paths.inflight.exists();
-    let checked = if interrupted {
-        None
-    } else {
-        Some(preflight_tree(&repo, &scope, &protect, &paths)?)
+    let setup = Setup {
+        lessons: Lessons::load(&paths.lessons),
+        cfg,
+        repo,
+        paths,
+        out,
+        exec,
+        branch,
+        agent,
+        scope,
+        protect,
+        protected_list,
+        lock: own.lock,
     };
-    if let Some(tag) = &cfg.run_tag
-        && !fresh
-        && !paths.has_run()
-        && repo.has_refs_under(&format!("refs/autoresearch/{tag}/"))
-    {
-        return Err(tag_taken(tag));
+    let mut run = match own.loaded.take() {
+        None => start_fresh(setup, &own.user_untracked)?,
+        Some(old) => resume(setup, &own.user_untracked, old)?,
+    };
+    for n in &own.notes {
+        run.out.note(n);
     }
-    let mut agent = make_agent(&cfg)?;
+    let stop = run.main_loop()?;
+    Ok(run.finish(stop))
+}
 
-    // From here on the run owns its artifacts.
+/// What taking over the run's files established.
+struct Owned {
+    lock: Lock,
+    /// The run to resume (none for a fresh start).
+    loaded: Option<Loaded>,
+    /// Your untracked files outside the scope.
+    user_untracked: Vec<String>,
+    /// What to say once the run has started.
+    notes: Vec<String>,
+}
+
+/// From here on the run owns its artifacts: the lock, the exclude entries, whatever a killed
+/// run left (its processes, its unfinished iteration), then the tree check.
+fn take_over(pre: &Preflight) -> Result<Owned> {
+    let (repo, paths, out) = (&pre.repo, &pre.paths, &pre.out);
     fsutil::ensure_dir(&paths.private)?;
     repo.add_excludes(&paths.exclude_entries())?;
     let (lock, reclaimed) = Lock::acquire(&paths.lock)?;
@@ -307,12 +121,12 @@ pub fn run(opts: Options) -> Result<Summary> {
             h.pid
         ));
     }
-    let mut existing = match (paths.has_run(), fresh) {
+    let mut existing = match (paths.has_run(), pre.fresh) {
         (false, _) => None,
-        (true, false) => Some(load_existing(&paths, &out)?),
+        (true, false) => Some(load_existing(paths, out)?),
         // A fresh start archives the old run whatever its state; unreadable files do not block it
         // (an interrupted iteration is still rolled back, just without a row in the old log).
-        (true, true) => match load_existing(&paths, &out) {
+        (true, true) => match load_existing(paths, out) {
             Ok(l) => Some(l),
             Err(e) => {
                 out.note(&format!(
@@ -339,22 +153,35 @@ pub fn run(opts: Options) -> Result<Summary> {
     }
     // An interrupted iteration is rolled back before anything else, fresh or not.
     if let Some(marker) = Inflight::load(&paths.inflight)? {
-        recover(&repo, &paths, existing.as_mut(), marker, &out)?;
+        recover(repo, paths, existing.as_mut(), marker, out)?;
     }
-    let loaded = if fresh { None } else { existing.take() };
+    let loaded = if pre.fresh { None } else { existing.take() };
     // The tree is checked after a recovery; otherwise the first check stands.
-    let user_untracked = match checked {
-        Some(u) => u,
-        None => preflight_tree(&repo, &scope, &protect, &paths)?,
+    let user_untracked = match &pre.checked {
+        Some(u) => u.clone(),
+        None => preflight_tree(repo, &pre.scope, &pre.protect, paths)?,
     };
+    notes.extend(start_notes(pre));
+    Ok(Owned {
+        lock,
+        loaded,
+        user_untracked,
+        notes,
+    })
+}
 
+/// What the run says about its set-up when it starts: the agent's version, a scope that
+/// matches nothing, the paths verify and guard name.
+fn start_notes(pre: &Preflight) -> Vec<String> {
+    let (cfg, scope, named) = (&pre.cfg, &pre.scope, &pre.named);
+    let mut notes = Vec::new();
     if cfg.agent != AgentKind::Command {
-        notes.push(match agent.version() {
+        notes.push(match pre.agent.version() {
             Some(v) => format!("agent: {v}"),
-            None => format!("agent: {} (its --version did not answer)", agent.name()),
+            None => format!("agent: {} (its --version did not answer)", pre.agent.name()),
         });
     }
-    if !repo.any_tracked(|p| scope.matches(p)) {
+    if !pre.repo.any_tracked(|p| scope.matches(p)) {
         notes.push(format!(
             "--scope {} matches no tracked file: the agent can only add files there (check the patterns)",
             cfg.scope.join(",")
@@ -363,7 +190,7 @@ pub fn run(opts: Options) -> Result<Summary> {
     if !named.is_empty() {
         notes.push(format!(
             "protected from the agent (named by verify/guard): {}",
-            list_paths(&named)
+            list_paths(named)
         ));
         let inside: Vec<String> = named.iter().filter(|p| scope.matches(p)).cloned().collect();
         if !inside.is_empty() {
@@ -373,79 +200,7 @@ pub fn run(opts: Options) -> Result<Summary> {
             ));
         }
     }
-
-    if let Some(e) = loaded
-        .as_ref()
-        .and_then(|old| old.state.as_ref())
-        .map(|s| &s.engine)
-        && e.session_id.is_some()
-    {
-        agent.restore_session(e.session_id.clone(), e.session_usage.clone());
-    }
-    let setup = Setup {
-        lessons: Lessons::load(&paths.lessons),
-        cfg,
-        repo,
-        paths,
-        out,
-        exec: opts.exec,
-        branch,
-        agent,
-        scope,
-        protect,
-        protected_list,
-        lock,
-    };
-    let mut run = match loaded {
-        None => start_fresh(setup, &user_untracked)?,
-        Some(old) => resume(setup, &user_untracked, old)?,
-    };
-    for n in &notes {
-        run.out.note(n);
-    }
-    let stop = run.main_loop()?;
-    Ok(run.finish(stop))
-}
-
-/// Checks the working tree; returns the user's untracked files outside the scope.
-pub(super) fn preflight_tree(
-    repo: &Repo,
-    scope: &PathSet,
-    protect: &PathSet,
-    paths: &Paths,
-) -> Result<Vec<String>> {
-    // The artifacts are excluded once the run starts; before that they may show up untracked.
-    let artifacts = paths.artifact_set();
-    let changes: Vec<_> = repo
-        .scan()?
-        .into_iter()
-        .filter(|c| !artifacts.matches(&c.path))
-        .collect();
-    let tracked: Vec<String> = changes
-        .iter()
-        .filter(|c| c.kind != ChangeKind::Untracked)
-        .map(|c| c.path.clone())
-        .collect();
-    if !tracked.is_empty() {
-        return Err(Error::Refused(format!(
-            "uncommitted changes to tracked files: {}; commit or stash them first (the engine never touches your work)",
-            list_paths(&tracked)
-        )));
-    }
-    let (inside, outside): (Vec<String>, Vec<String>) = changes
-        .into_iter()
-        .filter(|c| c.kind == ChangeKind::Untracked)
-        .map(|c| c.path)
-        // A protected untracked file (an uncommitted autoresearch.toml, a verify script) is the
-        // user's even inside the scope: kept and restored, never taken for the agent's work.
-        .partition(|p| scope.matches(p) && !protect.matches(p));
-    if !inside.is_empty() {
-        return Err(Error::Refused(format!(
-            "untracked files inside the scope: {}; commit, move or ignore them first (new files there are taken as the agent's)",
-            list_paths(&inside)
-        )));
-    }
-    Ok(outside)
+    notes
 }
 
 pub(super) fn settings_meta(cfg: &RunConfig, run_tag: &str, exec: bool) -> Vec<(String, String)> {
@@ -474,13 +229,6 @@ pub(super) fn settings_meta(cfg: &RunConfig, run_tag: &str, exec: bool) -> Vec<(
         serde_json::Value::Object(cfg.settings.to_saved()).to_string(),
     ));
     meta
-}
-
-/// The refusal for an explicit run tag whose refs an earlier run holds (without `--fresh`).
-pub(super) fn tag_taken(tag: &str) -> Error {
-    Error::Refused(format!(
-        "refs/autoresearch/{tag}/ already holds trials of an earlier run; choose another --run-tag, or use --fresh to move them aside (to the first free refs/autoresearch/{tag}.prevN/)"
-    ))
 }
 
 pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {

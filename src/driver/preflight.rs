@@ -1,0 +1,354 @@
+//! Preflight: every refusal comes before the first write (a live run, a bad configuration, a
+//! taken run tag, a missing agent, a dirty tree), so a refused run leaves the repository exactly
+//! as it was. Also reads an existing run's files.
+
+use std::path::Path;
+
+use super::Options;
+use crate::agent::{self, Agent};
+use crate::artifacts::Paths;
+use crate::artifacts::lock;
+use crate::artifacts::results::ResultsLog;
+use crate::artifacts::state::StateFile;
+use crate::config::{self, AgentKind, RunConfig, Settings};
+use crate::engine::list_paths;
+use crate::engine::reducer::Replay;
+use crate::error::{Error, Result};
+use crate::git::{ChangeKind, Repo};
+use crate::output::Output;
+use crate::scope::PathSet;
+
+/// Everything the preflight established, before the first write.
+pub(super) struct Preflight {
+    pub(super) out: Output,
+    pub(super) repo: Repo,
+    pub(super) branch: String,
+    pub(super) paths: Paths,
+    /// `--fresh` or exec: the previous run is archived.
+    pub(super) fresh: bool,
+    pub(super) cfg: RunConfig,
+    pub(super) scope: PathSet,
+    pub(super) protect: PathSet,
+    pub(super) protected_list: Vec<String>,
+    /// The paths verify and guard name (protected).
+    pub(super) named: Vec<String>,
+    /// Your untracked files outside the scope, when the tree could be checked now (not after an
+    /// interrupted iteration, which is rolled back first).
+    pub(super) checked: Option<Vec<String>>,
+    pub(super) agent: Box<dyn Agent>,
+}
+
+/// Checks everything that may refuse the run, writing nothing.
+pub(super) fn preflight(opts: Options) -> Result<Preflight> {
+    let out = opts.output;
+    let start_dir = config::start_dir(opts.settings.repo.as_deref())?;
+    let repo = Repo::discover(&start_dir)?;
+    let branch = repo.check_startable()?;
+    let mut paths =
+        Paths::new(&repo.root, opts.settings.artifacts_dir.as_deref())?.with_outputs(&repo.root);
+    // Output redirected into a tracked file is a change to that file: the preflight refuses it.
+    paths.outputs.retain(|o| !repo.is_tracked(o));
+    let fresh = opts.exec || opts.settings.fresh == Some(true);
+    if let Some(h) = lock::peek(&paths.lock).filter(|h| h.pid != std::process::id() && h.alive()) {
+        return Err(lock::held_message(&paths.lock, Some(&h)));
+    }
+    let saved = match (fresh, paths.has_run()) {
+        (false, true) => match paths.peek_saved() {
+            Some(s) => Some(s),
+            // Say precisely what is wrong with the run's files (reading them reports it).
+            None => Some(load_existing(&paths, &out)?.saved),
+        },
+        _ => None,
+    };
+    if let Some(s) = &saved {
+        config::check_identity(s, &opts.settings).map_err(|e| config::locate(e, &opts.sources))?;
+    }
+    let cfg = RunConfig::from_settings(config::layered(saved.as_ref(), &opts.settings))
+        .map_err(|e| config::locate(e, &opts.sources))?;
+    let scope = PathSet::new(&cfg.scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
+    let (named, protected_list) =
+        protected_paths(&cfg, &repo.root, &paths, opts.config_file.as_deref());
+    let protect =
+        PathSet::new(&protected_list).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
+    let checked = if paths.inflight.exists() {
+        None
+    } else {
+        Some(preflight_tree(&repo, &scope, &protect, &paths)?)
+    };
+    if let Some(tag) = &cfg.run_tag
+        && !fresh
+        && !paths.has_run()
+        && repo.has_refs_under(&format!("refs/autoresearch/{tag}/"))
+    {
+        return Err(tag_taken(tag));
+    }
+    let agent = make_agent(&cfg)?;
+    Ok(Preflight {
+        out,
+        repo,
+        branch,
+        paths,
+        fresh,
+        cfg,
+        scope,
+        protect,
+        protected_list,
+        named,
+        checked,
+        agent,
+    })
+}
+
+/// Returns the paths verify and guard name, and every protected pattern: `--protect`, those
+/// paths, the engine's files in the repository, and the config file that was read.
+fn protected_paths(
+    cfg: &RunConfig,
+    root: &Path,
+    paths: &Paths,
+    config_file: Option<&Path>,
+) -> (Vec<String>, Vec<String>) {
+    let mut protected_list: Vec<String> = cfg.protect.clone();
+    let mut named = named_paths(&cfg.verify, root);
+    if let Some(g) = &cfg.guard {
+        for p in named_paths(g, root) {
+            if !named.contains(&p) {
+                named.push(p);
+            }
+        }
+    }
+    for n in &named {
+        if !protected_list.contains(n) {
+            protected_list.push(n.clone());
+        }
+    }
+    protected_list.extend(paths.protected_in_repo());
+    if let Some(rel) = config_file.and_then(|f| f.strip_prefix(root).ok()) {
+        protected_list.push(rel.to_string_lossy().into_owned());
+    }
+    (named, protected_list)
+}
+
+/// A run that exists on disk.
+pub(super) struct Loaded {
+    pub(super) results: ResultsLog,
+    pub(super) replay: Replay,
+    pub(super) saved: Settings,
+    pub(super) state: Option<StateFile>,
+    /// The state agrees with the log (else it is older, and its `engine.head` is not trusted).
+    pub(super) state_current: bool,
+}
+
+/// Reads the run in `paths`, rebuilding the state from the TSV when they disagree.
+pub(super) fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
+    if !paths.results.exists() {
+        return Err(Error::Refused(format!(
+            "{} exists but {} does not; restore the results file, or start over with --fresh",
+            paths.state.display(),
+            paths.results.display()
+        )));
+    }
+    let (results, repair) = ResultsLog::open(&paths.results)?;
+    if repair.torn_bytes > 0 {
+        out.note(&format!(
+            "repaired {}: cut an incomplete last line ({} bytes) left by a crash",
+            paths.results.display(),
+            repair.torn_bytes
+        ));
+    }
+    let direction: crate::engine::Direction = results
+        .meta("metric_direction")
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "{} has no `# metric_direction:` line; use --fresh",
+                paths.results.display()
+            ))
+        })?
+        .parse()
+        .map_err(|e: String| Error::Refused(format!("{}: {e}", paths.results.display())))?;
+    let replay = Replay::from_rows(&results.rows, direction).map_err(|e| {
+        Error::Refused(format!(
+            "{}: {e}; fix the file or start over with --fresh",
+            paths.results.display()
+        ))
+    })?;
+    let mut state_current = false;
+    let state = if paths.state.exists() {
+        match StateFile::load(&paths.state) {
+            Ok(s) => {
+                let diff = crate::engine::reducer::mismatches(&s.state, &replay.tally);
+                state_current = diff.is_empty();
+                if !diff.is_empty() {
+                    out.note(&format!(
+                        "{} disagreed with the results log ({}); rebuilt it from the log",
+                        paths.state.display(),
+                        diff.join("; ")
+                    ));
+                }
+                Some(s)
+            }
+            Err(why) => {
+                out.note(&format!(
+                    "{} is unusable ({why}); rebuilding it from the results log",
+                    paths.state.display()
+                ));
+                None
+            }
+        }
+    } else {
+        out.note(&format!(
+            "{} is missing; rebuilding it from the results log",
+            paths.state.display()
+        ));
+        None
+    };
+    let saved = paths.stored_settings(state.as_ref(), results.meta("settings"))?;
+    Ok(Loaded {
+        results,
+        replay,
+        saved,
+        state,
+        state_current,
+    })
+}
+
+/// Checks the working tree; returns the user's untracked files outside the scope.
+pub(super) fn preflight_tree(
+    repo: &Repo,
+    scope: &PathSet,
+    protect: &PathSet,
+    paths: &Paths,
+) -> Result<Vec<String>> {
+    // The artifacts are excluded once the run starts; before that they may show up untracked.
+    let artifacts = paths.artifact_set();
+    let changes: Vec<_> = repo
+        .scan()?
+        .into_iter()
+        .filter(|c| !artifacts.matches(&c.path))
+        .collect();
+    let tracked: Vec<String> = changes
+        .iter()
+        .filter(|c| c.kind != ChangeKind::Untracked)
+        .map(|c| c.path.clone())
+        .collect();
+    if !tracked.is_empty() {
+        return Err(Error::Refused(format!(
+            "uncommitted changes to tracked files: {}; commit or stash them first (the engine never touches your work)",
+            list_paths(&tracked)
+        )));
+    }
+    let (inside, outside): (Vec<String>, Vec<String>) = changes
+        .into_iter()
+        .filter(|c| c.kind == ChangeKind::Untracked)
+        .map(|c| c.path)
+        // A protected untracked file (an uncommitted autoresearch.toml, a verify script) is the
+        // user's even inside the scope: kept and restored, never taken for the agent's work.
+        .partition(|p| scope.matches(p) && !protect.matches(p));
+    if !inside.is_empty() {
+        return Err(Error::Refused(format!(
+            "untracked files inside the scope: {}; commit, move or ignore them first (new files there are taken as the agent's)",
+            list_paths(&inside)
+        )));
+    }
+    Ok(outside)
+}
+
+/// Returns the paths a shell command names that exist in the repository (protected from edits).
+pub(super) fn named_paths(command: &str, root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for raw in command.split(|c: char| {
+        c.is_whitespace() || matches!(c, ';' | '|' | '&' | '(' | ')' | '<' | '>' | '`')
+    }) {
+        let token = raw.trim_matches(|c| c == '"' || c == '\'');
+        let token = token.rsplit('=').next().unwrap_or(token);
+        if token.is_empty()
+            || token.starts_with('-')
+            || !(token.contains('/') || token.contains('.'))
+        {
+            continue;
+        }
+        let p = Path::new(token);
+        let rel = if p.is_absolute() {
+            match p.strip_prefix(root) {
+                Ok(r) => r.to_path_buf(),
+                Err(_) => continue,
+            }
+        } else {
+            p.to_path_buf()
+        };
+        let rel_s = rel
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        if rel_s.is_empty() || rel_s == "." || rel_s.split('/').any(|c| c == "..") {
+            continue;
+        }
+        if root.join(&rel_s).exists() && !out.contains(&rel_s) {
+            out.push(rel_s);
+        }
+    }
+    out
+}
+
+/// Builds the agent for a configuration; a missing agent binary refuses the run.
+pub(super) fn make_agent(cfg: &RunConfig) -> Result<Box<dyn Agent>> {
+    let missing = |name: &str, flag: &str, env: &str, install: &str| {
+        Error::Refused(format!(
+            "the {name} CLI was not found; install it ({install}) or point {flag} or ${env} at it"
+        ))
+    };
+    match cfg.agent {
+        AgentKind::Command => Ok(Box::new(agent::command::CommandAgent::new(
+            cfg.agent_cmd.as_deref().unwrap_or_default(),
+            cfg.agent_timeout,
+            cfg.agent_idle_timeout,
+        ))),
+        AgentKind::Codex => {
+            let bin = agent::resolve_binary(cfg.codex_bin.as_deref(), "CODEX_BIN", "codex")
+                .filter(|b| agent::is_executable(b))
+                .ok_or_else(|| {
+                    missing(
+                        "codex",
+                        "--codex-bin",
+                        "CODEX_BIN",
+                        "`npm install -g @openai/codex`",
+                    )
+                })?;
+            Ok(Box::new(agent::codex::CodexAgent::new(
+                bin,
+                cfg.sandbox,
+                cfg.model.clone(),
+                cfg.agent_args.clone(),
+                cfg.agent_timeout,
+                cfg.agent_idle_timeout,
+            )))
+        }
+        AgentKind::Claude => {
+            let bin = agent::resolve_binary(cfg.claude_bin.as_deref(), "CLAUDE_BIN", "claude")
+                .filter(|b| agent::is_executable(b))
+                .ok_or_else(|| {
+                    missing(
+                        "claude",
+                        "--claude-bin",
+                        "CLAUDE_BIN",
+                        "`npm install -g @anthropic-ai/claude-code`",
+                    )
+                })?;
+            Ok(Box::new(agent::claude::ClaudeAgent::new(
+                bin,
+                cfg.sandbox,
+                cfg.model.clone(),
+                cfg.agent_args.clone(),
+                cfg.agent_timeout,
+                cfg.agent_idle_timeout,
+            )))
+        }
+    }
+}
+
+/// The refusal for an explicit run tag whose refs an earlier run holds (without `--fresh`).
+pub(super) fn tag_taken(tag: &str) -> Error {
+    Error::Refused(format!(
+        "refs/autoresearch/{tag}/ already holds trials of an earlier run; choose another --run-tag, or use --fresh to move them aside (to the first free refs/autoresearch/{tag}.prevN/)"
+    ))
+}
