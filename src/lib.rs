@@ -23,6 +23,7 @@ pub mod fsutil;
 pub mod git;
 pub mod output;
 pub mod process;
+pub mod procfs;
 pub mod prompt;
 pub mod scope;
 pub mod signal;
