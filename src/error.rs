@@ -44,7 +44,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A git operation failed.
-    #[error("git: {context}: {}{}", source.message(), git_hint(source))]
+    #[error("git: {context}: {}", git_reason(source))]
     Git {
         context: String,
         #[source]
@@ -64,13 +64,46 @@ fn io_hint(e: &std::io::Error) -> &'static str {
     }
 }
 
-/// What to do about a failed git operation.
-fn git_hint(e: &git2::Error) -> &'static str {
-    if e.code() == git2::ErrorCode::Locked || e.message().contains(".lock") {
-        "; another git process holds a lock: wait for it, or remove a stale lock file if none runs"
-    } else {
-        "; check `git status` (and `git fsck` if the repository may be damaged), then run again"
+/// Returns the line for a git lock file that is in the way (`.git/index.lock`, a ref's `.lock`).
+pub fn git_lock_message(lock: &str) -> String {
+    format!(
+        "git's lock file {lock} exists: another git command is running, or one was killed; delete it if no git process is running"
+    )
+}
+
+/// Returns the lock file a failed git operation names, if a lock file is what failed it.
+/// libgit2 names the file for a ref (`failed to lock file '<path>.lock' for writing`), not for
+/// the index (`the index is locked`).
+fn git_lock_file(e: &git2::Error) -> Option<String> {
+    let msg = e.message();
+    let quoted = msg
+        .split('\'')
+        .skip(1)
+        .step_by(2)
+        .find(|p| p.ends_with(".lock"));
+    if let Some(p) = quoted {
+        return Some(p.to_string());
     }
+    (e.code() == git2::ErrorCode::Locked || msg.contains("locked")).then(|| {
+        if msg.contains("index") {
+            ".git/index.lock"
+        } else {
+            "a .lock file under .git"
+        }
+        .to_string()
+    })
+}
+
+/// Says why a git operation failed and what to do: libgit2's message (without the empty
+/// reason some of them end in) and advice, or for a lock file in the way, which file.
+fn git_reason(e: &git2::Error) -> String {
+    if let Some(lock) = git_lock_file(e) {
+        return git_lock_message(&lock);
+    }
+    let msg = e.message().trim_end().trim_end_matches(':').trim_end();
+    format!(
+        "{msg}; check `git status` (and `git fsck` if the repository may be damaged), then run again"
+    )
 }
 
 impl Error {
@@ -128,5 +161,45 @@ pub trait GitContext<T> {
 impl<T> GitContext<T> for std::result::Result<T, git2::Error> {
     fn git_ctx(self, context: &str) -> Result<T> {
         self.map_err(|e| Error::git(context, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use git2::{ErrorClass, ErrorCode};
+
+    #[test]
+    fn a_git_lock_in_the_way_is_named_with_what_to_do() {
+        let refs = git2::Error::new(
+            ErrorCode::Locked,
+            ErrorClass::Os,
+            "failed to lock file '/r/.git/refs/heads/main.lock' for writing: ",
+        );
+        assert_eq!(
+            Error::git("commit", refs).to_string(),
+            "git: commit: git's lock file /r/.git/refs/heads/main.lock exists: another git command is running, or one was killed; delete it if no git process is running"
+        );
+        let index = git2::Error::new(
+            ErrorCode::Locked,
+            ErrorClass::Index,
+            "the index is locked; this might be due to a concurrent or crashed process",
+        );
+        let e = Error::git("write the index", index).to_string();
+        assert!(e.contains("git's lock file .git/index.lock exists"), "{e}");
+        assert_eq!(e.lines().count(), 1);
+    }
+
+    #[test]
+    fn another_git_failure_keeps_its_reason_without_a_dangling_colon() {
+        let e = git2::Error::new(
+            ErrorCode::GenericError,
+            ErrorClass::Os,
+            "failed to read object: ",
+        );
+        assert_eq!(
+            Error::git("read a tree", e).to_string(),
+            "git: read a tree: failed to read object; check `git status` (and `git fsck` if the repository may be damaged), then run again"
+        );
     }
 }

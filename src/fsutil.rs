@@ -1,12 +1,15 @@
-//! Durable file writes: atomic replace (temp file, fsync, rename, directory fsync) and fsynced appends.
+//! Durable file writes: atomic replace (temp file, fsync, rename, directory fsync), fsynced
+//! appends, and the sweep of temporary files a killed run left behind.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
 
-/// Prefix of the engine's temporary files (renamed over their target when complete).
+/// Prefix of the engine's temporary files (renamed over their target when complete). They are
+/// created next to their target (a rename is only atomic within one file system); in the work
+/// tree, `.git/info/exclude` hides them (see `artifacts::Paths::exclude_entries`).
 pub const TMP_PREFIX: &str = ".autoresearch-tmp-";
 
 /// Replaces `path` with `bytes` atomically: a crash leaves either the old or the new content.
@@ -46,6 +49,29 @@ pub fn write_quick(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Removes the temporary files ([`TMP_PREFIX`]) that a process killed in the middle of a write
+/// left in `dir` and in its `.autoresearch/`; returns the removed paths. Only regular files with
+/// that prefix are touched. Call it while holding the run lock: a live run's temporary file is
+/// never stale.
+pub fn sweep_temp(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for d in [dir.to_path_buf(), dir.join(crate::artifacts::PRIVATE)] {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        let mut here: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.path())
+            .collect();
+        here.sort();
+        here.retain(|p| fs::remove_file(p).is_ok());
+        removed.append(&mut here);
+    }
+    removed
+}
+
 /// Flushes a directory entry to disk (best effort; not every filesystem supports it).
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
@@ -80,4 +106,57 @@ pub fn fingerprint(path: &Path) -> Option<(u64, i128, u64)> {
         i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
         m.ino(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_temp_removes_only_stale_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let private = root.join(crate::artifacts::PRIVATE);
+        fs::create_dir_all(private.join(".autoresearch-tmp-dir")).unwrap();
+        for f in [
+            ".autoresearch-tmp-abc123",
+            "autoresearch-state.json",
+            "notes-.autoresearch-tmp-x",
+            ".autoresearch/.autoresearch-tmp-Q1w2e3",
+            ".autoresearch/lock",
+        ] {
+            fs::write(root.join(f), "x").unwrap();
+        }
+        std::os::unix::fs::symlink("autoresearch-state.json", root.join(".autoresearch-tmp-ln"))
+            .unwrap();
+        let removed = sweep_temp(root);
+        assert_eq!(
+            removed,
+            vec![
+                root.join(".autoresearch-tmp-abc123"),
+                private.join(".autoresearch-tmp-Q1w2e3"),
+            ]
+        );
+        for kept in [
+            "autoresearch-state.json",
+            "notes-.autoresearch-tmp-x",
+            ".autoresearch/lock",
+            ".autoresearch/.autoresearch-tmp-dir",
+        ] {
+            assert!(root.join(kept).exists(), "{kept} is kept");
+        }
+        assert!(fs::symlink_metadata(root.join(".autoresearch-tmp-ln")).is_ok());
+        assert!(sweep_temp(root).is_empty(), "nothing left to sweep");
+        assert!(sweep_temp(&root.join("missing")).is_empty());
+    }
+
+    #[test]
+    fn atomic_writes_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        write_atomic(&p, b"one").unwrap();
+        write_quick(&p, b"two").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
+        assert!(sweep_temp(dir.path()).is_empty());
+    }
 }

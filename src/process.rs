@@ -1,7 +1,8 @@
 //! Supervised child processes: own process group, stdin fed then closed (or null), stdout and
 //! stderr drained by threads into log files plus a bounded in-memory tail, wall-clock and idle
 //! timeouts, SIGINT/SIGTERM of the engine, and a group kill (TERM, grace, KILL) that also reaps
-//! grandchildren holding the pipes. Every agent, verify and guard process goes through [`run`].
+//! grandchildren holding the pipes. Every agent, verify and guard process goes through [`run`],
+//! and carries the run token ([`RUN_TOKEN_VAR`]) by which a later run finds what a killed one left.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -27,6 +28,67 @@ const LEAK_GRACE: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(100);
 /// Default bounded tail kept in memory per stream.
 pub const DEFAULT_TAIL: usize = 1 << 20;
+
+/// The environment variable that carries this engine's run token to every child.
+pub const RUN_TOKEN_VAR: &str = "AUTORESEARCH_RUN_TOKEN";
+
+/// Returns this process's run token: `<pid>-<start time>-<random>`, the same for its whole life.
+/// Every child started by [`run`] gets it in [`RUN_TOKEN_VAR`] (and passes it on to its own
+/// children); the run lock records it, so that the next run can find every process a killed
+/// engine left, even one that was never recorded or that left its process group.
+pub fn run_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let pid = std::process::id();
+        let start = crate::artifacts::lock::process_start_time(pid).unwrap_or(0);
+        let mut random = [0u8; 8];
+        let read = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut random));
+        let random = match read {
+            Ok(()) => u64::from_le_bytes(random),
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        };
+        format!("{pid}-{start}-{random:016x}")
+    })
+}
+
+/// Returns the live processes (this one excepted) that carry run token `token`.
+pub fn run_processes(token: &str) -> Vec<u32> {
+    crate::procfs::pids_with_env(&format!("{RUN_TOKEN_VAR}={token}"))
+}
+
+/// Returns true when process `pid` carries run token `token`.
+pub fn has_run_token(pid: u32, token: &str) -> bool {
+    crate::procfs::environ_has(pid, &format!("{RUN_TOKEN_VAR}={token}"))
+}
+
+/// Ends every process (this one excepted) that carries run token `token`: the children of a
+/// killed engine and their descendants (TERM, grace, KILL). Only an exact match of the token is
+/// signalled. Returns how many processes were found.
+pub fn kill_run_processes(token: &str) -> usize {
+    let found = run_processes(token);
+    if found.is_empty() {
+        return 0;
+    }
+    let signal_all = |pids: &[u32], sig: Signal| {
+        for pid in pids {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid as i32), sig);
+        }
+    };
+    let wait_gone = |grace: Duration| {
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && !run_processes(token).is_empty() {
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+    signal_all(&found, Signal::SIGTERM);
+    wait_gone(KILL_GRACE);
+    signal_all(&run_processes(token), Signal::SIGKILL);
+    // SIGKILL is delivered asynchronously: wait a moment so callers may rely on "none left".
+    wait_gone(Duration::from_secs(2));
+    found.len()
+}
 
 /// What to run and how.
 #[derive(Clone, Debug)]
@@ -310,6 +372,7 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    cmd.env(RUN_TOKEN_VAR, run_token());
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
@@ -623,6 +686,65 @@ mod tests {
             ..record
         };
         assert_eq!(kill_recorded_group(&later), 0);
+    }
+
+    #[test]
+    fn every_child_carries_the_run_token_and_no_descriptor_of_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock_path = dir.path().join("lock");
+        let (_lock, _) = crate::artifacts::lock::Lock::acquire(&lock_path).unwrap();
+        let o = run(&sh(
+            "echo \"$AUTORESEARCH_RUN_TOKEN\"; for f in /proc/$$/fd/*; do readlink \"$f\"; done",
+        ))
+        .unwrap();
+        let mut lines = o.stdout.lines();
+        assert_eq!(lines.next(), Some(run_token()));
+        assert!(run_token().starts_with(&format!("{}-", std::process::id())));
+        assert!(
+            !o.stdout.contains(&*lock_path.to_string_lossy()),
+            "the lock's descriptor is close-on-exec: {}",
+            o.stdout
+        );
+    }
+
+    #[test]
+    fn the_processes_of_a_dead_run_are_found_by_token_and_ended() {
+        let token = format!("test-{}-orphans", std::process::id());
+        // An orphan that ignores SIGTERM, and one that left the process group; a process with a
+        // token that merely starts with ours is not touched.
+        let spawn = |script: &str, token: &str| {
+            Command::new("sh")
+                .args(["-c", script])
+                .env(RUN_TOKEN_VAR, token)
+                .process_group(0)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let mut stubborn = spawn("trap '' TERM; while :; do sleep 0.05; done", &token);
+        let mut plain = spawn("exec sleep 60", &token);
+        let mut other = spawn("exec sleep 60", &format!("{token}-2"));
+        let mut found = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && found.len() < 2 {
+            thread::sleep(Duration::from_millis(20));
+            found = run_processes(&token);
+        }
+        assert!(found.contains(&stubborn.id()) && found.contains(&plain.id()));
+        assert!(!found.contains(&other.id()));
+        assert!(has_run_token(plain.id(), &token));
+        assert!(kill_run_processes(&token) >= 2);
+        assert!(run_processes(&token).is_empty());
+        assert_eq!(stubborn.wait().unwrap().signal(), Some(9));
+        assert_eq!(plain.wait().unwrap().signal(), Some(15));
+        assert_eq!(
+            other.try_wait().unwrap(),
+            None,
+            "another token is left alone"
+        );
+        assert_eq!(kill_run_processes(&token), 0);
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 
     #[test]

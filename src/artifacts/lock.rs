@@ -1,6 +1,10 @@
 //! The run lock in `.autoresearch/lock`: an exclusive `flock` held for the life of the run, plus
 //! the holder's identity (pid and process start time, via sysinfo) so a second run can name it,
 //! `status` can tell a live holder from a dead one, and a reused pid is never taken for a live run.
+//! It also records the run token its children carry (see `process::run_token`). The lock's
+//! descriptor is close-on-exec, so no child holds the `flock`; should a process left by a dead
+//! run hold it anyway, it is found through `/proc`, ended when it carries that run's token, and
+//! named otherwise.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -18,11 +22,15 @@ pub struct Holder {
     /// Process start time in seconds since the epoch, as sysinfo reports it.
     pub start_time: u64,
     pub started_at: String,
+    /// The run token every child of that run carries (absent in locks of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// A held lock; released (and emptied) on drop.
 pub struct Lock {
     file: File,
+    orphans_stopped: usize,
 }
 
 /// Returns the start time of a live, non-zombie process.
@@ -49,6 +57,7 @@ impl Holder {
             pid,
             start_time: process_start_time(pid).unwrap_or(0),
             started_at: crate::artifacts::state::now_utc(),
+            token: Some(crate::process::run_token().to_string()),
         }
     }
 
@@ -87,6 +96,73 @@ pub fn held_message(path: &Path, h: Option<&Holder>) -> Error {
     }
 }
 
+/// Returns the refusal for a lock whose recorded run is gone (or was released) while other
+/// processes still hold its `flock`: names each holder, and whether it is an orphaned child of
+/// the dead run (it carries that run's token).
+fn held_by_others(path: &Path, previous: Option<&Holder>, holders: &[u32]) -> Error {
+    let token = previous.and_then(|p| p.token.as_deref());
+    let dead_run = previous.map_or_else(
+        || "the run that took it has ended".to_string(),
+        |p| format!("the run that took it (pid {}) is gone", p.pid),
+    );
+    if holders.is_empty() {
+        return Error::Refused(format!(
+            "{} is locked, but {dead_run} and no process holding it could be found; find it with `fuser {}`, stop it, then run again",
+            path.display(),
+            path.display()
+        ));
+    }
+    let names: Vec<String> = holders
+        .iter()
+        .map(|&pid| {
+            let orphan = token.is_some_and(|t| crate::process::has_run_token(pid, t));
+            format!(
+                "pid {pid} ({}{})",
+                crate::procfs::comm(pid),
+                if orphan {
+                    ", an orphaned child of that run"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    let pids: Vec<String> = holders.iter().map(u32::to_string).collect();
+    Error::Refused(format!(
+        "{} holds {} ({dead_run}); stop it (`kill {}`), then run again",
+        names.join(", "),
+        path.display(),
+        pids.join(" ")
+    ))
+}
+
+/// The `flock` is held although its recorded holder is not alive: a process left by a dead run
+/// holds the descriptor. When every holder carries the dead run's token, ends that run's
+/// processes and takes the lock; returns how many processes were ended.
+fn take_from_orphans(file: &File, path: &Path, previous: Option<&Holder>) -> Result<usize> {
+    let holders = crate::procfs::pids_with_open_file(path);
+    let token = previous.and_then(|p| p.token.as_deref());
+    if let Some(t) = token
+        && !holders.is_empty()
+        && holders
+            .iter()
+            .all(|&pid| crate::process::has_run_token(pid, t))
+    {
+        let stopped = crate::process::kill_run_processes(t);
+        for _ in 0..40 {
+            match file.try_lock() {
+                Ok(()) => return Ok(stopped),
+                Err(TryLockError::WouldBlock) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(TryLockError::Error(_)) => break,
+            }
+        }
+    }
+    let holders = crate::procfs::pids_with_open_file(path);
+    Err(held_by_others(path, previous, &holders))
+}
+
 impl Lock {
     /// Takes the lock. Returns the previous holder when a stale lock was reclaimed.
     pub fn acquire(path: &Path) -> Result<(Lock, Option<Holder>)> {
@@ -98,9 +174,15 @@ impl Lock {
             .open(path)
             .ctx("open the lock", path)?;
         let previous = read_holder(&mut file);
+        let mut orphans_stopped = 0;
         match file.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(held_message(path, previous.as_ref())),
+            Err(TryLockError::WouldBlock) if previous.as_ref().is_some_and(Holder::alive) => {
+                return Err(held_message(path, previous.as_ref()));
+            }
+            Err(TryLockError::WouldBlock) => {
+                orphans_stopped = take_from_orphans(&file, path, previous.as_ref())?;
+            }
             Err(TryLockError::Error(_)) => {
                 // No flock on this filesystem: fall back to the recorded identity alone.
                 if previous.as_ref().is_some_and(Holder::alive) {
@@ -124,7 +206,18 @@ impl Lock {
             .ctx("write the lock", path)?;
         file.sync_data().ctx("write the lock", path)?;
         let reclaimed = previous.filter(|p| p.pid != me.pid || p.start_time != me.start_time);
-        Ok((Lock { file }, reclaimed))
+        Ok((
+            Lock {
+                file,
+                orphans_stopped,
+            },
+            reclaimed,
+        ))
+    }
+
+    /// Returns how many processes of a dead run were ended because they held this lock.
+    pub fn orphans_stopped(&self) -> usize {
+        self.orphans_stopped
     }
 }
 
@@ -164,6 +257,7 @@ mod tests {
             pid: 4_000_000,
             start_time: 1,
             started_at: "then".into(),
+            token: None,
         };
         std::fs::write(&p, serde_json::to_string(&dead).unwrap()).unwrap();
         let (lock, reclaimed) = Lock::acquire(&p).unwrap();
@@ -174,10 +268,102 @@ mod tests {
             pid: 1,
             start_time: 12345,
             started_at: "then".into(),
+            token: Some("old".into()),
         };
         assert!(!reused.alive());
         std::fs::write(&p, serde_json::to_string(&reused).unwrap()).unwrap();
         let (_lock, reclaimed) = Lock::acquire(&p).unwrap();
         assert_eq!(reclaimed, Some(reused));
+    }
+
+    /// Starts `sleep` holding the `flock` of `path` through an inherited descriptor (as a child
+    /// that kept the lock's descriptor would), with run token `token`.
+    fn inherited_holder(path: &Path, token: &str) -> std::process::Child {
+        use std::os::fd::{AsRawFd, BorrowedFd};
+        use std::os::unix::process::CommandExt;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap();
+        f.try_lock().unwrap();
+        let fd = f.as_raw_fd();
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("60")
+            .env(crate::process::RUN_TOKEN_VAR, token)
+            .stdout(std::process::Stdio::null());
+        // SAFETY: only fcntl, which is async-signal-safe, runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+                fcntl(
+                    BorrowedFd::borrow_raw(fd),
+                    FcntlArg::F_SETFD(FdFlag::empty()),
+                )
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        drop(f);
+        child
+    }
+
+    #[test]
+    fn an_orphan_of_a_dead_run_holding_the_flock_is_ended_and_the_lock_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        let token = format!("lock-test-{}", std::process::id());
+        let mut orphan = inherited_holder(&p, &token);
+        let dead = Holder {
+            pid: 4_000_000,
+            start_time: 1,
+            started_at: "then".into(),
+            token: Some(token.clone()),
+        };
+        std::fs::write(&p, serde_json::to_string(&dead).unwrap()).unwrap();
+        let (lock, reclaimed) = Lock::acquire(&p).unwrap();
+        assert_eq!(reclaimed, Some(dead));
+        assert_eq!(lock.orphans_stopped(), 1);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(orphan.wait().unwrap().signal(), Some(15));
+        let mine = peek(&p).unwrap();
+        assert_eq!(mine.token.as_deref(), Some(crate::process::run_token()));
+    }
+
+    #[test]
+    fn a_foreign_holder_of_the_flock_is_named_not_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        let mut holder = inherited_holder(&p, "some-other-run");
+        let dead = Holder {
+            pid: 4_000_000,
+            start_time: 1,
+            started_at: "then".into(),
+            token: Some(format!("lock-test-{}-foreign", std::process::id())),
+        };
+        std::fs::write(&p, serde_json::to_string(&dead).unwrap()).unwrap();
+        let e = Lock::acquire(&p).err().expect("refused").to_string();
+        let pid = holder.id();
+        assert!(
+            e.contains(&format!("pid {pid} (sleep) holds"))
+                && e.contains("(pid 4000000) is gone")
+                && e.contains(&format!("`kill {pid}`")),
+            "{e}"
+        );
+        assert!(!e.contains("orphaned"), "{e}");
+        assert_eq!(holder.try_wait().unwrap(), None, "not signalled");
+        // A record without a token (written by an older version) ends nothing either.
+        let untokened = Holder {
+            token: None,
+            ..dead
+        };
+        std::fs::write(&p, serde_json::to_string(&untokened).unwrap()).unwrap();
+        assert!(Lock::acquire(&p).is_err());
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        assert!(Lock::acquire(&p).is_ok());
     }
 }

@@ -179,6 +179,9 @@ impl Paths {
             format!("{prefix}research-results.prev*.tsv"),
             format!("{prefix}autoresearch-state.prev*.json"),
             format!("{prefix}{PRIVATE}/"),
+            // What a write killed between creating its temporary file and the rename leaves
+            // next to the results and the state (swept at the next start).
+            format!("{prefix}{}*", crate::fsutil::TMP_PREFIX),
         ]);
         entries
     }
@@ -348,5 +351,43 @@ impl Paths {
             }
         }
         Ok(moved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_files_are_excluded_and_count_as_artifacts() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path().canonicalize().unwrap();
+        let at_root = Paths::new(&root, None).unwrap();
+        assert!(
+            at_root
+                .exclude_entries()
+                .contains(&"/.autoresearch-tmp-*".to_string()),
+            "{:?}",
+            at_root.exclude_entries()
+        );
+        let set = at_root.artifact_set();
+        assert!(set.matches(".autoresearch-tmp-abc123"));
+        assert!(set.matches(".autoresearch/.autoresearch-tmp-x"));
+        assert!(
+            !set.matches("src/.autoresearch-tmp-abc123"),
+            "only beside the artifacts"
+        );
+        assert!(!set.matches("autoresearch-tmp-abc123"));
+
+        let sub = Paths::new(&root, Some(Path::new("out"))).unwrap();
+        assert!(
+            sub.exclude_entries()
+                .contains(&"/out/.autoresearch-tmp-*".to_string())
+        );
+        assert!(sub.artifact_set().matches("out/.autoresearch-tmp-abc123"));
+        assert!(!sub.artifact_set().matches(".autoresearch-tmp-abc123"));
+
+        let outside = Paths::new(&root, Some(Path::new("/nonexistent/elsewhere"))).unwrap();
+        assert!(outside.exclude_entries().is_empty());
     }
 }

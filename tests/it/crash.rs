@@ -893,7 +893,9 @@ fn a_git_failure_mid_run_says_what_to_do_and_is_recovered() {
     let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
     r.expect_code(2);
     assert!(
-        r.stderr.contains("another git process holds a lock"),
+        r.stderr.contains(
+            "git's lock file .git/index.lock exists: another git command is running, or one was killed; delete it if no git process is running"
+        ),
         "{}",
         r.stderr
     );

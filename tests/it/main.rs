@@ -9,6 +9,7 @@ mod cli;
 mod codex;
 mod config_file;
 mod crash;
+mod crash_leftovers;
 mod escalation;
 mod exec;
 mod loop_basic;
