@@ -115,6 +115,17 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
     repo.add_excludes(&paths.exclude_entries())?;
     let (lock, reclaimed) = Lock::acquire(&paths.lock)?;
     let mut notes = Vec::new();
+    for t in fsutil::sweep_temp(&paths.dir) {
+        notes.push(format!("removed {} left by a killed write", t.display()));
+    }
+    if lock.orphans_stopped() > 0 {
+        notes.push(format!(
+            "stopped {} process(es) of the previous run that held its lock",
+            lock.orphans_stopped()
+        ));
+    }
+    let previous_token = reclaimed.as_ref().and_then(|h| h.token.clone());
+    let killed_at_start = reclaimed.as_ref().map(|h| h.start_time);
     if let Some(h) = reclaimed {
         notes.push(format!(
             "reclaimed the lock left by pid {} (that run is gone)",
@@ -151,6 +162,26 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
         }
         let _ = std::fs::remove_file(&paths.child);
     }
+    // Its processes that left the group (or were never recorded) carry its run token.
+    if let Some(token) = &previous_token {
+        let n = process::kill_run_processes(token);
+        if n > 0 {
+            notes.push(format!(
+                "stopped {n} process(es) left running by the previous run (found by its run token)"
+            ));
+        }
+    }
+    // A git lock file the killed run left is removed only when nothing else can hold it.
+    notes.extend(crate::gitlock::clear_stale_locks(
+        repo,
+        crate::gitlock::PreviousRun {
+            interrupted: paths.inflight.exists(),
+            killed_at_start,
+            processes_alive: previous_token
+                .as_deref()
+                .is_some_and(|t| !process::run_processes(t).is_empty()),
+        },
+    )?);
     // An interrupted iteration is rolled back before anything else, fresh or not.
     if let Some(marker) = Inflight::load(&paths.inflight)? {
         recover(repo, paths, existing.as_mut(), marker, out)?;

@@ -40,7 +40,6 @@ fn a_temporary_file_left_by_a_killed_write_is_not_taken_for_a_user_file() {
 }
 
 #[test]
-#[ignore = "needs driver wiring"]
 fn a_temporary_file_left_by_a_killed_write_is_swept_at_the_next_start() {
     let (repo, agent) = run_with_planted_temp();
     repo.write(".autoresearch/.autoresearch-tmp-x1y2z3", "partial marker");
@@ -78,7 +77,6 @@ fn run_with_lingering_agent(repo: &TestRepo, rest: &str) -> (Running, std::path:
 /// The engine was killed between starting the agent and recording its process group: the agent
 /// and the processes it started are found by the run token in their environment.
 #[test]
-#[ignore = "needs driver wiring"]
 fn an_agent_recorded_nowhere_is_found_by_its_run_token_and_stopped() {
     let repo = number_repo(10);
     let late = repo.aux.join("late-edit");
@@ -158,7 +156,6 @@ fn an_orphan_holding_the_run_lock_is_ended_and_the_lock_taken() {
 /// marker and the unreleased run lock prove it was the killed run's. The next run removes it,
 /// says so, recovers and goes on.
 #[test]
-#[ignore = "needs driver wiring"]
 fn a_git_lock_left_by_the_killed_run_is_removed_with_a_note() {
     let repo = number_repo(10);
     let (first, _) = run_with_lingering_agent(&repo, "true");
