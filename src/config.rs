@@ -415,12 +415,30 @@ impl Settings {
 /// Layers the settings of a run: the defaults, then the settings a resumed run saved, then the
 /// explicit ones (file < environment < flags, already merged by [`gather`]).
 pub fn layered(saved: Option<&Settings>, explicit: &Settings) -> Settings {
+    layered_sources(saved, explicit, &BTreeMap::new()).0
+}
+
+/// [`layered`], with where each setting came from: `Default`, `Resumed`, or the explicit
+/// source given in `sources`.
+pub fn layered_sources(
+    saved: Option<&Settings>,
+    explicit: &Settings,
+    sources: &BTreeMap<&'static str, Source>,
+) -> (Settings, BTreeMap<&'static str, Source>) {
     let mut merged = Settings::defaults();
+    let mut from: BTreeMap<&'static str, Source> = merged
+        .set_keys()
+        .into_iter()
+        .map(|k| (k, Source::Default))
+        .collect();
     if let Some(s) = saved {
-        merged.overlay(s.clone());
+        for k in merged.overlay(s.clone()) {
+            from.insert(k, Source::Resumed);
+        }
     }
     merged.overlay(explicit.clone());
-    merged
+    from.extend(sources.iter().map(|(k, v)| (*k, v.clone())));
+    (merged, from)
 }
 
 /// A validated run configuration.
@@ -642,13 +660,20 @@ impl RunConfig {
         for key in Settings::KEYS {
             check_value(key, &s, None).map_err(|m| Error::Usage(format!("{} {m}", flag(key))))?;
         }
-        let mode = s.mode.unwrap_or(Mode::Loop);
+        let d = Settings::defaults();
+        // Every default is written once, in `Settings::defaults`; an unset setting takes it.
+        macro_rules! or_default {
+            ($f:ident) => {
+                s.$f.clone().or(d.$f).expect("Settings::defaults sets it")
+            };
+        }
+        let mode = or_default!(mode);
         let goal = required(&s.goal, "goal")?.trim().to_string();
         let scope = required(&s.scope, "scope")?.0;
         let metric = required(&s.metric, "metric")?.trim().to_string();
         let direction = required(&s.direction, "direction")?;
         let verify = required(&s.verify, "verify")?.trim().to_string();
-        let verify_format = s.verify_format.unwrap_or(VerifyFormat::Scalar);
+        let verify_format = or_default!(verify_format);
         let metric_regex = s.metric_regex.clone().filter(|r| !r.is_empty());
         match (verify_format, &metric_regex) {
             (VerifyFormat::Regex, None) => {
@@ -686,12 +711,10 @@ impl RunConfig {
                 Some((text.to_string(), cond))
             }
         };
-        if mode == Mode::Fix && direction == Direction::Higher {
-            return Err(Error::Usage(
-                "--mode fix drives an error count down to zero; use --direction lower".into(),
-            ));
-        }
-        let agent = s.agent.unwrap_or(AgentKind::Codex);
+        crate::engine::policy::for_mode(mode)
+            .check(direction)
+            .map_err(Error::Usage)?;
+        let agent = or_default!(agent);
         let agent_cmd = s.agent_cmd.clone().filter(|c| !c.trim().is_empty());
         match (agent, &agent_cmd) {
             (AgentKind::Command, None) => {
@@ -721,7 +744,6 @@ impl RunConfig {
                 )));
             }
         }
-        let dur = |v: Option<Dur>, default: u64| v.map_or(Duration::from_secs(default), |d| d.0);
         let metric_format = match verify_format {
             VerifyFormat::Scalar => MetricFormat::Scalar,
             VerifyFormat::MetricsJson => MetricFormat::MetricsJson {
@@ -743,7 +765,7 @@ impl RunConfig {
             primary_metric_key,
             metric_regex,
             metric_format,
-            repeat: s.repeat.unwrap_or(1),
+            repeat: or_default!(repeat),
             guard: s.guard.clone().filter(|g| !g.trim().is_empty()),
             iterations: s.iterations,
             stop_condition,
@@ -751,21 +773,21 @@ impl RunConfig {
             agent_cmd,
             codex_bin: s.codex_bin.clone(),
             claude_bin: s.claude_bin.clone(),
-            sandbox: s.sandbox.unwrap_or(Sandbox::WorkspaceWrite),
+            sandbox: or_default!(sandbox),
             model: s.model.clone().filter(|m| !m.is_empty()),
             agent_args: s.agent_arg.clone().map(|a| a.0).unwrap_or_default(),
-            session: s.session.unwrap_or(Session::Resume),
-            verify_timeout: dur(s.verify_timeout, 600),
-            agent_timeout: dur(s.agent_timeout, 1800),
-            agent_idle_timeout: dur(s.agent_idle_timeout, 600),
-            max_quota_wait: dur(s.max_quota_wait, 3600),
-            rework: s.rework.unwrap_or(2),
+            session: or_default!(session),
+            verify_timeout: or_default!(verify_timeout).0,
+            agent_timeout: or_default!(agent_timeout).0,
+            agent_idle_timeout: or_default!(agent_idle_timeout).0,
+            max_quota_wait: or_default!(max_quota_wait).0,
+            rework: or_default!(rework),
             thresholds: Thresholds {
-                refine_after: s.refine_after.unwrap_or(3),
-                pivot_after: s.pivot_after.unwrap_or(5),
-                max_pivots: s.max_pivots.unwrap_or(3),
+                refine_after: or_default!(refine_after),
+                pivot_after: or_default!(pivot_after),
+                max_pivots: or_default!(max_pivots),
             },
-            rollback: s.rollback.unwrap_or(Rollback::Reset),
+            rollback: or_default!(rollback),
             protect: s.protect.clone().map(|p| p.0).unwrap_or_default(),
             run_tag: s.run_tag.clone().filter(|t| !t.is_empty()),
             settings: s,

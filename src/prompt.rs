@@ -1,15 +1,10 @@
 //! Agent prompts: the mode template (`modes/<mode>.md`) filled with the run's goal, metric,
 //! scope, directive, recent rows, lessons and feedback. Templates and protocol docs are embedded.
 
-use crate::config::Mode;
 use crate::engine::number::canonical;
 use crate::engine::reducer::Directive;
 use crate::engine::row::{HEADER, Row};
 
-/// The loop-mode template.
-pub const LOOP: &str = include_str!("../modes/loop.md");
-/// The fix-mode template.
-pub const FIX: &str = include_str!("../modes/fix.md");
 /// The escalation protocol (holds the directive texts).
 pub const ESCALATION: &str = include_str!("../references/escalation.md");
 /// The loop rules.
@@ -19,7 +14,8 @@ pub const LESSONS: &str = include_str!("../references/lessons.md");
 
 /// Everything a prompt needs.
 pub struct PromptInput<'a> {
-    pub mode: Mode,
+    /// The mode's template (its policy's, `modes/<mode>.md`).
+    pub template: &'a str,
     pub goal: &'a str,
     pub metric: &'a str,
     pub direction: crate::engine::Direction,
@@ -74,10 +70,7 @@ fn list(items: &[String]) -> String {
 
 /// Renders the prompt for one agent turn.
 pub fn render(p: &PromptInput<'_>) -> String {
-    let template = match p.mode {
-        Mode::Fix => FIX,
-        _ => LOOP,
-    };
+    let template = p.template;
     let results = if p.results.is_empty() {
         "(none yet)".to_string()
     } else {
@@ -172,11 +165,12 @@ fn fill<'a>(template: &str, value: impl Fn(&str) -> Option<&'a str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Mode;
     use crate::engine::Direction;
 
     fn input<'a>(d: Directive, feedback: Option<(&'a str, &'a str)>) -> PromptInput<'a> {
         PromptInput {
-            mode: Mode::Loop,
+            template: crate::engine::policy::for_mode(Mode::Loop).template(),
             goal: "make the parser faster",
             metric: "ms",
             direction: Direction::Lower,
@@ -205,7 +199,7 @@ mod tests {
                 Directive::Rework,
             ] {
                 let mut i = input(d, Some(("Failing guard output", "test x failed")));
-                i.mode = mode;
+                i.template = crate::engine::policy::for_mode(mode).template();
                 let text = render(&i);
                 assert!(!text.contains("{{"), "{mode:?} {d:?}:\n{text}");
                 assert!(text.contains(&format!("## Directive: {}", d.as_str())));

@@ -188,8 +188,6 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
 /// `exec`) here and the source of each; returns exit code 0, or 2 when the result would not start
 /// (after printing it).
 pub fn config(g: crate::config::Gathered, json_out: bool, exec: bool) -> Result<u8> {
-    use std::collections::BTreeMap;
-
     use crate::config::{RunConfig, Settings, Source};
 
     let start = crate::config::start_dir(g.settings.repo.as_deref())?;
@@ -201,24 +199,12 @@ pub fn config(g: crate::config::Gathered, json_out: bool, exec: bool) -> Result<
         .and_then(|r| Paths::new(&r.root, g.settings.artifacts_dir.as_deref()).ok())
         .filter(|p| !fresh && p.has_run())
         .and_then(|p| p.peek_saved());
-    let mut merged = Settings::defaults();
-    let mut sources: BTreeMap<&'static str, Source> = merged
-        .set_keys()
-        .into_iter()
-        .map(|k| (k, Source::Default))
-        .collect();
     // A resumed run refuses a changed goal, metric, direction or verify: so does this.
     let identity = saved
         .as_ref()
         .and_then(|s| crate::config::check_identity(s, &g.settings).err())
         .map(|e| crate::config::locate(e, &g.sources).to_string());
-    if let Some(s) = saved {
-        for k in merged.overlay(s) {
-            sources.insert(k, Source::Resumed);
-        }
-    }
-    merged.overlay(g.settings);
-    sources.extend(g.sources);
+    let (merged, sources) = crate::config::layered_sources(saved.as_ref(), &g.settings, &g.sources);
     let values = serde_json::to_value(&merged).unwrap_or_default();
     let exec_needs = (exec && merged.iterations.is_none())
         .then(|| crate::config::missing("iterations").to_string());

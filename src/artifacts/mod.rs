@@ -20,6 +20,29 @@ pub const STATE: &str = "autoresearch-state.json";
 pub const LESSONS: &str = "autoresearch-lessons.md";
 /// Name of the engine's private directory.
 pub const PRIVATE: &str = ".autoresearch";
+/// The run's files beside each other in the artifacts directory (the lessons carry over).
+const TOP: [&str; 3] = [RESULTS, STATE, LESSONS];
+/// The files of `.autoresearch/` that belong to one run (archived with it).
+const RUN_PRIVATE: [&str; 3] = [FEEDBACK, SETTINGS, KEPT];
+const FEEDBACK: &str = "feedback.txt";
+const SETTINGS: &str = "settings.json";
+const KEPT: &str = "kept-files.json";
+
+/// The name of an archived generation of `file` (`research-results.tsv` -> `research-results.prev.tsv`,
+/// `.prev2`, ...).
+fn archived(file: &str, generation: u32) -> String {
+    let (stem, ext) = file.rsplit_once('.').unwrap_or((file, ""));
+    match generation {
+        1 => format!("{stem}.prev.{ext}"),
+        g => format!("{stem}.prev{g}.{ext}"),
+    }
+}
+
+/// The pattern matching every archived generation of `file` (`research-results.prev*.tsv`).
+fn archived_pattern(file: &str) -> String {
+    let (stem, ext) = file.rsplit_once('.').unwrap_or((file, ""));
+    format!("{stem}.prev*.{ext}")
+}
 
 /// Escapes a literal path for a root-anchored `.git/info/exclude` entry: gitignore's glob
 /// characters and a trailing space get a backslash (`#` and `!` only matter at the start, and
@@ -113,10 +136,10 @@ impl Paths {
             lessons: dir.join(LESSONS),
             lock: private.join("lock"),
             inflight: private.join("inflight.json"),
-            feedback: private.join("feedback.txt"),
+            feedback: private.join(FEEDBACK),
             child: private.join("child.json"),
-            settings: private.join("settings.json"),
-            kept: private.join("kept-files.json"),
+            settings: private.join(SETTINGS),
+            kept: private.join(KEPT),
             private,
             dir,
             rel_in_repo,
@@ -172,17 +195,10 @@ impl Paths {
         } else {
             format!("/{rel}/")
         };
-        entries.extend([
-            format!("{prefix}{RESULTS}"),
-            format!("{prefix}{STATE}"),
-            format!("{prefix}{LESSONS}"),
-            format!("{prefix}research-results.prev*.tsv"),
-            format!("{prefix}autoresearch-state.prev*.json"),
-            format!("{prefix}{PRIVATE}/"),
-            // What a write killed between creating its temporary file and the rename leaves
-            // next to the results and the state (swept at the next start).
-            format!("{prefix}{}*", crate::fsutil::TMP_PREFIX),
-        ]);
+        entries.extend(TOP.iter().map(|name| format!("{prefix}{name}")));
+        entries.extend([RESULTS, STATE].map(|f| format!("{prefix}{}", archived_pattern(f))));
+        entries.push(format!("{prefix}{PRIVATE}/"));
+        entries.push(format!("{prefix}{}*", crate::fsutil::TMP_PREFIX));
         entries
     }
 
@@ -202,37 +218,35 @@ impl Paths {
         crate::scope::PathSet::new(&patterns).unwrap_or_else(|_| crate::scope::PathSet::empty())
     }
 
+    /// Returns `name` (an artifact) relative to the repository root, when the artifacts live
+    /// inside it.
+    fn in_repo(&self, name: &str) -> Option<String> {
+        self.rel_in_repo.as_ref().map(|rel| {
+            if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            }
+        })
+    }
+
     /// Returns the files the engine writes in the work tree during a run, relative to the root:
     /// the results log, the state, the lessons (when the artifacts live inside the tree) and
     /// the output files.
     pub fn own_files(&self) -> Vec<String> {
         let mut list = self.outputs.clone();
-        if let Some(rel) = &self.rel_in_repo {
-            for name in [RESULTS, STATE, LESSONS] {
-                list.push(if rel.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{rel}/{name}")
-                });
-            }
-        }
+        list.extend(TOP.iter().filter_map(|name| self.in_repo(name)));
         list
     }
 
     /// Returns the artifact paths relative to the repository root (for the protected set).
     pub fn protected_in_repo(&self) -> Vec<String> {
         let mut list: Vec<String> = self.outputs.iter().map(|o| escape_glob(o)).collect();
-        let Some(rel) = &self.rel_in_repo else {
-            return list;
-        };
-        let join = |name: &str| {
-            if rel.is_empty() {
-                name.to_string()
-            } else {
-                format!("{rel}/{name}")
-            }
-        };
-        list.extend([join(RESULTS), join(STATE), join(LESSONS), join(PRIVATE)]);
+        list.extend(
+            TOP.iter()
+                .chain([&PRIVATE])
+                .filter_map(|name| self.in_repo(name)),
+        );
         list
     }
 
@@ -296,37 +310,16 @@ impl Paths {
     /// Lessons stay: they carry over between runs. Returns the new paths.
     pub fn archive(&self) -> Result<Vec<PathBuf>> {
         let mut generation = 1u32;
-        let name = |g: u32, stem: &str, ext: &str| {
-            if g == 1 {
-                format!("{stem}.prev.{ext}")
-            } else {
-                format!("{stem}.prev{g}.{ext}")
-            }
-        };
-        while self
-            .dir
-            .join(name(generation, "research-results", "tsv"))
-            .exists()
-            || self
-                .dir
-                .join(name(generation, "autoresearch-state", "json"))
-                .exists()
+        while [RESULTS, STATE]
+            .iter()
+            .any(|f| self.dir.join(archived(f, generation)).exists())
             || self.private.join(format!("prev{generation}")).exists()
         {
             generation += 1;
         }
         let mut moved = Vec::new();
-        for (from, to) in [
-            (
-                &self.results,
-                self.dir.join(name(generation, "research-results", "tsv")),
-            ),
-            (
-                &self.state,
-                self.dir
-                    .join(name(generation, "autoresearch-state", "json")),
-            ),
-        ] {
+        for (from, name) in [(&self.results, RESULTS), (&self.state, STATE)] {
+            let to = self.dir.join(archived(name, generation));
             if from.exists() {
                 fs::rename(from, &to).ctx("archive", from)?;
                 moved.push(to);
@@ -336,12 +329,7 @@ impl Paths {
             let target = self.private.join(format!("prev{generation}"));
             for e in entries.flatten() {
                 let n = e.file_name().to_string_lossy().to_string();
-                if n.starts_with("iter-")
-                    || matches!(
-                        n.as_str(),
-                        "feedback.txt" | "settings.json" | "kept-files.json"
-                    )
-                {
+                if n.starts_with("iter-") || RUN_PRIVATE.contains(&n.as_str()) {
                     fs::create_dir_all(&target).ctx("create", &target)?;
                     fs::rename(e.path(), target.join(&n)).ctx("archive", &e.path())?;
                 }

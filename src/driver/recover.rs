@@ -11,7 +11,7 @@ use crate::artifacts::Paths;
 use crate::artifacts::inflight::{self, Inflight};
 use crate::config::Rollback;
 use crate::engine::list_paths;
-use crate::engine::row::{Guard, Row, Status};
+use crate::engine::row::{Guard, Row, Status, one_line};
 use crate::error::{Error, Result};
 use crate::git::{ChangeKind, KeptFile, Repo};
 use crate::output::Output;
@@ -147,14 +147,13 @@ pub(super) fn preserve_work(
     Ok((held, moved))
 }
 
-/// Rolls back an iteration that a previous process left unfinished and records it.
-pub(super) fn recover(
+/// Reads the marker and checks the branch is where the interrupted iteration left it (on the
+/// same branch, at or after its start commit); returns the marker, that commit and HEAD.
+fn check_marker(
     repo: &Repo,
     paths: &Paths,
-    loaded: Option<&mut Loaded>,
     marker: std::result::Result<Inflight, String>,
-    out: &Output,
-) -> Result<()> {
+) -> Result<(Inflight, Oid, Oid)> {
     let marker = marker.map_err(|e| {
         Error::Refused(format!(
             "{} is unreadable ({e}); check the working tree by hand, then delete that file",
@@ -184,6 +183,18 @@ pub(super) fn recover(
             paths.inflight.display()
         )));
     }
+    Ok((marker, start, head))
+}
+
+/// Rolls back an iteration that a previous process left unfinished and records it.
+pub(super) fn recover(
+    repo: &Repo,
+    paths: &Paths,
+    loaded: Option<&mut Loaded>,
+    marker: std::result::Result<Inflight, String>,
+    out: &Output,
+) -> Result<()> {
+    let (marker, start, head) = check_marker(repo, paths, marker)?;
     let mut kept = inflight::load_kept(&paths.kept);
     let recorded = loaded
         .as_ref()
@@ -264,29 +275,47 @@ pub(super) fn recover(
         marker.iteration, marker.phase
     ));
     if let Some(l) = loaded {
-        let retained = l.replay.tally.current_metric;
-        let row = Row {
-            iteration: l.replay.tally.iteration + 1,
-            commit: held.as_ref().map_or("-".into(), |(o, _)| Repo::short(*o)),
-            metric: retained,
-            delta: 0.0,
-            guard: Guard::NotRun,
-            status: Status::Crash,
-            description: format!(
-                "[INTERRUPTED] iteration {} stopped during {} when the engine was killed; rolled back{where_}",
-                marker.iteration, marker.phase
-            ),
-        };
-        l.results.append(&row)?;
-        l.replay
-            .apply(&row)
-            .map_err(|e| Error::Blocked(e.to_string()))?;
-        if let Some(s) = l.state.as_mut() {
-            s.state = l.replay.tally.clone();
-            s.engine.head = new_head.to_string();
-            s.save(&paths.state)?;
-            l.state_current = true;
-        }
+        let commit = held.as_ref().map(|(o, _)| *o);
+        record_interrupted(l, paths, &marker, commit, &where_, new_head)?;
     }
     Inflight::clear(&paths.inflight)
+}
+
+/// Appends the `[INTERRUPTED]` crash row of a recovered iteration (with the experiment's
+/// description when the marker has it) and brings the state up to date.
+fn record_interrupted(
+    l: &mut Loaded,
+    paths: &Paths,
+    marker: &Inflight,
+    commit: Option<Oid>,
+    where_: &str,
+    new_head: Oid,
+) -> Result<()> {
+    let what = match marker.description.as_deref().map(one_line) {
+        Some(d) if !d.is_empty() => format!("{d} — "),
+        _ => String::new(),
+    };
+    let row = Row {
+        iteration: l.replay.tally.iteration + 1,
+        commit: commit.map_or("-".into(), Repo::short),
+        metric: l.replay.tally.current_metric,
+        delta: 0.0,
+        guard: Guard::NotRun,
+        status: Status::Crash,
+        description: format!(
+            "[INTERRUPTED] {what}iteration {} stopped during {} when the engine was killed; rolled back{where_}",
+            marker.iteration, marker.phase
+        ),
+    };
+    l.results.append(&row)?;
+    l.replay
+        .apply(&row)
+        .map_err(|e| Error::Blocked(e.to_string()))?;
+    if let Some(s) = l.state.as_mut() {
+        s.state = l.replay.tally.clone();
+        s.engine.head = new_head.to_string();
+        s.save(&paths.state)?;
+        l.state_current = true;
+    }
+    Ok(())
 }

@@ -4,6 +4,8 @@
 use git2::Oid;
 
 use super::measure::Untouched;
+use std::path::Path;
+
 use super::preflight::{Loaded, Preflight, load_existing, preflight, preflight_tree, tag_taken};
 use super::recover::recover;
 use super::{Options, Run, Setup, new_run};
@@ -262,9 +264,9 @@ pub(super) fn settings_meta(cfg: &RunConfig, run_tag: &str, exec: bool) -> Vec<(
     meta
 }
 
-pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
-    let (cfg, repo) = (&setup.cfg, &setup.repo);
-    let fresh = setup.exec || cfg.settings.fresh == Some(true);
+/// The new run's tag: the explicit `--run-tag` (its earlier trial refs, returned, are moved
+/// aside with `--fresh` and for exec, else refused), or a slug of the goal not taken yet.
+fn choose_run_tag(cfg: &RunConfig, repo: &Repo, fresh: bool) -> Result<(String, Option<String>)> {
     // Trial refs of an earlier run with the same explicit tag: moved aside (with `--fresh`, and
     // for exec) before the baseline.
     let mut taken_refs = None;
@@ -290,6 +292,13 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
             tag
         }
     };
+    Ok((run_tag, taken_refs))
+}
+
+pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
+    let (cfg, repo) = (&setup.cfg, &setup.repo);
+    let fresh = setup.exec || cfg.settings.fresh == Some(true);
+    let (run_tag, taken_refs) = choose_run_tag(cfg, repo, fresh)?;
     let head = repo.head()?;
     let placeholder = Row {
         iteration: 0,
@@ -336,28 +345,7 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
     // there when the baseline fails): an earlier run is archived only once this one can start.
     let dir = run.paths.private.join("baseline");
     fsutil::ensure_dir(&dir)?;
-    let (metric, guard) = match run.measure_untouched(&dir, "")? {
-        Ok(m) => m,
-        Err(Untouched::NoMetric { reason, tail }) => {
-            let last = if tail.is_empty() {
-                String::new()
-            } else {
-                format!(" (last output: {})", one_line(&tail))
-            };
-            return Err(Error::Refused(format!(
-                "the baseline verify gives no metric ({reason}); fix --verify before starting (its output: .autoresearch/baseline/verify.log){last}"
-            )));
-        }
-        Err(Untouched::GuardFails { reason, tail }) => {
-            return Err(Error::Refused(format!(
-                "the guard fails on the untouched tree ({reason}: {}); a guard must pass before any change — fix it, or measure that check in --verify instead",
-                one_line(&tail)
-            )));
-        }
-        Err(Untouched::Interrupted(sig)) => {
-            return Err(Error::Interrupted(sig, "during the baseline"));
-        }
-    };
+    let (metric, guard) = run.baseline(&dir)?;
     let baseline = Row {
         iteration: 0,
         commit: Repo::short(head),
@@ -367,21 +355,7 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
         status: Status::Baseline,
         description: format!("baseline: {} = {}", run.cfg.metric, canonical(metric)),
     };
-    if run.paths.has_run() || run.paths.iter_dir(0).exists() {
-        let moved = run.paths.archive()?;
-        if !moved.is_empty() {
-            let names: Vec<String> = moved.iter().map(|p| p.display().to_string()).collect();
-            run.out
-                .note(&format!("archived the previous run: {}", names.join(", ")));
-        }
-    }
-    let iter0 = run.paths.iter_dir(0);
-    std::fs::rename(&dir, &iter0).ctx("move the baseline logs to", &iter0)?;
-    let meta = settings_meta(&run.cfg, &run.run_tag, run.exec);
-    run.results = ResultsLog::create(&run.paths.results, &meta, &baseline)?;
-    run.replay =
-        Replay::start(&baseline, run.cfg.direction).map_err(|e| Error::Blocked(e.to_string()))?;
-    run.save_state()?;
+    run.begin_log(&baseline, &dir)?;
     run.out.started(&StartInfo {
         run_tag: &run.run_tag,
         mode: run.cfg.mode.as_str(),
@@ -395,6 +369,47 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
         agent: run.agent.name(),
     });
     Ok(run)
+}
+
+/// Where the resumed run's branch should be (the state's record when it is as new as the log,
+/// else the last retained commit the log names), and whether HEAD moved forward from there
+/// (a commit with the same tree, a revert or an empty one, is no move); a HEAD elsewhere refuses.
+fn where_resumed(repo: &Repo, branch: &str, head_now: Oid, old: &Loaded) -> Result<(Oid, bool)> {
+    let recorded_head = old
+        .state
+        .as_ref()
+        .filter(|_| old.state_current)
+        .and_then(|s| Oid::from_str(&s.engine.head).ok());
+    let expected = match recorded_head {
+        Some(o) => o,
+        None => repo
+            .repo
+            .revparse_single(&old.replay.tally.last_commit)
+            .and_then(|o| o.peel_to_commit())
+            .map(|c| c.id())
+            .unwrap_or(head_now),
+    };
+    if let Some(was) = old
+        .state
+        .as_ref()
+        .map(|s| s.engine.branch.as_str())
+        .filter(|b| !b.is_empty() && *b != branch)
+    {
+        return Err(Error::Refused(format!(
+            "this run commits on {was}, but {branch} is checked out; check out {was} or use --fresh"
+        )));
+    }
+    if head_now != expected && !repo.descends_from(head_now, expected) {
+        return Err(Error::Refused(format!(
+            "HEAD ({}) is not a descendant of the run's retained commit {}; check out the run's commit or use --fresh",
+            Repo::short(head_now),
+            Repo::short(expected)
+        )));
+    }
+    Ok((
+        expected,
+        head_now != expected && !repo.same_tree(head_now, expected),
+    ))
 }
 
 pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Result<Run> {
@@ -414,41 +429,7 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
             "--run-tag {tag} differs from the run being resumed ({run_tag}); use --fresh to start a new run"
         )));
     }
-    // Where the branch should be: the state's record when it is as new as the log, else the last
-    // retained commit the log names.
-    let recorded_head = old
-        .state
-        .as_ref()
-        .filter(|_| old.state_current)
-        .and_then(|s| Oid::from_str(&s.engine.head).ok());
-    let expected = match recorded_head {
-        Some(o) => o,
-        None => repo
-            .repo
-            .revparse_single(&old.replay.tally.last_commit)
-            .and_then(|o| o.peel_to_commit())
-            .map(|c| c.id())
-            .unwrap_or(head_now),
-    };
-    if let Some(was) = old
-        .state
-        .as_ref()
-        .map(|s| s.engine.branch.as_str())
-        .filter(|b| !b.is_empty() && b != branch)
-    {
-        return Err(Error::Refused(format!(
-            "this run commits on {was}, but {branch} is checked out; check out {was} or use --fresh"
-        )));
-    }
-    // A different commit with the same tree (a revert, an empty commit) is no move.
-    let moved = head_now != expected && !repo.same_tree(head_now, expected);
-    if head_now != expected && !repo.descends_from(head_now, expected) {
-        return Err(Error::Refused(format!(
-            "HEAD ({}) is not a descendant of the run's retained commit {}; check out the run's commit or use --fresh",
-            Repo::short(head_now),
-            Repo::short(expected)
-        )));
-    }
+    let (expected, moved) = where_resumed(repo, branch, head_now, &old)?;
     let mut state = old.state.clone().unwrap_or(StateFile {
         version: 1,
         run_tag: run_tag.clone(),
@@ -526,4 +507,54 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
         run.record(row, None)?;
     }
     Ok(run)
+}
+
+impl Run {
+    /// Verify and guard on the untouched tree; a missing metric or a failing guard refuses the
+    /// run. Their logs wait in `dir`.
+    fn baseline(&mut self, dir: &Path) -> Result<(f64, Guard)> {
+        Ok(match self.measure_untouched(dir, "")? {
+            Ok(m) => m,
+            Err(Untouched::NoMetric { reason, tail }) => {
+                let last = if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (last output: {})", one_line(&tail))
+                };
+                return Err(Error::Refused(format!(
+                    "the baseline verify gives no metric ({reason}); fix --verify before starting (its output: .autoresearch/baseline/verify.log){last}"
+                )));
+            }
+            Err(Untouched::GuardFails { reason, tail }) => {
+                return Err(Error::Refused(format!(
+                    "the guard fails on the untouched tree ({reason}: {}); a guard must pass before any change — fix it, or measure that check in --verify instead",
+                    one_line(&tail)
+                )));
+            }
+            Err(Untouched::Interrupted(sig)) => {
+                return Err(Error::Interrupted(sig, "during the baseline"));
+            }
+        })
+    }
+
+    /// Archives an earlier run (only now that this one can start), moves the baseline's logs
+    /// to `iter-0000`, and creates the results log with its metadata and the baseline row.
+    fn begin_log(&mut self, baseline: &Row, dir: &Path) -> Result<()> {
+        if self.paths.has_run() || self.paths.iter_dir(0).exists() {
+            let moved = self.paths.archive()?;
+            if !moved.is_empty() {
+                let names: Vec<String> = moved.iter().map(|p| p.display().to_string()).collect();
+                self.out
+                    .note(&format!("archived the previous run: {}", names.join(", ")));
+            }
+        }
+        let iter0 = self.paths.iter_dir(0);
+        std::fs::rename(dir, &iter0).ctx("move the baseline logs to", &iter0)?;
+        let meta = settings_meta(&self.cfg, &self.run_tag, self.exec);
+        self.results = ResultsLog::create(&self.paths.results, &meta, baseline)?;
+        self.replay = Replay::start(baseline, self.cfg.direction)
+            .map_err(|e| Error::Blocked(e.to_string()))?;
+        self.save_state()?;
+        Ok(())
+    }
 }

@@ -149,7 +149,7 @@ impl Run {
     ) -> String {
         let lessons = self.lessons.recent(PROMPT_LESSONS, &self.cfg.goal);
         prompt::render(&PromptInput {
-            mode: self.cfg.mode,
+            template: self.policy.template(),
             goal: &self.cfg.goal,
             metric: &self.cfg.metric,
             direction: self.cfg.direction,

@@ -30,6 +30,11 @@ pub trait Policy {
     /// The mode's prompt template (`modes/<mode>.md`).
     fn template(&self) -> &'static str;
 
+    /// Refuses settings the mode cannot work with (the message names the flag to change).
+    fn check(&self, _direction: Direction) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Returns true when a measured `trial` may be kept over the `retained` metric.
     fn improves(&self, direction: Direction, trial: f64, retained: f64) -> bool {
         direction.improves(trial, retained)
