@@ -26,6 +26,7 @@ pub mod output;
 pub mod process;
 pub mod procfs;
 pub mod prompt;
+pub mod repopath;
 pub mod scope;
 pub mod signal;
 pub mod status;
