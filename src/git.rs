@@ -2,7 +2,9 @@
 //! trial refs, blob backups of the user's untracked files, and `.git/info/exclude` entries.
 //! Nothing here decides policy; the driver does.
 
+use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -12,6 +14,7 @@ use git2::{
 };
 
 use crate::error::{Error, GitContext, IoContext, Result};
+use crate::repopath::{self, as_path, to_fs};
 
 /// Largest untracked file of the user that is backed up before a run (bigger ones are watched by
 /// size and time only).
@@ -42,7 +45,8 @@ pub enum ChangeKind {
     Conflicted,
 }
 
-/// One changed path, repo-relative with `/` separators.
+/// One changed path, repo-relative with `/` separators, in the lossless string form of
+/// [`crate::repopath`] (a name that is not UTF-8 is carried, not skipped).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub path: String,
@@ -52,6 +56,7 @@ pub struct Change {
 /// A backed-up untracked file of the user (outside the scope), restorable from its blob.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeptFile {
+    /// In the string form of [`crate::repopath`].
     pub path: String,
     pub blob: String,
     pub len: u64,
@@ -175,7 +180,7 @@ impl Repo {
             .git_ctx("scan the working tree")?;
         let mut out = Vec::with_capacity(statuses.len());
         for entry in statuses.iter() {
-            let Ok(path) = entry.path() else { continue };
+            let path = repopath::decode(entry.path_bytes());
             let s = entry.status();
             let kind = if s.contains(Status::CONFLICTED) {
                 ChangeKind::Conflicted
@@ -243,14 +248,14 @@ impl Repo {
     /// directories, such as nested repositories, are skipped) and returns the written tree.
     fn stage(&self, index: &mut git2::Index, paths: &[String]) -> Result<Oid> {
         for p in paths {
-            let rel = Path::new(p);
-            match fs::symlink_metadata(self.root.join(rel)) {
+            let rel = as_path(p);
+            match fs::symlink_metadata(self.root.join(&rel)) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => index.add_path(rel).git_ctx(&format!("stage {p}"))?,
+                Ok(_) => index.add_path(&rel).git_ctx(&format!("stage {p}"))?,
                 Err(_) => {
-                    if index.get_path(rel, 0).is_some() {
+                    if index.get_path(&rel, 0).is_some() {
                         index
-                            .remove_path(rel)
+                            .remove_path(&rel)
                             .git_ctx(&format!("stage the deletion of {p}"))?;
                     }
                 }
@@ -302,8 +307,8 @@ impl Repo {
         let mut out = std::collections::BTreeSet::new();
         for d in diff.deltas() {
             for f in [d.old_file(), d.new_file()] {
-                if let Some(p) = f.path().and_then(|p| p.to_str()) {
-                    out.insert(p.to_string());
+                if let Some(p) = f.path_bytes() {
+                    out.insert(repopath::decode(p));
                 }
             }
         }
@@ -353,7 +358,8 @@ impl Repo {
         tree: &git2::Tree<'_>,
         p: &str,
     ) -> Result<Option<bool>> {
-        let rel = Path::new(p);
+        let rel = as_path(p);
+        let rel = rel.as_ref();
         let full = self.root.join(rel);
         let current = fs::symlink_metadata(&full).ok();
         if current.as_ref().is_some_and(|m| m.is_dir()) {
@@ -390,7 +396,7 @@ impl Repo {
             fs::create_dir_all(dir).ctx("create", dir)?;
         }
         if entry.filemode() == 0o120000 {
-            let target = std::ffi::OsStr::from_bytes_lossless(blob.content());
+            let target = OsStr::from_bytes(blob.content());
             std::os::unix::fs::symlink(target, &full).ctx("restore", &full)?;
         } else {
             fs::write(&full, blob.content()).ctx("restore", &full)?;
@@ -487,7 +493,7 @@ impl Repo {
         let Ok(tree) = self.repo.find_commit(commit).and_then(|c| c.tree()) else {
             return false;
         };
-        tree.get_path(Path::new(path))
+        tree.get_path(&as_path(path))
             .map(|e| e.kind() == Some(ObjectType::Tree))
             .unwrap_or(false)
     }
@@ -497,16 +503,14 @@ impl Repo {
         let Ok(index) = self.repo.index() else {
             return true;
         };
-        index
-            .iter()
-            .any(|e| std::str::from_utf8(&e.path).is_ok_and(&pred))
+        index.iter().any(|e| pred(&repopath::decode(&e.path)))
     }
 
     /// Whether `path` is in the index (tracked).
     pub fn is_tracked(&self, path: &str) -> bool {
         self.repo
             .index()
-            .is_ok_and(|index| index.get_path(Path::new(path), 0).is_some())
+            .is_ok_and(|index| index.get_path(&as_path(path), 0).is_some())
     }
 
     /// Appends missing `entries` to the repository's `info/exclude`.
@@ -542,7 +546,7 @@ impl Repo {
     /// recorded by size and time only: watched, never deleted, but not restorable.
     pub fn keep_file(&self, path: &str) -> Result<KeptFile> {
         let rel = path.trim_end_matches('/');
-        let full = self.root.join(rel);
+        let full = to_fs(&self.root, rel);
         let meta = fs::symlink_metadata(&full).ctx("read", &full)?;
         let backup_failed = |e: git2::Error| {
             Error::Refused(format!(
@@ -583,7 +587,7 @@ impl Repo {
 
     /// Returns true when a kept file is still exactly as backed up.
     pub fn kept_file_intact(&self, k: &KeptFile) -> bool {
-        let full = self.root.join(&k.path);
+        let full = to_fs(&self.root, &k.path);
         let Ok(meta) = fs::symlink_metadata(&full) else {
             return false;
         };
@@ -617,7 +621,7 @@ impl Repo {
         if k.blob.is_empty() {
             return Ok(false);
         }
-        let full = self.root.join(&k.path);
+        let full = to_fs(&self.root, &k.path);
         let oid = Oid::from_str(&k.blob).git_ctx("read a backup id")?;
         let blob = self
             .repo
@@ -636,7 +640,7 @@ impl Repo {
         }
         let _ = fs::remove_file(&full);
         if k.mode == 0o120000 {
-            let target = std::ffi::OsStr::from_bytes_lossless(blob.content());
+            let target = OsStr::from_bytes(blob.content());
             std::os::unix::fs::symlink(target, &full).ctx("restore", &full)?;
         } else {
             fs::write(&full, blob.content()).ctx("restore", &full)?;
@@ -652,7 +656,7 @@ impl Repo {
         let mut failed = Vec::new();
         let mut removed = Vec::new();
         for p in paths {
-            let full = self.root.join(p);
+            let full = to_fs(&self.root, p);
             match fs::symlink_metadata(&full) {
                 Ok(m) if m.is_dir() => failed.push(p.clone()),
                 Ok(_) if fs::remove_file(&full).is_err() => failed.push(p.clone()),
@@ -668,7 +672,8 @@ impl Repo {
     fn prune_dirs(&self, removed: &[&str], retained: Oid) {
         let mut dirs = std::collections::BTreeSet::new();
         for p in removed {
-            let mut parent = Path::new(p).parent();
+            let rel = as_path(p);
+            let mut parent = rel.parent();
             while let Some(d) = parent.filter(|d| !d.as_os_str().is_empty()) {
                 dirs.insert(d.to_path_buf());
                 parent = d.parent();
@@ -677,7 +682,7 @@ impl Repo {
         let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in dirs {
-            let rel = d.to_string_lossy().replace('\\', "/");
+            let rel = repopath::decode(d.as_os_str().as_encoded_bytes());
             if !self.tree_has_dir(retained, &rel) {
                 let _ = fs::remove_dir(self.root.join(&d));
             }
@@ -685,17 +690,9 @@ impl Repo {
     }
 }
 
-/// Byte-to-OsStr conversion for symlink targets stored in blobs (unix paths are bytes).
-trait FromBytes {
-    fn from_bytes_lossless(b: &[u8]) -> &std::ffi::OsStr;
-}
-
-impl FromBytes for std::ffi::OsStr {
-    fn from_bytes_lossless(b: &[u8]) -> &std::ffi::OsStr {
-        use std::os::unix::ffi::OsStrExt;
-        std::ffi::OsStr::from_bytes(b)
-    }
-}
+#[cfg(test)]
+#[path = "git_nonutf8_tests.rs"]
+mod nonutf8_tests;
 
 #[cfg(test)]
 mod tests {
