@@ -113,15 +113,17 @@ impl PathSet {
         }
     }
 
-    /// Returns true when the repo-relative `path` (with `/` separators) is in the set.
+    /// Returns true when the repo-relative `path` (with `/` separators, in the string form of
+    /// [`crate::repopath`]) is in the set. Matching is on the name's real bytes, as git's own
+    /// pathspecs do: `src/**` and `src/caf?.txt` both match a file `src/caf\xe9.txt`.
     pub fn matches(&self, path: &str) -> bool {
         let path = path.trim_start_matches("./");
+        let bytes = crate::repopath::encode(path);
         self.prefixes.iter().any(|p| {
-            path == p
-                || (path.len() > p.len()
-                    && path.starts_with(p.as_str())
-                    && path.as_bytes()[p.len()] == b'/')
-        }) || self.globs.is_match(path)
+            let p = p.as_bytes();
+            bytes.as_ref() == p
+                || (bytes.len() > p.len() && bytes.starts_with(p) && bytes[p.len()] == b'/')
+        }) || self.globs.is_match(crate::repopath::as_path(path))
     }
 
     /// Returns true when no pattern was given.
@@ -204,6 +206,18 @@ mod tests {
                 .unwrap_err()
                 .contains("not a valid glob")
         );
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_match_by_their_bytes() {
+        let name = crate::repopath::decode(b"src/caf\xe9.txt");
+        assert!(set(&["src/**"]).matches(&name));
+        assert!(set(&["src"]).matches(&name));
+        assert!(set(&["src/*.txt"]).matches(&name));
+        assert!(set(&["src/caf?.txt"]).matches(&name), "`?` is one byte");
+        assert!(!set(&["docs/**"]).matches(&name));
+        let dir = crate::repopath::decode(b"d\xff/x");
+        assert!(set(&["d?/x"]).matches(&dir) && !set(&["d"]).matches(&dir));
     }
 
     #[test]
