@@ -80,8 +80,9 @@ fn out_line(line: &str) {
 }
 
 impl Output {
-    /// Prints a diagnostic line on stderr.
+    /// Prints a diagnostic line on stderr; a file name that is not UTF-8 shows as `\xNN`.
     pub fn note(&self, msg: &str) {
+        let msg = crate::repopath::display(msg);
         let _ = writeln!(std::io::stderr().lock(), "codex-autoresearch: {msg}");
     }
 

@@ -20,7 +20,7 @@ pub fn list_paths(paths: &[String]) -> String {
     let mut s = paths
         .iter()
         .take(SHOW)
-        .cloned()
+        .map(|p| crate::repopath::display(p).into_owned())
         .collect::<Vec<_>>()
         .join(", ");
     if paths.len() > SHOW {
@@ -84,6 +84,15 @@ mod tests {
         assert!(!Direction::Lower.improves(11.0, 10.0));
         assert!(Direction::Higher.improves(11.0, 10.0));
         assert!(!Direction::Higher.improves(10.0, 10.0));
+    }
+
+    #[test]
+    fn listed_paths_show_bytes_that_are_not_utf8() {
+        let paths = vec![
+            "a.txt".to_string(),
+            crate::repopath::decode(b"src/caf\xe9.txt"),
+        ];
+        assert_eq!(list_paths(&paths), "a.txt, src/caf\\xe9.txt");
     }
 
     #[test]

@@ -115,8 +115,11 @@ pub struct Row {
 }
 
 /// Returns `text` as one TSV-safe line: control characters (tabs, newlines) become spaces, runs of
-/// spaces collapse, and the result is trimmed and capped at [`MAX_DESCRIPTION`] characters.
+/// spaces collapse, the bytes of a file name that is not UTF-8 show as `\xNN`
+/// ([`crate::repopath::display`]), and the result is trimmed and capped at [`MAX_DESCRIPTION`]
+/// characters.
 pub fn one_line(text: &str) -> String {
+    let text = crate::repopath::display(text);
     let mut out = String::with_capacity(text.len().min(MAX_DESCRIPTION * 4));
     let mut last_space = true;
     for ch in text.chars() {
@@ -264,6 +267,18 @@ mod tests {
             assert_eq!(back.metric, 9.5);
             assert_eq!(back.status, Status::Keep);
         }
+    }
+
+    #[test]
+    fn file_names_that_are_not_utf8_show_as_hex_bytes() {
+        let path = crate::repopath::decode(b"src/caf\xe9.txt");
+        let line = row(&format!("[SCOPE] {path} — outside")).to_line();
+        assert!(
+            line.ends_with("\t[SCOPE] src/caf\\xe9.txt — outside"),
+            "{line}"
+        );
+        let again = Row::parse_line(&line).expect("parse").to_line();
+        assert_eq!(again, line, "the shown form is stable");
     }
 
     #[test]
