@@ -54,7 +54,7 @@ pub(super) fn copy_changed_kept(repo: &Repo, kept: &mut [KeptFile]) -> Result<(V
             continue;
         }
         let path = k.path.clone();
-        let full = repo.root.join(&path);
+        let full = crate::repopath::to_fs(&repo.root, &path);
         let Ok(meta) = std::fs::symlink_metadata(&full) else {
             continue; // removed: nothing to copy; the restore puts it back
         };
@@ -93,7 +93,7 @@ pub(super) fn set_big_files_aside(
     const TOTAL: u64 = 256 * 1024 * 1024;
     let mut total = 0u64;
     let (small, big): (Vec<String>, Vec<String>) = paths.iter().cloned().partition(|p| {
-        let len = std::fs::symlink_metadata(root.join(p))
+        let len = std::fs::symlink_metadata(crate::repopath::to_fs(root, p))
             .map_or(0, |m| if m.is_file() { m.len() } else { 0 });
         total += len;
         len <= crate::git::BACKUP_LIMIT && total <= TOTAL
@@ -104,11 +104,11 @@ pub(super) fn set_big_files_aside(
     let failed: Vec<String> = big
         .into_iter()
         .filter(|p| {
-            let to = aside.join(p);
+            let to = crate::repopath::to_fs(aside, p);
             let moved = to
                 .parent()
                 .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
-                && std::fs::rename(root.join(p), &to).is_ok();
+                && std::fs::rename(crate::repopath::to_fs(root, p), &to).is_ok();
             !moved
         })
         .collect();

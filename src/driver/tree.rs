@@ -108,7 +108,7 @@ impl Run {
         let all_files = insp
             .changed
             .iter()
-            .all(|p| !self.repo.root.join(p).is_dir());
+            .all(|p| !crate::repopath::to_fs(&self.repo.root, p).is_dir());
         self.clean_at = all_files.then_some(trial);
         Ok(trial)
     }
@@ -286,7 +286,10 @@ impl Run {
             }
             let path = self.kept[i].path.clone();
             adopted = true;
-            if self.repo.root.join(&path).symlink_metadata().is_err() {
+            if crate::repopath::to_fs(&self.repo.root, &path)
+                .symlink_metadata()
+                .is_err()
+            {
                 // You removed it: nothing left to watch.
                 self.kept.remove(i);
                 continue;

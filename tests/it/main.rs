@@ -13,6 +13,7 @@ mod crash_leftovers;
 mod escalation;
 mod exec;
 mod loop_basic;
+mod nonutf8;
 mod preflight;
 mod resume;
 mod status_cmd;
