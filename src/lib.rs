@@ -5,11 +5,13 @@
 //!              -> keep | roll back -> record -> escalate -> stop check ] * N
 //! ```
 //!
-//! Ownership: `engine` holds the pure rules (reducer, decisions, escalation, stop grammar, metric
-//! parsing); `driver` runs the loop and is the only module that sequences I/O; `git`, `process`
-//! and `artifacts` are the I/O primitives; `agent` is the boundary to coding agents; `cli`,
-//! `config`, `output` and `status` face the user. The results TSV is the source of truth: the
-//! state file is always a replay of it.
+//! Ownership: `engine` decides and does no I/O: the iteration's step machine (`engine::step`:
+//! observations in, actions out), the mode policies (`engine::policy`: template, keep rule, goal,
+//! stop checks, escalation), the reducer, metric parsing. `driver` executes: it is the only
+//! module that sequences I/O (`driver::startup`, `preflight`, `recover`, `step` — the executor —,
+//! `measure`, `tree`); `git`, `process` and `artifacts` are the I/O primitives; `agent` is the
+//! boundary to coding agents; `cli`, `config`, `output` and `status` face the user. The results
+//! TSV is the source of truth: the state file is always a replay of it.
 
 pub mod agent;
 pub mod artifacts;
