@@ -13,6 +13,7 @@
 
 pub mod agent;
 pub mod artifacts;
+pub mod caplog;
 pub mod cli;
 pub mod config;
 pub mod driver;
