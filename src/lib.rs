@@ -19,6 +19,7 @@ pub mod config;
 pub mod driver;
 pub mod duration;
 pub mod engine;
+pub mod engine_env;
 pub mod error;
 pub mod fsutil;
 pub mod git;
