@@ -382,7 +382,10 @@ fn a_bad_engine_variable_is_refused_before_anything_is_written() {
         let r = repo.run_env(&args, &[(var, value)]);
         r.expect_refusal(&[&format!("{var}={value}"), "unset it"]);
         repo.assert_untouched(&before);
-        assert!(!repo.exists(".autoresearch"), "{var}: nothing may be created");
+        assert!(
+            !repo.exists(".autoresearch"),
+            "{var}: nothing may be created"
+        );
         assert!(!repo.aux.join("agent-ran").exists(), "{var}: the agent ran");
     }
 }
