@@ -17,6 +17,8 @@ use crate::engine::stop::{self, StopCondition};
 use crate::error::{Error, Result};
 use crate::scope::{PathSet, split_patterns};
 
+pub use crate::engine_env::{EngineEnv, engine_env};
+
 /// Declares a string-valued enum with `FromStr`, `Display` and serde as its words.
 macro_rules! word_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $word:literal),+ $(,)? }) => {

@@ -15,11 +15,13 @@
 
 pub mod agent;
 pub mod artifacts;
+pub mod caplog;
 pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod duration;
 pub mod engine;
+pub mod engine_env;
 pub mod error;
 pub mod fsutil;
 pub mod git;

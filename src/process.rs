@@ -1,5 +1,5 @@
 //! Supervised child processes: own process group, stdin fed then closed (or null), stdout and
-//! stderr drained by threads into log files plus a bounded in-memory tail, wall-clock and idle
+//! stderr drained by threads into capped log files plus a bounded in-memory tail, wall-clock and idle
 //! timeouts, SIGINT/SIGTERM of the engine, and a group kill (TERM, grace, KILL) that also reaps
 //! grandchildren holding the pipes. Every agent, verify and guard process goes through [`run`],
 //! and carries the run token ([`RUN_TOKEN_VAR`]) by which a later run finds what a killed one left.
@@ -20,6 +20,8 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
+use crate::caplog::CappedLog;
+
 /// Time a timed-out group gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
 /// Time the pipes may stay open after the leader exits before the group is killed.
@@ -28,6 +30,18 @@ const LEAK_GRACE: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(100);
 /// Default bounded tail kept in memory per stream.
 pub const DEFAULT_TAIL: usize = 1 << 20;
+/// Default size limit of each log file (`AUTORESEARCH_LOG_CAP`).
+pub const DEFAULT_LOG_CAP: u64 = 8 << 20;
+/// Smallest accepted log cap.
+pub const MIN_LOG_CAP: u64 = 1 << 20;
+
+/// The log cap new specs start with; set once per run from `AUTORESEARCH_LOG_CAP`.
+static LOG_CAP: AtomicU64 = AtomicU64::new(DEFAULT_LOG_CAP);
+
+/// Sets the log cap of every spec created from now on (at least [`MIN_LOG_CAP`]).
+pub fn set_log_cap(bytes: u64) {
+    LOG_CAP.store(bytes.max(MIN_LOG_CAP), Ordering::Relaxed);
+}
 
 /// The environment variable that carries this engine's run token to every child.
 pub const RUN_TOKEN_VAR: &str = "AUTORESEARCH_RUN_TOKEN";
@@ -100,7 +114,7 @@ pub struct Spec {
     pub env: Vec<(OsString, OsString)>,
     /// Bytes written to stdin before it is closed; `None` gives `/dev/null`.
     pub stdin: Option<Vec<u8>>,
-    /// Where stdout goes on disk (full, untruncated).
+    /// Where stdout goes on disk (the first and last part when longer than `log_cap`).
     pub stdout_log: Option<PathBuf>,
     /// Where stderr goes on disk; the same path as `stdout_log` interleaves both in one file.
     pub stderr_log: Option<PathBuf>,
@@ -113,6 +127,8 @@ pub struct Spec {
     pub idle_on_stdout_lines: bool,
     /// Bytes of each stream kept in memory.
     pub tail_bytes: usize,
+    /// Size limit of each log file: past it the middle is cut, replaced by a one-line note.
+    pub log_cap: u64,
     /// Where to record the child's process group while it runs (`{"pgid", "start_time"}`), so a
     /// later process can kill the group if this one dies first; removed once the group is gone.
     pub group_record: Option<PathBuf>,
@@ -132,6 +148,7 @@ impl Spec {
             idle_timeout: None,
             idle_on_stdout_lines: false,
             tail_bytes: DEFAULT_TAIL,
+            log_cap: LOG_CAP.load(Ordering::Relaxed),
             group_record: None,
         }
     }
@@ -229,7 +246,7 @@ impl Tail {
     }
 }
 
-type SharedLog = Arc<Mutex<File>>;
+type SharedLog = Arc<Mutex<CappedLog>>;
 
 /// What output counts as activity for the idle timeout.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -261,7 +278,7 @@ fn spawn_reader(
                     if let Some(log) = &log
                         && let Ok(mut f) = log.lock()
                     {
-                        let _ = f.write_all(&chunk[..n]);
+                        f.write(&chunk[..n]);
                     }
                     if let Ok(mut t) = tail.lock() {
                         t.push(&chunk[..n]);
@@ -275,11 +292,20 @@ fn spawn_reader(
     });
 }
 
-fn open_log(path: &Path) -> std::io::Result<SharedLog> {
+fn open_log(path: &Path, cap: u64) -> std::io::Result<SharedLog> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    Ok(Arc::new(Mutex::new(File::create(path)?)))
+    Ok(Arc::new(Mutex::new(CappedLog::create(path, cap)?)))
+}
+
+/// Writes the kept tail of a log (idempotent; a shared log is finished once).
+fn finish_log(log: Option<&SharedLog>) {
+    if let Some(log) = log
+        && let Ok(mut l) = log.lock()
+    {
+        l.finish();
+    }
 }
 
 fn signal_group(pgid: i32, sig: Signal) {
@@ -354,12 +380,18 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
         .argv
         .split_first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
-    let stdout_log = spec.stdout_log.as_deref().map(open_log).transpose()?;
+    let cap = spec.log_cap;
+    let stdout_log = spec
+        .stdout_log
+        .as_deref()
+        .map(|p| open_log(p, cap))
+        .transpose()?;
     let stderr_log = match (&spec.stderr_log, &spec.stdout_log, &stdout_log) {
         (Some(e), Some(o), Some(shared)) if e == o => Some(Arc::clone(shared)),
-        (Some(e), _, _) => Some(open_log(e)?),
+        (Some(e), _, _) => Some(open_log(e, cap)?),
         (None, _, _) => None,
     };
+    let logs = [stdout_log.clone(), stderr_log.clone()];
 
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -517,6 +549,9 @@ pub fn run(spec: &Spec) -> std::io::Result<Outcome> {
         }
     }
 
+    // Abandoned readers write nothing more; the logs are complete here.
+    logs.iter().for_each(|l| finish_log(l.as_ref()));
+
     let status = child.wait()?;
     crate::signal::set_child_group(0);
     if let Some(path) = &spec.group_record {
@@ -653,6 +688,39 @@ mod tests {
         assert!(o.stdout.ends_with("line-19999\n"));
         let full = std::fs::read_to_string(&log).unwrap();
         assert_eq!(full.lines().count(), 20000);
+    }
+
+    #[test]
+    fn a_flood_of_output_leaves_capped_logs_with_head_note_and_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out_log, err_log) = (dir.path().join("out.log"), dir.path().join("err.log"));
+        // About 50 MB on stdout and 20 MB on stderr.
+        let mut s = sh("seq 1 6500000; seq 1 2800000 >&2");
+        s.log_cap = 8 << 20;
+        s.stdout_log = Some(out_log.clone());
+        s.stderr_log = Some(err_log.clone());
+        let o = run(&s).unwrap();
+        assert_eq!(o.end, End::Exited(0));
+        assert!(o.stdout.len() <= DEFAULT_TAIL && o.stderr.len() <= 256 * 1024);
+        for (log, last) in [(out_log, 6_500_000u64), (err_log, 2_800_000)] {
+            let text = std::fs::read_to_string(&log).unwrap();
+            assert!(text.len() as u64 <= (8 << 20) + 200, "{}", text.len());
+            let (head, rest) = text.split_once("[... ").expect("a cut note");
+            let (note, tail) = rest.split_once('\n').unwrap();
+            assert!(
+                note.ends_with(" bytes cut by codex-autoresearch: logs are capped at 8 MiB (AUTORESEARCH_LOG_CAP) ...]"),
+                "{note}"
+            );
+            let numbers =
+                |t: &str| -> Vec<u64> { t.lines().filter_map(|l| l.parse().ok()).collect() };
+            let (head, tail) = (numbers(head), numbers(tail));
+            assert_eq!(head[..3], [1, 2, 3]);
+            // The head's last line may be cut short; the lines before it are all there.
+            assert!(head[..head.len() - 1].windows(2).all(|w| w[1] == w[0] + 1));
+            assert_eq!(tail.last(), Some(&last));
+            assert!(tail.windows(2).all(|w| w[1] == w[0] + 1));
+            assert!(tail.len() > 100_000, "about 4 MiB of tail: {}", tail.len());
+        }
     }
 
     #[test]

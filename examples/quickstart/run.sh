@@ -8,7 +8,8 @@ root="$(cd -- "$here/../.." && pwd -P)"
 
 bin="${CODEX_AUTORESEARCH:-}"
 if [[ -z "$bin" ]]; then
-  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+  echo "== building codex-autoresearch (release; the first build takes a couple of minutes)"
+  cargo build --release --locked --manifest-path "$root/Cargo.toml"
   bin="$root/target/release/codex-autoresearch"
 fi
 

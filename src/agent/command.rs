@@ -1,9 +1,10 @@
 //! The command agent: `sh -c CMD` in the repository, prompt on stdin, the last non-empty stdout
-//! line as the description. Scripted proposers and the test suite's fake agents plug in here.
+//! line as the description, the last meaningful stderr line as the reason of a failure. Scripted proposers and the test suite's fake agents plug in here.
 
 use std::time::Duration;
 
 use super::{Agent, Outcome, Proposal, Request};
+use crate::engine::reason::last_meaningful_line;
 use crate::process::{self, End, Spec};
 
 /// Runs a shell command as the agent.
@@ -58,13 +59,12 @@ impl Agent for CommandAgent {
         let outcome = match out.end {
             End::Exited(0) => Outcome::Completed,
             End::Exited(_) | End::Signaled(_) => {
-                let tail = out.last_lines(1);
-                let tail = if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {tail}")
-                };
-                Outcome::Failed(format!("agent {}{tail}", out.end.describe()))
+                // Why it failed is on stderr, if anywhere; stdout may end in a progress bar.
+                let why = last_meaningful_line(&out.stderr)
+                    .or_else(|| last_meaningful_line(&out.stdout))
+                    .map(|l| format!(": {l}"))
+                    .unwrap_or_default();
+                Outcome::Failed(format!("agent {}{why}", out.end.describe()))
             }
             End::TimedOut => Outcome::TimedOut(format!(
                 "agent timed out after {}",
@@ -82,5 +82,47 @@ impl Agent for CommandAgent {
             duration: out.duration,
             ..Proposal::ended(Outcome::Completed, out.duration)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::reducer::Directive;
+
+    fn failure_of(cmd: &str) -> Outcome {
+        let dir = tempfile::tempdir().unwrap();
+        let req = Request {
+            iteration: 1,
+            directive: Directive::Continue,
+            prompt: "",
+            repo: dir.path(),
+            log_dir: dir.path(),
+            log_stem: "agent",
+            fresh_session: false,
+            env: &[],
+            group_record: &dir.path().join("child.json"),
+        };
+        let secs = Duration::from_secs(30);
+        CommandAgent::new(cmd, secs, secs).propose(&req).outcome
+    }
+
+    #[test]
+    fn a_crash_reason_is_the_last_meaningful_stderr_line() {
+        let cmd = "echo working; echo 'Error: API key rejected' >&2; echo '....' >&2; \
+                   printf '[####    ] 45%%\\n'; exit 3";
+        assert_eq!(
+            failure_of(cmd),
+            Outcome::Failed("agent exit 3: Error: API key rejected".into())
+        );
+        // Nothing on stderr: the last stdout line with words, not the progress after it.
+        assert_eq!(
+            failure_of("echo 'fetching model'; printf '10%%\\r55%%\\n'; exit 1"),
+            Outcome::Failed("agent exit 1: fetching model".into())
+        );
+        assert_eq!(
+            failure_of("echo ...; exit 2"),
+            Outcome::Failed("agent exit 2".into())
+        );
     }
 }

@@ -212,7 +212,9 @@ pub fn run_resuming<S>(
 /// Runs an agent CLI that streams JSON events on stdout: `bin args` in the repository with the
 /// prompt on stdin, the timeouts and group record of `req`, events saved to
 /// `<stem><suffix>.jsonl` and stderr to `<stem><suffix>.stderr.log`. Returns how it ended and
-/// the full event text (read from the log, not the bounded in-memory tail).
+/// the event text as logged (not the bounded in-memory tail): all of it, or its head and tail
+/// around the cut note when the stream outgrew the log cap (the cut may split a character, so
+/// the text is read lossily).
 pub fn run_event_stream(
     bin: &Path,
     args: Vec<std::ffi::OsString>,
@@ -243,7 +245,9 @@ pub fn run_event_stream(
     spec.tail_bytes = 64 * 1024;
     match process::run(&spec) {
         Ok(out) => {
-            let text = std::fs::read_to_string(&events).unwrap_or_else(|_| out.stdout.clone());
+            let text = std::fs::read(&events)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|_| out.stdout.clone());
             (out, text)
         }
         Err(e) => (
@@ -299,7 +303,47 @@ pub fn outcome_of(
 
 #[cfg(test)]
 mod tests {
-    use super::stderr_reason;
+    use super::*;
+
+    #[test]
+    fn the_event_text_survives_a_log_cut_inside_a_character() {
+        let dir = tempfile::tempdir().unwrap();
+        // With the default 8 MiB cap the head is 4 MiB (4194304 = 1 mod 3): a first line whose
+        // length is a multiple of 3, then `é\n` lines (3 bytes), puts the cut inside an `é`.
+        let mut first = r#"{"type":"thread.started","thread_id":"t-1"}"#.to_string();
+        while !(first.len() + 1).is_multiple_of(3) {
+            first.push(' ');
+        }
+        let script = format!("printf '%s\\n' '{first}'; yes é | head -c 9000000");
+        let req = Request {
+            iteration: 1,
+            directive: Directive::Continue,
+            prompt: "",
+            repo: dir.path(),
+            log_dir: dir.path(),
+            log_stem: "agent",
+            fresh_session: false,
+            env: &[],
+            group_record: &dir.path().join("child.json"),
+        };
+        let (out, text) = run_event_stream(
+            Path::new("sh"),
+            vec!["-c".into(), script.into()],
+            &req,
+            "",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        assert!(out.end.success(), "{:?}", out.end);
+        assert!(
+            text.starts_with(&first),
+            "{}",
+            text.chars().take(200).collect::<String>()
+        );
+        assert!(text.contains("bytes cut by codex-autoresearch"));
+        assert!(text.len() < 9 << 20);
+        assert_eq!(codex::parse_stream(&text).thread_id.as_deref(), Some("t-1"));
+    }
 
     #[test]
     fn stderr_reason_skips_warnings() {

@@ -1,5 +1,6 @@
 //! `research-results.tsv`: created once with its metadata, then only appended to (one write plus
-//! fsync per row). Reading repairs a torn last line and replays nothing; the reducer does that.
+//! fsync per row). Reading validates the file, then repairs a torn last line; it replays nothing (the
+//! reducer does that).
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -63,22 +64,15 @@ impl ResultsLog {
         }
     }
 
-    /// Reads an existing log, cutting off a torn (unterminated) last line first.
+    /// Reads an existing log. Everything but an unterminated last line must be valid UTF-8 and
+    /// parse; only then is that torn line cut off the file. A refused file is left as it was.
     pub fn open(path: &Path) -> Result<(ResultsLog, Repair)> {
         let bytes = fs::read(path).ctx("read", path)?;
-        let mut repair = Repair::default();
-        let mut end = bytes.len();
-        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
-            end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            repair.torn_bytes = bytes.len() - end;
-            let f = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .ctx("open", path)?;
-            f.set_len(end as u64)
-                .ctx("repair the torn last line of", path)?;
-            f.sync_all().ctx("sync", path)?;
-        }
+        let end = if bytes.is_empty() || bytes.ends_with(b"\n") {
+            bytes.len()
+        } else {
+            bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+        };
         let text = String::from_utf8(bytes[..end].to_vec()).map_err(|_| {
             Error::Refused(format!(
                 "{} is not valid UTF-8; move it aside or use --fresh",
@@ -91,6 +85,18 @@ impl ResultsLog {
                 path.display()
             ))
         })?;
+        let repair = Repair {
+            torn_bytes: bytes.len() - end,
+        };
+        if repair.torn_bytes > 0 {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .ctx("open", path)?;
+            f.set_len(end as u64)
+                .ctx("repair the torn last line of", path)?;
+            f.sync_all().ctx("sync", path)?;
+        }
         Ok((
             ResultsLog {
                 path: path.to_path_buf(),
@@ -234,6 +240,31 @@ mod tests {
         assert_eq!(repair.torn_bytes, "2\tdef\t8\t-1\t-\tdisc".len());
         assert_eq!(back.rows.len(), 2);
         assert!(fs::read_to_string(&p).unwrap().ends_with("row 1\n"));
+    }
+
+    #[test]
+    fn a_refused_file_is_left_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.tsv");
+        let valid = "iteration\tcommit\tmetric\tdelta\tguard\tstatus\tdescription\n0\ta\t1\t0\t-\tbaseline\tb\n";
+        let cases: Vec<Vec<u8>> = vec![
+            // Random bytes, no newline at all.
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect(),
+            // Invalid UTF-8 before a torn tail.
+            b"\xff\xfe garbage\nmore\xc3 torn".to_vec(),
+            // Lines that do not parse, then a torn line.
+            b"not a header\nnor this\n2\tdef\t8".to_vec(),
+            // A valid start, a corrupt row, a torn last line.
+            format!("{valid}1\ta\tfast\t0\t-\tkeep\tk\n2\ta\t0.5").into_bytes(),
+        ];
+        for bytes in cases {
+            fs::write(&p, &bytes).unwrap();
+            let err = ResultsLog::open(&p).err().expect("refused");
+            assert!(matches!(err, Error::Refused(_)), "{err}");
+            assert_eq!(fs::read(&p).unwrap(), bytes, "{err}");
+        }
     }
 
     #[test]

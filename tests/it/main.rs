@@ -10,6 +10,7 @@ mod codex;
 mod config_file;
 mod crash;
 mod crash_leftovers;
+mod docs;
 mod escalation;
 mod exec;
 mod loop_basic;

@@ -366,3 +366,26 @@ fn a_nested_repository_and_a_big_file_outside_the_scope_are_the_users() {
         "the user's big file is not deleted"
     );
 }
+
+#[test]
+#[ignore = "needs driver wiring"]
+fn a_bad_engine_variable_is_refused_before_anything_is_written() {
+    for (var, value) in [
+        ("AUTORESEARCH_MIN_FREE_MB", "lots"),
+        ("AUTORESEARCH_QUOTA_BACKOFF", "xyz"),
+        ("AUTORESEARCH_LOG_CAP", "huge"),
+    ] {
+        let repo = number_repo(10);
+        let agent = marking_agent(&repo);
+        let before = repo.snapshot();
+        let args = TestRepo::loop_args(VERIFY, &agent, &["--iterations", "2"]);
+        let r = repo.run_env(&args, &[(var, value)]);
+        r.expect_refusal(&[&format!("{var}={value}"), "unset it"]);
+        repo.assert_untouched(&before);
+        assert!(
+            !repo.exists(".autoresearch"),
+            "{var}: nothing may be created"
+        );
+        assert!(!repo.aux.join("agent-ran").exists(), "{var}: the agent ran");
+    }
+}

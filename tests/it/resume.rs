@@ -194,6 +194,26 @@ fn a_torn_last_line_is_repaired_on_resume() {
 }
 
 #[test]
+fn a_garbage_results_log_is_refused_and_left_byte_identical() {
+    let repo = number_repo(10);
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
+        .expect_code(0);
+    // Bytes that are no results log, with no trailing newline (so a "torn last line" too).
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .filter(|b| *b != b'\n')
+        .collect();
+    fs::write(repo.root.join("research-results.tsv"), &garbage).unwrap();
+    let head = repo.head();
+
+    let r = repo.run(&["run", "--iterations", "3"]);
+    r.expect_refusal(&["research-results.tsv", "--fresh"]);
+    assert_eq!(repo.read_bytes("research-results.tsv"), garbage);
+    assert_eq!(repo.head(), head);
+}
+
+#[test]
 fn a_state_that_disagrees_with_the_log_is_rebuilt() {
     let repo = number_repo(10);
     let agent = scripted_agent(
