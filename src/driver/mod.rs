@@ -63,6 +63,7 @@ struct Setup {
     protect: PathSet,
     protected_list: Vec<String>,
     lock: Lock,
+    env: crate::config::EngineEnv,
 }
 
 struct Run {
@@ -112,6 +113,8 @@ struct Run {
     /// turn was made by someone else.
     settled: bool,
     _lock: Lock,
+    /// The engine's own variables, read once at start.
+    env: crate::config::EngineEnv,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -125,13 +128,6 @@ fn free_mb(path: &Path) -> Option<u64> {
         .filter(|d| path.starts_with(d.mount_point()))
         .max_by_key(|d| d.mount_point().as_os_str().len())
         .map(|d| d.available_space() / (1024 * 1024))
-}
-
-fn min_free_mb() -> u64 {
-    std::env::var("AUTORESEARCH_MIN_FREE_MB")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(500)
 }
 
 fn new_run(
@@ -155,6 +151,7 @@ fn new_run(
         protect,
         protected_list,
         lock,
+        env,
     } = setup;
     let policy = policy::for_mode(cfg.mode);
     let rules = Rules {
@@ -196,6 +193,7 @@ fn new_run(
         untouched: false,
         settled: false,
         _lock: lock,
+        env,
     }
 }
 
@@ -223,7 +221,7 @@ impl Run {
 
     /// Checks the hard blockers between iterations.
     fn blocker(&self) -> Result<Option<String>> {
-        let min = min_free_mb();
+        let min = self.env.min_free_mb;
         if let Some(free) = free_mb(&self.repo.root)
             && free < min
         {

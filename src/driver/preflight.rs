@@ -36,11 +36,16 @@ pub(super) struct Preflight {
     /// interrupted iteration, which is rolled back first).
     pub(super) checked: Option<Vec<String>>,
     pub(super) agent: Box<dyn Agent>,
+    /// The engine's own variables (`AUTORESEARCH_MIN_FREE_MB`, ...), read strictly once.
+    pub(super) env: config::EngineEnv,
 }
 
 /// Checks everything that may refuse the run, writing nothing.
 pub(super) fn preflight(opts: Options) -> Result<Preflight> {
     let out = opts.output;
+    // The engine's own variables first: a bad one refuses the run before anything is read.
+    let env = config::engine_env()?;
+    crate::process::set_log_cap(env.log_cap);
     let start_dir = config::start_dir(opts.settings.repo.as_deref())?;
     let repo = Repo::discover(&start_dir)?;
     let branch = repo.check_startable()?;
@@ -96,6 +101,7 @@ pub(super) fn preflight(opts: Options) -> Result<Preflight> {
         named,
         checked,
         agent,
+        env,
     })
 }
 

@@ -62,6 +62,7 @@ pub fn run(opts: Options) -> Result<Summary> {
         protect,
         protected_list,
         mut agent,
+        env,
         ..
     } = pre;
     if let Some(e) = own
@@ -86,6 +87,7 @@ pub fn run(opts: Options) -> Result<Summary> {
         protect,
         protected_list,
         lock: own.lock,
+        env,
     };
     let mut run = match own.loaded.take() {
         None => start_fresh(setup, &own.user_untracked)?,

@@ -30,13 +30,6 @@ const PROMPT_ROWS: usize = 10;
 /// Lessons shown to the agent.
 const PROMPT_LESSONS: usize = 5;
 
-pub(super) fn quota_backoff() -> Duration {
-    std::env::var("AUTORESEARCH_QUOTA_BACKOFF")
-        .ok()
-        .and_then(|v| crate::duration::parse(&v).ok())
-        .unwrap_or(Duration::from_secs(30))
-}
-
 /// The next wait after a rate limit: `backoff`, cut to what is left of the iteration's budget
 /// `max` after `waited`; `None` once the budget is spent.
 pub(super) fn quota_wait(backoff: Duration, waited: Duration, max: Duration) -> Option<Duration> {
@@ -339,7 +332,7 @@ impl Run {
         // turns always continue the iteration's session.
         let fresh = directive == Directive::Pivot
             || (directive != Directive::Rework && self.cfg.session == Session::Fresh);
-        let mut backoff = quota_backoff();
+        let mut backoff = self.env.quota_backoff;
         loop {
             self.settle_artifacts()?;
             let prompt = self.prompt_text(directive, feedback);

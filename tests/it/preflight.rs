@@ -368,7 +368,6 @@ fn a_nested_repository_and_a_big_file_outside_the_scope_are_the_users() {
 }
 
 #[test]
-#[ignore = "needs driver wiring"]
 fn a_bad_engine_variable_is_refused_before_anything_is_written() {
     for (var, value) in [
         ("AUTORESEARCH_MIN_FREE_MB", "lots"),
