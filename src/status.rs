@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 use crate::artifacts::Paths;
 use crate::artifacts::inflight::Inflight;
 use crate::artifacts::lock;
-use crate::artifacts::results;
+use crate::artifacts::results::ResultsLog;
 use crate::artifacts::state::StateFile;
 use crate::engine::number::canonical;
 use crate::engine::reducer::Replay;
 use crate::engine::row::Status;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::git::Repo;
 use crate::output::num;
 
@@ -25,115 +25,115 @@ macro_rules! say {
     }};
 }
 
-/// Prints the status; returns the exit code (0, or 2 when the artifacts cannot be read).
+/// What `status` shows of a run: its log and replay, the state, the marker, the lock holder.
+struct View {
+    log: ResultsLog,
+    replay: Replay,
+    state: Option<StateFile>,
+    inflight: Option<Inflight>,
+    holder: Option<lock::Holder>,
+    root: String,
+}
+
+impl View {
+    fn meta(&self, key: &str) -> String {
+        self.log.meta(key).unwrap_or_default().to_string()
+    }
+
+    /// The last five rows, oldest first.
+    fn last_rows(&self) -> &[crate::engine::row::Row] {
+        self.log.tail(5)
+    }
+}
+
+/// Prints the status (never writes anything); an unreadable log is an error naming the file.
 pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool) -> Result<()> {
     let start = crate::config::start_dir(repo)?;
     let repo = Repo::discover(&start)?;
     let paths = Paths::new(&repo.root, artifacts_dir)?;
     let holder = lock::peek(&paths.lock).filter(|h| h.alive());
+    let root = repo.root.display().to_string();
     if !paths.results.exists() {
         if json_out {
             say!(
                 "{}",
-                json!({"run": Value::Null, "repo": repo.root.display().to_string(), "running": holder.is_some(), "pid": holder.map(|h| h.pid), "inflight": Value::Null})
+                json!({"run": Value::Null, "repo": root, "running": holder.is_some(), "pid": holder.map(|h| h.pid), "inflight": Value::Null})
             );
         } else {
-            say!(
-                "no autoresearch run in {} (start one with `codex-autoresearch run`)",
-                repo.root.display()
-            );
+            say!("no autoresearch run in {root} (start one with `codex-autoresearch run`)");
         }
         return Ok(());
     }
-    let text = std::fs::read_to_string(&paths.results).map_err(|e| {
-        Error::Refused(format!(
-            "cannot read {}: {e}; move it aside (or start over with `run --fresh`)",
-            paths.results.display()
-        ))
-    })?;
-    // A torn last line (a crash mid-write) is ignored here; the next `run` repairs it.
-    let complete = match text.rfind('\n') {
-        Some(i) => &text[..=i],
-        None => "",
+    // A torn last line (a crash mid-write) is left out here; the next `run` repairs it.
+    let (log, _) = ResultsLog::read(&paths.results)?;
+    let replay = log.replay()?;
+    let view = View {
+        log,
+        replay,
+        state: StateFile::load(&paths.state).ok(),
+        inflight: Inflight::load(&paths.inflight)
+            .ok()
+            .flatten()
+            .and_then(|r| r.ok()),
+        holder,
+        root,
     };
-    let (meta, rows) = results::parse(complete).map_err(|(line, why)| {
-        Error::Refused(format!("{} line {line}: {why}", paths.results.display()))
-    })?;
-    let get = |k: &str| {
-        meta.iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let direction = get("metric_direction")
-        .parse()
-        .map_err(|e: String| Error::Refused(format!("{}: {e}", paths.results.display())))?;
-    let replay = Replay::from_rows(&rows, direction)
-        .map_err(|e| Error::Refused(format!("{}: {e}", paths.results.display())))?;
-    let state = StateFile::load(&paths.state).ok();
-    let inflight = Inflight::load(&paths.inflight)
-        .ok()
-        .flatten()
-        .and_then(|r| r.ok());
-    let t = &replay.tally;
+    if json_out {
+        say!("{}", as_json(&view));
+    } else {
+        print_text(&view);
+    }
+    Ok(())
+}
+
+/// The `status --json` payload.
+fn as_json(v: &View) -> Value {
+    let t = &v.replay.tally;
     let counts: serde_json::Map<String, Value> = Status::ALL
         .iter()
-        .map(|s| (s.as_str().to_string(), json!(replay.count(*s))))
+        .map(|s| (s.as_str().to_string(), json!(v.replay.count(*s))))
         .collect();
-    let last: Vec<&crate::engine::row::Row> = rows
-        .iter()
-        .rev()
-        .take(5)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let usage = state
-        .as_ref()
-        .map(|s| s.engine.usage.clone())
-        .unwrap_or_default();
-    let run_tag = get("run_tag");
-    let mode = get("mode");
-    if json_out {
-        let v = json!({
-            "repo": repo.root.display().to_string(),
-            "run": {
-                "run_tag": run_tag,
-                "mode": mode,
-                "goal": get("goal"),
-                "metric": get("metric"),
-                "direction": direction.as_str(),
-                "iteration": t.iteration,
-                "baseline": num(t.baseline_metric),
-                "best": num(t.best_metric),
-                "best_iteration": t.best_iteration,
-                "retained": num(t.current_metric),
-                "last_status": t.last_status,
-                "pivot_count": t.pivot_count,
-                "consecutive_discards": t.consecutive_discards,
-                "counts": counts,
-                "last_rows": last.iter().map(|r| json!({
-                    "iteration": r.iteration, "commit": r.commit, "metric": num(r.metric), "delta": num(r.delta),
-                    "guard": r.guard.as_str(), "status": r.status.as_str(), "description": r.description,
-                })).collect::<Vec<_>>(),
-                "tokens": usage,
-                "session_id": state.as_ref().and_then(|s| s.engine.session_id.clone()),
-                "recent": state.as_ref().map(|s| s.engine.recent.clone()).unwrap_or_default(),
-            },
-            "running": holder.is_some(),
-            "pid": holder.as_ref().map(|h| h.pid),
-            "inflight": inflight.as_ref().map(|m| json!({"iteration": m.iteration, "phase": m.phase})),
-        });
-        say!("{v}");
-        return Ok(());
-    }
-    say!("run {run_tag} ({mode}) in {}", repo.root.display());
-    say!("goal: {}", get("goal"));
+    let state = v.state.as_ref();
+    json!({
+        "repo": v.root,
+        "run": {
+            "run_tag": v.meta("run_tag"),
+            "mode": v.meta("mode"),
+            "goal": v.meta("goal"),
+            "metric": v.meta("metric"),
+            "direction": v.replay.direction.as_str(),
+            "iteration": t.iteration,
+            "baseline": num(t.baseline_metric),
+            "best": num(t.best_metric),
+            "best_iteration": t.best_iteration,
+            "retained": num(t.current_metric),
+            "last_status": t.last_status,
+            "pivot_count": t.pivot_count,
+            "consecutive_discards": t.consecutive_discards,
+            "counts": counts,
+            "last_rows": v.last_rows().iter().map(|r| json!({
+                "iteration": r.iteration, "commit": r.commit, "metric": num(r.metric), "delta": num(r.delta),
+                "guard": r.guard.as_str(), "status": r.status.as_str(), "description": r.description,
+            })).collect::<Vec<_>>(),
+            "tokens": state.map(|s| s.engine.usage.clone()).unwrap_or_default(),
+            "session_id": state.and_then(|s| s.engine.session_id.clone()),
+            "recent": state.map(|s| s.engine.recent.clone()).unwrap_or_default(),
+        },
+        "running": v.holder.is_some(),
+        "pid": v.holder.as_ref().map(|h| h.pid),
+        "inflight": v.inflight.as_ref().map(|m| json!({"iteration": m.iteration, "phase": m.phase})),
+    })
+}
+
+/// The human `status` text.
+fn print_text(v: &View) {
+    let t = &v.replay.tally;
+    say!("run {} ({}) in {}", v.meta("run_tag"), v.meta("mode"), v.root);
+    say!("goal: {}", v.meta("goal"));
     say!(
         "metric {} ({} is better): baseline {}, best {} (#{}), retained {}",
-        get("metric"),
-        direction.as_str(),
+        v.meta("metric"),
+        v.replay.direction.as_str(),
         canonical(t.baseline_metric),
         canonical(t.best_metric),
         t.best_iteration,
@@ -142,8 +142,8 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
     let summary: Vec<String> = Status::ALL
         .iter()
         .skip(1)
-        .filter(|s| replay.count(**s) > 0)
-        .map(|s| format!("{} {}", replay.count(*s), s.as_str()))
+        .filter(|s| v.replay.count(**s) > 0)
+        .map(|s| format!("{} {}", v.replay.count(*s), s.as_str()))
         .collect();
     say!(
         "iteration {}: {}",
@@ -154,7 +154,7 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
             summary.join(", ")
         }
     );
-    match (&holder, &inflight) {
+    match (&v.holder, &v.inflight) {
         (Some(h), Some(m)) => say!(
             "running: pid {} (iteration {}, {})",
             h.pid,
@@ -169,6 +169,11 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         ),
         (None, None) => say!("not running (last status: {})", t.last_status),
     }
+    let usage = v
+        .state
+        .as_ref()
+        .map(|s| s.engine.usage.clone())
+        .unwrap_or_default();
     if !usage.is_empty() {
         say!(
             "tokens: {} in ({} cached), {} out",
@@ -178,10 +183,9 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         );
     }
     say!("last rows:");
-    for r in last {
+    for r in v.last_rows() {
         say!("  {}", r.to_line().replace('\t', "  "));
     }
-    Ok(())
 }
 
 /// `codex-autoresearch config`: prints the effective settings of a `run` (or, with `exec`, of an

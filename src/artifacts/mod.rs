@@ -258,16 +258,9 @@ impl Paths {
     /// Returns the settings stored with the run here, read-only; `None` when there is no run
     /// (no results log) or no readable copy of them.
     pub fn peek_saved(&self) -> Option<crate::config::Settings> {
-        let text = fs::read_to_string(&self.results).ok()?;
-        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        let (meta, _) = results::parse(complete).ok()?;
-        let line = meta
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "settings")
-            .map(|(_, v)| v.as_str());
+        let (log, _) = results::ResultsLog::read(&self.results).ok()?;
         let state = state::StateFile::load(&self.state).ok();
-        self.stored_settings(state.as_ref(), line).ok()
+        self.stored_settings(state.as_ref(), log.meta("settings")).ok()
     }
 
     /// Returns the run's stored settings: from the state, else `.autoresearch/settings.json`, else

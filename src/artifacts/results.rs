@@ -64,9 +64,9 @@ impl ResultsLog {
         }
     }
 
-    /// Reads an existing log. Everything but an unterminated last line must be valid UTF-8 and
-    /// parse; only then is that torn line cut off the file. A refused file is left as it was.
-    pub fn open(path: &Path) -> Result<(ResultsLog, Repair)> {
+    /// Reads an existing log without writing to it: an unterminated last line (a crash
+    /// mid-write) is left out and reported, everything else must be valid.
+    pub fn read(path: &Path) -> Result<(ResultsLog, Repair)> {
         let bytes = fs::read(path).ctx("read", path)?;
         let end = if bytes.is_empty() || bytes.ends_with(b"\n") {
             bytes.len()
@@ -88,15 +88,6 @@ impl ResultsLog {
         let repair = Repair {
             torn_bytes: bytes.len() - end,
         };
-        if repair.torn_bytes > 0 {
-            let f = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .ctx("open", path)?;
-            f.set_len(end as u64)
-                .ctx("repair the torn last line of", path)?;
-            f.sync_all().ctx("sync", path)?;
-        }
         Ok((
             ResultsLog {
                 path: path.to_path_buf(),
@@ -107,6 +98,49 @@ impl ResultsLog {
             },
             repair,
         ))
+    }
+
+    /// Reads an existing log ([`ResultsLog::read`]), then cuts off a torn last line: only a file
+    /// that is otherwise valid is repaired, a refused one keeps every byte.
+    pub fn open(path: &Path) -> Result<(ResultsLog, Repair)> {
+        let (mut log, repair) = ResultsLog::read(path)?;
+        if repair.torn_bytes > 0 {
+            log.cut_torn()?;
+        }
+        Ok((log, repair))
+    }
+
+    /// Cuts the file back to what was read (the torn last line [`ResultsLog::read`] left out).
+    pub fn cut_torn(&mut self) -> Result<()> {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .ctx("open", &self.path)?;
+        f.set_len(self.text.len() as u64)
+            .ctx("repair the torn last line of", &self.path)?;
+        f.sync_all().ctx("sync", &self.path)?;
+        self.stamp = fsutil::fingerprint(&self.path);
+        Ok(())
+    }
+
+    /// Replays the rows with the direction the log's metadata names.
+    pub fn replay(&self) -> Result<crate::engine::reducer::Replay> {
+        let direction: crate::engine::Direction = self
+            .meta("metric_direction")
+            .ok_or_else(|| {
+                Error::Refused(format!(
+                    "{} has no `# metric_direction:` line; use --fresh",
+                    self.path.display()
+                ))
+            })?
+            .parse()
+            .map_err(|e: String| Error::Refused(format!("{}: {e}", self.path.display())))?;
+        crate::engine::reducer::Replay::from_rows(&self.rows, direction).map_err(|e| {
+            Error::Refused(format!(
+                "{}: {e}; fix the file or start over with --fresh",
+                self.path.display()
+            ))
+        })
     }
 
     /// Appends one row (one write plus fsync).

@@ -153,30 +153,18 @@ pub(super) fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
             paths.results.display()
         )));
     }
-    let (results, repair) = ResultsLog::open(&paths.results)?;
+    // Everything is checked before the one repair (a torn last line is cut off): a refused
+    // log keeps every byte.
+    let (mut results, repair) = ResultsLog::read(&paths.results)?;
+    let replay = results.replay()?;
     if repair.torn_bytes > 0 {
+        results.cut_torn()?;
         out.note(&format!(
             "repaired {}: cut an incomplete last line ({} bytes) left by a crash",
             paths.results.display(),
             repair.torn_bytes
         ));
     }
-    let direction: crate::engine::Direction = results
-        .meta("metric_direction")
-        .ok_or_else(|| {
-            Error::Refused(format!(
-                "{} has no `# metric_direction:` line; use --fresh",
-                paths.results.display()
-            ))
-        })?
-        .parse()
-        .map_err(|e: String| Error::Refused(format!("{}: {e}", paths.results.display())))?;
-    let replay = Replay::from_rows(&results.rows, direction).map_err(|e| {
-        Error::Refused(format!(
-            "{}: {e}; fix the file or start over with --fresh",
-            paths.results.display()
-        ))
-    })?;
     let mut state_current = false;
     let state = if paths.state.exists() {
         match StateFile::load(&paths.state) {
