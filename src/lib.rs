@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod git;
+pub mod gitdir;
 pub mod output;
 pub mod process;
 pub mod prompt;
