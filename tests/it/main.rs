@@ -11,6 +11,7 @@ mod config_file;
 mod crash;
 mod escalation;
 mod exec;
+mod gitdir;
 mod loop_basic;
 mod preflight;
 mod resume;
