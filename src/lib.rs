@@ -26,6 +26,7 @@ pub mod error;
 pub mod fsutil;
 pub mod git;
 pub mod gitlock;
+pub mod gitdir;
 pub mod output;
 pub mod process;
 pub mod procfs;

@@ -13,6 +13,7 @@ mod crash_leftovers;
 mod docs;
 mod escalation;
 mod exec;
+mod gitdir;
 mod loop_basic;
 mod nonutf8;
 mod preflight;
