@@ -128,7 +128,12 @@ fn as_json(v: &View) -> Value {
 /// The human `status` text.
 fn print_text(v: &View) {
     let t = &v.replay.tally;
-    say!("run {} ({}) in {}", v.meta("run_tag"), v.meta("mode"), v.root);
+    say!(
+        "run {} ({}) in {}",
+        v.meta("run_tag"),
+        v.meta("mode"),
+        v.root
+    );
     say!("goal: {}", v.meta("goal"));
     say!(
         "metric {} ({} is better): baseline {}, best {} (#{}), retained {}",

@@ -260,7 +260,8 @@ impl Paths {
     pub fn peek_saved(&self) -> Option<crate::config::Settings> {
         let (log, _) = results::ResultsLog::read(&self.results).ok()?;
         let state = state::StateFile::load(&self.state).ok();
-        self.stored_settings(state.as_ref(), log.meta("settings")).ok()
+        self.stored_settings(state.as_ref(), log.meta("settings"))
+            .ok()
     }
 
     /// Returns the run's stored settings: from the state, else `.autoresearch/settings.json`, else

@@ -22,6 +22,7 @@ use crate::engine::row::{Guard, Row, Status, one_line};
 use crate::engine::step::{Action, Base, Found, Guarded, Held, Iteration, Observation, TurnEnd};
 use crate::error::{Error, Result};
 use crate::git::Repo;
+use crate::gitdir::{self, GitDirSnapshot};
 use crate::prompt::{self, PromptInput};
 use crate::{fsutil, signal};
 
@@ -62,6 +63,8 @@ pub(super) struct Current {
     reported: Vec<String>,
     /// The last inspection (what to undo or commit).
     insp: Option<Inspection>,
+    /// What the agent's turns changed inside `.git` (already put back), for the inspection.
+    gitdir: Vec<String>,
 }
 
 impl Run {
@@ -177,6 +180,7 @@ impl Run {
             },
             reported: Vec::new(),
             insp: None,
+            gitdir: Vec::new(),
         };
         fsutil::ensure_dir(&it.dir)?;
         let mut m = Iteration::new(
@@ -263,7 +267,7 @@ impl Run {
                 Observation::Turn(self.turn(it, directive, feedback, &stem, base)?)
             }
             Action::Inspect => {
-                let insp = self.inspect()?;
+                let insp = self.inspect(std::mem::take(&mut it.gitdir))?;
                 self.cross_check(it.n, &it.reported, &insp);
                 let found = Found {
                     changed: !insp.changed.is_empty(),
@@ -343,6 +347,7 @@ impl Run {
             };
             let _ = fsutil::write_quick(&prompt_file, prompt.as_bytes());
             let env = self.child_env(n, directive);
+            let git_dir = gitdir::snapshot(self.repo.repo.path())?;
             let p = self.agent.propose(&Request {
                 iteration: n,
                 directive,
@@ -354,6 +359,7 @@ impl Run {
                 env: &env,
                 group_record: &self.paths.child,
             });
+            self.put_back_git_dir(it, stem, &git_dir)?;
             let rec = &mut it.rec;
             rec.agent_ms += ms(p.duration);
             rec.usage.add(&p.usage);
@@ -411,6 +417,32 @@ impl Run {
                 },
             });
         }
+    }
+
+    /// Puts back what the agent's turn changed inside `.git` (hooks, config, info/) and notes
+    /// it; the paths make the inspection a `[PROTECTED]` discard.
+    pub(super) fn put_back_git_dir(
+        &mut self,
+        it: &mut Current,
+        stem: &str,
+        snapshot: &GitDirSnapshot,
+    ) -> Result<()> {
+        let put_back = snapshot.restore()?;
+        if put_back.is_empty() {
+            return Ok(());
+        }
+        let note = format!(
+            "the turn changed {}; put back (git's hooks, config and info/ are not the agent's)",
+            list_paths(&put_back)
+        );
+        self.out.note(&format!("iteration {}: {note}", it.n));
+        it.rec.notes.push(format!("{stem}: {note}"));
+        for p in put_back {
+            if !it.gitdir.contains(&p) {
+                it.gitdir.push(p);
+            }
+        }
+        Ok(())
     }
 
     /// Records the iteration's row with its record and clears the in-flight marker.

@@ -114,7 +114,8 @@ impl Run {
     }
 
     /// Lists what the agent changed and which changes break the scope or protection.
-    pub(super) fn inspect(&mut self) -> Result<Inspection> {
+    /// `gitdir`: what the agent's turns changed inside `.git` (put back already): protected.
+    pub(super) fn inspect(&mut self, gitdir: Vec<String>) -> Result<Inspection> {
         let mut insp = Inspection::default();
         let touched = self.restore_artifacts()?;
         let kept = self.kept_path_set();
@@ -150,6 +151,7 @@ impl Run {
         for t in touched {
             insp.protected.push(t);
         }
+        insp.protected.extend(gitdir);
         Ok(insp)
     }
 

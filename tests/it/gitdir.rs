@@ -32,7 +32,6 @@ fn assert_protected_then_keep(repo: &TestRepo, tag: &str) {
 }
 
 #[test]
-#[ignore = "needs driver wiring"]
 fn a_hook_added_by_the_agent_is_removed_and_discards_the_turn() {
     let repo = run_turn(
         "printf '#!/bin/sh\\ntouch $AUX/hook-ran\\n' > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit; echo 9 > src/value.txt; echo 'add a hook'",
@@ -45,7 +44,6 @@ fn a_hook_added_by_the_agent_is_removed_and_discards_the_turn() {
 }
 
 #[test]
-#[ignore = "needs driver wiring"]
 fn an_exclude_entry_added_by_the_agent_is_removed_with_the_change_it_hid() {
     let repo = run_turn(
         "cp .git/info/exclude $AUX/exclude.before; echo src/value.txt >> .git/info/exclude; echo 1 > src/value.txt; echo 'hide the value'",
@@ -66,7 +64,6 @@ fn an_exclude_entry_added_by_the_agent_is_removed_with_the_change_it_hid() {
 }
 
 #[test]
-#[ignore = "needs driver wiring"]
 fn a_config_key_set_by_the_agent_is_removed_and_discards_the_turn() {
     let repo = run_turn(
         "cp .git/config $AUX/config.before; git config core.hooksPath $AUX/hooks; echo 'move the hooks'",
