@@ -1,0 +1,363 @@
+//! Validation: merged settings become a [`RunConfig`], or an error that names the flag.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::engine::Direction;
+use crate::engine::metric::MetricFormat;
+use crate::engine::reducer::Thresholds;
+use crate::engine::stop::{self, StopCondition};
+use crate::error::{Error, Result};
+use crate::scope::PathSet;
+
+use super::*;
+
+/// A validated run configuration.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub mode: Mode,
+    pub goal: String,
+    pub scope: Vec<String>,
+    pub metric: String,
+    pub direction: Direction,
+    pub verify: String,
+    pub verify_format: VerifyFormat,
+    /// The JSON key of the metric (metrics-json), defaulting to the metric name.
+    pub primary_metric_key: String,
+    pub metric_regex: Option<String>,
+    /// How verify's output is read (built once: the regex is compiled here).
+    pub metric_format: MetricFormat,
+    pub repeat: u32,
+    pub guard: Option<String>,
+    pub iterations: Option<u64>,
+    pub stop_condition: Option<(String, StopCondition)>,
+    pub agent: AgentKind,
+    pub agent_cmd: Option<String>,
+    pub codex_bin: Option<PathBuf>,
+    pub claude_bin: Option<PathBuf>,
+    pub sandbox: Sandbox,
+    pub model: Option<String>,
+    pub agent_args: Vec<String>,
+    pub session: Session,
+    pub verify_timeout: Duration,
+    pub agent_timeout: Duration,
+    pub agent_idle_timeout: Duration,
+    pub max_quota_wait: Duration,
+    pub rework: u32,
+    pub thresholds: Thresholds,
+    pub rollback: Rollback,
+    pub protect: Vec<String>,
+    pub run_tag: Option<String>,
+    /// The merged settings this was built from (stored with the run).
+    pub settings: Settings,
+}
+
+/// Returns the error for a required setting that no source gave.
+pub fn missing(key: &str) -> Error {
+    let env = ENV_VARS
+        .iter()
+        .find(|(_, k)| *k == key)
+        .map(|(v, _)| format!(", {v}"))
+        .unwrap_or_default();
+    Error::Usage(format!(
+        "missing required field: {key} (set {}{env} or `{key}` in {CONFIG_FILE})",
+        flag(key)
+    ))
+}
+
+fn required<T: Clone>(v: &Option<T>, key: &str) -> Result<T> {
+    v.clone().ok_or_else(|| missing(key))
+}
+
+/// Agent arguments that would change the sandbox; `--sandbox` owns that.
+const SANDBOX_ARGS: &[&str] = &[
+    "-s",
+    "--sandbox",
+    "--dangerously-bypass-approvals-and-sandbox",
+    "--yolo",
+    "--full-auto",
+    "--permission-mode",
+    "--dangerously-skip-permissions",
+    "--add-dir",
+    "--approve-for-me",
+];
+
+/// Agent arguments the engine sets itself: the working root, where the session runs, the output.
+const ENGINE_ARGS: &[&str] = &["-C", "--cd", "--worktree", "--json", "--output-format"];
+
+/// Why an `--agent-arg` is refused, if it is.
+fn agent_arg_problem(a: &str) -> Option<String> {
+    let name = a.split('=').next().unwrap_or(a);
+    // `-s<mode>` (a value stuck to the short flag) and any config key about the sandbox
+    // (`-c sandbox_mode=..`, `sandbox_workspace_write.writable_roots=..`, `sandbox_permissions`).
+    let sticky_s = a.starts_with("-s") && !a.starts_with("--");
+    if SANDBOX_ARGS.contains(&name) || sticky_s || a.to_ascii_lowercase().contains("sandbox") {
+        return Some(format!(
+            "`{a}`: the sandbox is set by --sandbox (workspace-write or danger-full-access)"
+        ));
+    }
+    if ENGINE_ARGS.contains(&name) || (a.starts_with("-C") && !a.starts_with("--")) {
+        return Some(format!(
+            "`{a}`: the engine sets this itself (the agent works in the repository, with JSON output)"
+        ));
+    }
+    None
+}
+
+/// Returns true for a valid run tag (usable as one git ref component).
+pub fn valid_run_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag.len() <= 64
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !tag.starts_with(['.', '-'])
+        && !tag.contains("..")
+        && !tag.ends_with(".lock")
+        && !tag.ends_with('.')
+}
+
+/// Checks one setting on its own (what can be judged without the other layers); returns the
+/// problem as a phrase that follows the key's name, e.g. "must be at least 1".
+///
+/// `names` are the metric names a stop condition may use; `None` means take them from `s`.
+pub fn check_value(
+    key: &str,
+    s: &Settings,
+    names: Option<&[&str]>,
+) -> std::result::Result<(), String> {
+    let non_empty = |v: &Option<String>| match v {
+        Some(t) if t.trim().is_empty() => Err("must not be empty".to_string()),
+        _ => Ok(()),
+    };
+    let positive = |v: Option<Dur>| match v {
+        Some(d) if d.0.is_zero() => Err("must be longer than 0s".to_string()),
+        _ => Ok(()),
+    };
+    match key {
+        "mode" => match s.mode {
+            Some(m) if !matches!(m, Mode::Loop | Mode::Fix) => {
+                Err(format!("{m} is not available yet (available: loop, fix)"))
+            }
+            _ => Ok(()),
+        },
+        "goal" | "verify" => non_empty(if key == "goal" { &s.goal } else { &s.verify }),
+        "metric" => {
+            non_empty(&s.metric)?;
+            match &s.metric {
+                Some(m) if m.contains(['\n', '\r']) => Err("must be one line".into()),
+                _ => Ok(()),
+            }
+        }
+        "scope" | "protect" => {
+            let p = if key == "scope" { &s.scope } else { &s.protect };
+            match p {
+                Some(p) if key == "scope" && p.0.is_empty() => {
+                    Err("must name at least one path or glob".into())
+                }
+                Some(p) => PathSet::new(&p.0).map(|_| ()),
+                None => Ok(()),
+            }
+        }
+        "metric_regex" => match s.metric_regex.as_deref().filter(|r| !r.is_empty()) {
+            Some(re) => {
+                let compiled = regex::Regex::new(re).map_err(|e| {
+                    e.to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("invalid regex")
+                        .trim()
+                        .to_string()
+                })?;
+                if compiled.captures_len() < 2 {
+                    return Err(
+                        "needs a capture group around the number, e.g. `score: ([0-9.]+)`".into(),
+                    );
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        },
+        "repeat" if s.repeat == Some(0) => Err("must be at least 1".into()),
+        "iterations" if s.iterations == Some(0) => Err("must be at least 1".into()),
+        "verify_timeout" => positive(s.verify_timeout),
+        "agent_timeout" => positive(s.agent_timeout),
+        "agent_idle_timeout" => positive(s.agent_idle_timeout),
+        "run_tag" => match s.run_tag.as_deref() {
+            Some(tag) if !tag.is_empty() && !valid_run_tag(tag) => Err(format!(
+                "`{tag}`: use letters, digits, `-`, `_` and `.` (it names refs/autoresearch/<tag>/)"
+            )),
+            _ => Ok(()),
+        },
+        "agent_arg" => {
+            match s
+                .agent_arg
+                .iter()
+                .flat_map(|a| a.0.iter())
+                .find_map(|a| agent_arg_problem(a))
+            {
+                Some(why) => Err(why),
+                None => Ok(()),
+            }
+        }
+        "stop_condition" => {
+            let Some(text) = s
+                .stop_condition
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            else {
+                return Ok(());
+            };
+            let own: Vec<&str> = [s.metric.as_deref(), s.primary_metric_key.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let names = names.unwrap_or(&own);
+            let direction = s.direction.unwrap_or(Direction::Lower);
+            stop::parse(text, names, direction).map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
+impl RunConfig {
+    /// Validates merged settings. Errors name the flag.
+    pub fn from_settings(s: Settings) -> Result<RunConfig> {
+        for key in Settings::KEYS {
+            check_value(key, &s, None).map_err(|m| Error::Usage(format!("{} {m}", flag(key))))?;
+        }
+        let d = Settings::defaults();
+        // Every default is written once, in `Settings::defaults`; an unset setting takes it.
+        macro_rules! or_default {
+            ($f:ident) => {
+                s.$f.clone().or(d.$f).expect("Settings::defaults sets it")
+            };
+        }
+        let mode = or_default!(mode);
+        let goal = required(&s.goal, "goal")?.trim().to_string();
+        let scope = required(&s.scope, "scope")?.0;
+        let metric = required(&s.metric, "metric")?.trim().to_string();
+        let direction = required(&s.direction, "direction")?;
+        let verify = required(&s.verify, "verify")?.trim().to_string();
+        let verify_format = or_default!(verify_format);
+        let metric_regex = s.metric_regex.clone().filter(|r| !r.is_empty());
+        match (verify_format, &metric_regex) {
+            (VerifyFormat::Regex, None) => {
+                return Err(Error::Usage(
+                    "--verify-format regex needs --metric-regex".into(),
+                ));
+            }
+            (VerifyFormat::Regex, Some(_)) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(Error::Usage(
+                    "--metric-regex only applies with --verify-format regex".into(),
+                ));
+            }
+        }
+        if s.primary_metric_key.is_some() && verify_format != VerifyFormat::MetricsJson {
+            return Err(Error::Usage(
+                "--primary-metric-key only applies with --verify-format metrics-json".into(),
+            ));
+        }
+        let primary_metric_key = s
+            .primary_metric_key
+            .clone()
+            .unwrap_or_else(|| metric.clone());
+        let stop_condition = match s
+            .stop_condition
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            None => None,
+            Some(text) => {
+                let names = [metric.as_str(), primary_metric_key.as_str()];
+                let cond = stop::parse(text, &names, direction)
+                    .map_err(|e| Error::Usage(format!("--stop-condition: {e}")))?;
+                Some((text.to_string(), cond))
+            }
+        };
+        crate::engine::policy::for_mode(mode)
+            .check(direction)
+            .map_err(Error::Usage)?;
+        let agent = or_default!(agent);
+        let agent_cmd = s.agent_cmd.clone().filter(|c| !c.trim().is_empty());
+        match (agent, &agent_cmd) {
+            (AgentKind::Command, None) => {
+                return Err(Error::Usage("--agent command needs --agent-cmd CMD".into()));
+            }
+            (AgentKind::Codex | AgentKind::Claude, Some(_)) => {
+                return Err(Error::Usage(format!(
+                    "--agent-cmd only applies with --agent command (not --agent {agent})"
+                )));
+            }
+            _ => {}
+        }
+        if agent == AgentKind::Command {
+            let set = [
+                ("model", s.model.is_some()),
+                (
+                    "agent_arg",
+                    s.agent_arg.as_ref().is_some_and(|a| !a.0.is_empty()),
+                ),
+                ("codex_bin", s.codex_bin.is_some()),
+                ("claude_bin", s.claude_bin.is_some()),
+            ];
+            if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+                return Err(Error::Usage(format!(
+                    "{} only applies with --agent codex or claude",
+                    flag(key)
+                )));
+            }
+        }
+        let metric_format = match verify_format {
+            VerifyFormat::Scalar => MetricFormat::Scalar,
+            VerifyFormat::MetricsJson => MetricFormat::MetricsJson {
+                key: primary_metric_key.clone(),
+            },
+            VerifyFormat::Regex => MetricFormat::Regex(
+                regex::Regex::new(metric_regex.as_deref().unwrap_or(""))
+                    .map_err(|e| Error::Usage(format!("--metric-regex: {e}")))?,
+            ),
+        };
+        Ok(RunConfig {
+            mode,
+            goal,
+            scope,
+            metric,
+            direction,
+            verify,
+            verify_format,
+            primary_metric_key,
+            metric_regex,
+            metric_format,
+            repeat: or_default!(repeat),
+            guard: s.guard.clone().filter(|g| !g.trim().is_empty()),
+            iterations: s.iterations,
+            stop_condition,
+            agent,
+            agent_cmd,
+            codex_bin: s.codex_bin.clone(),
+            claude_bin: s.claude_bin.clone(),
+            sandbox: or_default!(sandbox),
+            model: s.model.clone().filter(|m| !m.is_empty()),
+            agent_args: s.agent_arg.clone().map(|a| a.0).unwrap_or_default(),
+            session: or_default!(session),
+            verify_timeout: or_default!(verify_timeout).0,
+            agent_timeout: or_default!(agent_timeout).0,
+            agent_idle_timeout: or_default!(agent_idle_timeout).0,
+            max_quota_wait: or_default!(max_quota_wait).0,
+            rework: or_default!(rework),
+            thresholds: Thresholds {
+                refine_after: or_default!(refine_after),
+                pivot_after: or_default!(pivot_after),
+                max_pivots: or_default!(max_pivots),
+            },
+            rollback: or_default!(rollback),
+            protect: s.protect.clone().map(|p| p.0).unwrap_or_default(),
+            run_tag: s.run_tag.clone().filter(|t| !t.is_empty()),
+            settings: s,
+        })
+    }
+}
