@@ -221,6 +221,40 @@ pub fn check_value(
     }
 }
 
+/// Checks the agent settings agree with the agent kind; returns the command agent's command.
+fn check_agent(s: &Settings, agent: AgentKind) -> Result<Option<String>> {
+    let agent_cmd = s.agent_cmd.clone().filter(|c| !c.trim().is_empty());
+    match (agent, &agent_cmd) {
+        (AgentKind::Command, None) => {
+            return Err(Error::Usage("--agent command needs --agent-cmd CMD".into()));
+        }
+        (AgentKind::Codex | AgentKind::Claude, Some(_)) => {
+            return Err(Error::Usage(format!(
+                "--agent-cmd only applies with --agent command (not --agent {agent})"
+            )));
+        }
+        _ => {}
+    }
+    if agent == AgentKind::Command {
+        let set = [
+            ("model", s.model.is_some()),
+            (
+                "agent_arg",
+                s.agent_arg.as_ref().is_some_and(|a| !a.0.is_empty()),
+            ),
+            ("codex_bin", s.codex_bin.is_some()),
+            ("claude_bin", s.claude_bin.is_some()),
+        ];
+        if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+            return Err(Error::Usage(format!(
+                "{} only applies with --agent codex or claude",
+                flag(key)
+            )));
+        }
+    }
+    Ok(agent_cmd)
+}
+
 impl RunConfig {
     /// Validates merged settings. Errors name the flag.
     pub fn from_settings(s: Settings) -> Result<RunConfig> {
@@ -282,35 +316,7 @@ impl RunConfig {
             .check(direction)
             .map_err(Error::Usage)?;
         let agent = or_default!(agent);
-        let agent_cmd = s.agent_cmd.clone().filter(|c| !c.trim().is_empty());
-        match (agent, &agent_cmd) {
-            (AgentKind::Command, None) => {
-                return Err(Error::Usage("--agent command needs --agent-cmd CMD".into()));
-            }
-            (AgentKind::Codex | AgentKind::Claude, Some(_)) => {
-                return Err(Error::Usage(format!(
-                    "--agent-cmd only applies with --agent command (not --agent {agent})"
-                )));
-            }
-            _ => {}
-        }
-        if agent == AgentKind::Command {
-            let set = [
-                ("model", s.model.is_some()),
-                (
-                    "agent_arg",
-                    s.agent_arg.as_ref().is_some_and(|a| !a.0.is_empty()),
-                ),
-                ("codex_bin", s.codex_bin.is_some()),
-                ("claude_bin", s.claude_bin.is_some()),
-            ];
-            if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
-                return Err(Error::Usage(format!(
-                    "{} only applies with --agent codex or claude",
-                    flag(key)
-                )));
-            }
-        }
+        let agent_cmd = check_agent(&s, agent)?;
         let metric_format = match verify_format {
             VerifyFormat::Scalar => MetricFormat::Scalar,
             VerifyFormat::MetricsJson => MetricFormat::MetricsJson {
