@@ -26,7 +26,7 @@ use crate::artifacts::state::StateFile;
 use crate::config::{RunConfig, Settings, Source};
 use crate::engine::policy::{self, Policy, Rules, Stop};
 use crate::engine::reducer::Replay;
-use crate::engine::row::{Guard, Status};
+use crate::engine::row::Guard;
 use crate::error::{Result, exit};
 use crate::git::{KeptFile, Repo};
 use crate::output::{Output, Summary};
@@ -290,11 +290,9 @@ impl Run {
                 break stop;
             }
         };
-        // A hard blocker leaves a `blocked` row, wherever it was found.
-        if let Stop::Blocked(why) = &stop {
+        if let Some((status, description)) = policy::closing_row(&stop) {
             let n = self.replay.tally.iteration + 1;
-            let row =
-                self.experiment_row(n, Status::Blocked, None, None, Guard::NotRun, why.clone());
+            let row = self.experiment_row(n, status, None, None, Guard::NotRun, description);
             self.record(row, None)?;
         }
         Ok(stop)

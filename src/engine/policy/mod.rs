@@ -140,6 +140,16 @@ pub fn next_escalation(rules: &Rules, replay: &Replay) -> Option<Escalate> {
     })
 }
 
+/// The row a stop leaves, if any: a hard blocker (a moved branch, someone editing between
+/// iterations, a full disk, verify failing five times in a row) leaves a `blocked` row wherever
+/// it was found; the other stops leave none.
+pub fn closing_row(stop: &Stop) -> Option<(Status, String)> {
+    match stop {
+        Stop::Blocked(why) => Some((Status::Blocked, why.clone())),
+        Stop::Goal(_) | Stop::Cap(_) | Stop::NeedsHuman(_) | Stop::Interrupted(_) => None,
+    }
+}
+
 /// After a pivot row: the stop when the pivots are exhausted.
 pub fn after_pivot(rules: &Rules, replay: &Replay) -> Option<Stop> {
     replay

@@ -367,3 +367,19 @@ fn guide_7_with_max_pivots_2_the_second_pivot_stops_before_any_search_row() {
     assert_eq!(run.written.last(), Some(&Status::Pivot));
     assert!(!run.written.contains(&Status::Search));
 }
+
+#[test]
+fn guide_5_a_hard_blocker_leaves_a_blocked_row_and_other_stops_none() {
+    assert_eq!(
+        closing_row(&Stop::Blocked("HEAD moved".into())),
+        Some((Status::Blocked, "HEAD moved".to_string()))
+    );
+    for stop in [
+        Stop::Goal("met".into()),
+        Stop::Cap(3),
+        Stop::NeedsHuman("pivots".into()),
+        Stop::Interrupted(2),
+    ] {
+        assert_eq!(closing_row(&stop), None, "{stop:?}");
+    }
+}
