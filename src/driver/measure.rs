@@ -108,8 +108,11 @@ impl Run {
         spec.stderr_log = Some(log);
         spec.timeout = Some(self.cfg.verify_timeout);
         spec.group_record = Some(self.paths.child.clone());
+        // The untouched tree is the one the last row measured (0: the baseline); a trial is
+        // the next iteration's.
+        let n = self.replay.tally.iteration + u64::from(!self.untouched);
         spec.env = self
-            .child_env(self.replay.tally.iteration + 1, Directive::Continue)
+            .child_env(n, Directive::Continue)
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();

@@ -408,29 +408,50 @@ impl Run {
     }
 
     /// After verify or the guard: whatever they wrote (a `__pycache__`, a coverage file, an edit
-    /// to a tracked file) is the measurement's, never the agent's. It is undone right away, so a
-    /// rework turn starts from the trial and nothing of it reaches a kept commit; like any
-    /// restore, it is first copied under `leftover-<n>` (an edit someone made meanwhile looks
-    /// the same). The console says so once per run, the iteration's notes every time.
+    /// to a tracked file) is the measurement's, never the agent's. It is undone right away, so the
+    /// guard and a rework turn start from the trial, and it is never committed: new files are
+    /// removed (said once per run); a tracked file they changed is put back with its changed
+    /// content kept as a loose blob and named (an edit someone made meanwhile looks the same);
+    /// your untracked files are put back the same way.
     pub(super) fn restore_measurement_writes(&mut self, who: &str) -> Result<()> {
         let head = self.repo.head()?;
         let kept = self.kept_path_set();
         let changes = self.changes_since_clean(head)?;
-        let written: Vec<String> = changes
+        let (created, edited): (Vec<&crate::git::Change>, Vec<&crate::git::Change>) = changes
             .iter()
             .filter(|c| !kept.contains(&c.path))
-            .map(|c| c.path.clone())
-            .collect();
+            .partition(|c| c.kind == ChangeKind::Untracked);
         let kept_changed = self.kept.iter().any(|k| !self.repo.kept_file_intact(k));
-        if !written.is_empty() || kept_changed {
-            self.restore_tree_known(head, true, Some(changes))?;
-            if !written.is_empty() {
+        if !created.is_empty() || !edited.is_empty() || kept_changed {
+            for c in edited {
+                let full = crate::repopath::to_fs(&self.repo.root, &c.path);
+                let copy = std::fs::symlink_metadata(&full)
+                    .is_ok_and(|m| m.is_file() && m.len() <= crate::git::BACKUP_LIMIT)
+                    .then(|| self.repo.repo.blob_path(&full).ok())
+                    .flatten();
+                let what = match copy {
+                    Some(blob) => format!(
+                        "{who} changed {} (tracked): put back; the changed content is kept as blob {blob} (`git cat-file -p {blob}`)",
+                        crate::repopath::display(&c.path)
+                    ),
+                    None => format!(
+                        "{who} changed {} (tracked): put back",
+                        crate::repopath::display(&c.path)
+                    ),
+                };
+                self.out.note(&what);
+                self.notes.push(what);
+            }
+            self.copy_changed_kept_files()?;
+            self.restore_tree_known(head, false, Some(changes.clone()))?;
+            if !created.is_empty() {
+                let paths: Vec<String> = created.iter().map(|c| c.path.clone()).collect();
                 let note = format!(
-                    "{who} wrote {}: what verify and guard write is the measurement's, never the agent's; undone before anything else runs",
-                    list_paths(&written)
+                    "{who} wrote {}: what verify and guard write is the measurement's, never the agent's; removed, never committed",
+                    list_paths(&paths)
                 );
                 if !self.told_measurement_writes {
-                    self.out.note(&note);
+                    self.out.note(&format!("{note} (said once)"));
                     self.told_measurement_writes = true;
                 }
                 self.notes.push(note);

@@ -859,3 +859,60 @@ fn a_rework_outside_the_scope_is_rolled_back_by_the_chosen_policy() {
             .contains("leftover-1")
     );
 }
+
+/// The baseline's verify and guard see `AUTORESEARCH_ITERATION=0`; the first trial's see 1.
+#[test]
+fn the_baseline_measures_as_iteration_zero() {
+    let repo = number_repo(10);
+    let seen = repo.aux.join("seen");
+    let verify = repo.script(
+        "verify.sh",
+        &format!(
+            "echo \"verify $AUTORESEARCH_ITERATION\" >> {0}\ncat src/value.txt",
+            seen.display()
+        ),
+    );
+    let guard = repo.script(
+        "guard.sh",
+        &format!(
+            "echo \"guard $AUTORESEARCH_ITERATION\" >> {}",
+            seen.display()
+        ),
+    );
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    repo.run_loop(
+        &verify,
+        &agent,
+        &["--iterations", "1", "--guard", &format!("sh {guard}")],
+    )
+    .expect_code(0);
+    let seen = std::fs::read_to_string(seen).unwrap();
+    assert_eq!(seen, "verify 0\nguard 0\nverify 1\nguard 1\n");
+}
+
+/// A SIGINT that arrives while the last iteration's verify finishes normally still ends the run
+/// as interrupted (130): the signal is checked before the iteration cap.
+#[test]
+fn sigint_during_the_last_iterations_verify_exits_130() {
+    let repo = number_repo(10);
+    // verify signals the engine (its parent) and ends at once, with a metric.
+    let verify = repo.script(
+        "verify.sh",
+        r#"if [ "$AUTORESEARCH_ITERATION" = 1 ]; then
+  p=$PPID
+  while [ "$p" -gt 1 ] && ! grep -q '^codex-autor' /proc/$p/comm; do p=$(cut -d' ' -f4 /proc/$p/stat); done
+  kill -INT "$p"
+fi
+cat src/value.txt"#,
+    );
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    let r = repo.run_loop(&verify, &agent, &["--iterations", "1"]);
+    r.expect_code(130);
+    assert!(
+        r.stdout.contains("interrupted by SIGINT") || r.stderr.contains("interrupted by SIGINT"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(repo.status(), "");
+}

@@ -122,10 +122,11 @@ fn the_watch_can_be_turned_off() {
     );
 }
 
-/// Whatever a restore undoes that the iteration did not commit (a verify's leftovers, an edit
-/// someone made during the iteration) is committed under a `leftover-<n>` ref first and named.
+/// What verify writes is the measurement's: undone right after it and never committed. A new
+/// file is removed (said once per run); a tracked file it edited (as someone editing during the
+/// iteration would) is put back with the edited content kept as a blob and named.
 #[test]
-fn what_a_restore_undoes_is_kept_and_named() {
+fn what_a_measurement_writes_is_undone_never_committed_and_nothing_is_lost() {
     let repo = TestRepo::with_files(&[("src/value.txt", "10\n"), ("README", "hello\n")]);
     let verify = repo.script(
         "verify.sh",
@@ -143,39 +144,85 @@ cat src/value.txt"#,
     let r = repo.run_loop(&verify, &agent, &["--iterations", "2", "--run-tag", "t"]);
     r.expect_code(0);
     assert_eq!(repo.statuses(), ["baseline", "keep", "keep"]);
-    // The tree is back at the kept commit...
+    // The tree is back at the kept commit, which holds nothing verify wrote...
     assert_eq!(repo.read("README"), "hello\n");
     assert!(!repo.exists("usernote.txt"));
     assert_eq!(repo.status(), "");
-    // ...and nothing was lost.
-    let left = "refs/autoresearch/t/leftover-2";
+    let kept = repo.git(&["show", "--name-only", "--format=", "HEAD"]);
     assert_eq!(
-        repo.git(&["show", &format!("{left}:README")]),
-        "hello\nmy edit\n"
+        kept.trim(),
+        "src/value.txt",
+        "only the agent's change is committed"
     );
-    assert_eq!(
-        repo.git(&["show", &format!("{left}:usernote.txt")]),
-        "note\n"
-    );
-    assert!(!repo.git_ok(&[
-        "rev-parse",
-        "--verify",
-        "-q",
-        "refs/autoresearch/t/leftover-1"
-    ]));
     assert!(
-        r.stderr.contains(&format!(
-            "iteration 2: changes the iteration did not commit were undone (README, usernote.txt); kept at {left}"
-        )),
+        repo.git(&["for-each-ref", "refs/autoresearch/t/"])
+            .lines()
+            .all(|l| !l.contains("leftover")),
+        "no commit holds what verify wrote"
+    );
+    // ...and the edit of the tracked file is not lost: its content is kept as a blob.
+    let blob = r
+        .stderr
+        .split("verify changed README (tracked): put back; the changed content is kept as blob ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no blob note:\n{}", r.stderr));
+    assert_eq!(repo.git(&["cat-file", "-p", blob]), "hello\nmy edit\n");
+    assert!(
+        r.stderr.contains(
+            "verify wrote usernote.txt: what verify and guard write is the measurement's, never the agent's; removed, never committed (said once)"
+        ),
         "{}",
         r.stderr
     );
     let summary: serde_json::Value =
         serde_json::from_str(&repo.read(".autoresearch/iter-0002/summary.json")).unwrap();
+    let notes = summary["notes"].to_string();
     assert!(
-        summary["notes"][0].as_str().unwrap().contains(left),
+        notes.contains(blob) && notes.contains("usernote.txt"),
         "{summary}"
     );
+}
+
+/// A guard that writes files (a report, a cache) inside the scope: a rework turn does not
+/// inherit them (its change is not a `[SCOPE]` discard) and the kept commit does not hold them.
+#[test]
+fn guard_writes_are_not_the_reworks_and_never_reach_the_kept_commit() {
+    let repo = TestRepo::with_files(&[("src/value.txt", "10\n"), ("src/ok.txt", "yes\n")]);
+    let verify = repo.script("verify.sh", "cat src/value.txt");
+    let guard = repo.script(
+        "guard.sh",
+        "echo report > src/guard-out.txt; mkdir -p src/__pycache__; echo pyc > src/__pycache__/m.pyc\n[ \"$(cat src/ok.txt)\" = yes ]",
+    );
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(
+            1,
+            r#"if [ "$AUTORESEARCH_DIRECTIVE" = rework ]; then echo yes > src/ok.txt; echo 'fix ok'; else echo 9 > src/value.txt; echo no > src/ok.txt; echo 'lower to 9'; fi"#,
+        )],
+    );
+    let r = repo.run_loop(
+        &verify,
+        &agent,
+        &[
+            "--iterations",
+            "1",
+            "--guard",
+            &format!("sh {guard}"),
+            "--rework",
+            "1",
+        ],
+    );
+    r.expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "keep"], "{}", r.stderr);
+    let committed = repo.git(&["log", "--format=", "--name-only", "HEAD"]);
+    assert!(
+        !committed.contains("guard-out.txt") && !committed.contains("__pycache__"),
+        "{committed}"
+    );
+    assert!(!repo.exists("src/guard-out.txt"));
+    assert_eq!(repo.status(), "");
 }
 
 /// An edit made between two iterations (nobody but the user writes then) stops the run as a
@@ -286,10 +333,13 @@ cat src/value.txt"#,
     r.expect_code(0);
     assert_eq!(repo.statuses(), ["baseline", "discard", "crash"]);
     assert_eq!(repo.read("README"), "hello\n");
-    assert_eq!(
-        repo.git(&["show", "refs/autoresearch/t/leftover-1:README"]),
-        "hello\nmy edit\n"
-    );
+    let edited = r
+        .stderr
+        .split("verify changed README (tracked): put back; the changed content is kept as blob ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no blob note:\n{}", r.stderr));
+    assert_eq!(repo.git(&["cat-file", "-p", edited]), "hello\nmy edit\n");
     assert_eq!(
         repo.read("notes/mine.md"),
         "my notes\n",
@@ -297,7 +347,7 @@ cat src/value.txt"#,
     );
     let blob = r
         .stderr
-        .split("the changed content is kept as blob ")
+        .split("your copy is put back, the changed content is kept as blob ")
         .nth(1)
         .and_then(|t| t.split_whitespace().next())
         .unwrap_or_else(|| panic!("no blob note:\n{}", r.stderr));
