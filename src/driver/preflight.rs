@@ -284,60 +284,57 @@ pub(super) fn named_paths(command: &str, root: &Path) -> Vec<String> {
     out
 }
 
+/// Finds an agent CLI: `--<name>-bin`, else `$<ENV>`, else `<name>` on the PATH; a missing one
+/// refuses the run with how to install it.
+fn agent_binary(
+    configured: Option<&Path>,
+    name: &str,
+    env: &str,
+    install: &str,
+) -> Result<std::path::PathBuf> {
+    agent::resolve_binary(configured, env, name)
+        .filter(|b| agent::is_executable(b))
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "the {name} CLI was not found; install it ({install}) or point --{name}-bin or ${env} at it"
+            ))
+        })
+}
+
 /// Builds the agent for a configuration; a missing agent binary refuses the run.
 pub(super) fn make_agent(cfg: &RunConfig) -> Result<Box<dyn Agent>> {
-    let missing = |name: &str, flag: &str, env: &str, install: &str| {
-        Error::Refused(format!(
-            "the {name} CLI was not found; install it ({install}) or point {flag} or ${env} at it"
-        ))
+    let settings = || {
+        (
+            cfg.sandbox,
+            cfg.model.clone(),
+            cfg.agent_args.clone(),
+            cfg.agent_timeout,
+            cfg.agent_idle_timeout,
+        )
     };
-    match cfg.agent {
-        AgentKind::Command => Ok(Box::new(agent::command::CommandAgent::new(
+    Ok(match cfg.agent {
+        AgentKind::Command => Box::new(agent::command::CommandAgent::new(
             cfg.agent_cmd.as_deref().unwrap_or_default(),
             cfg.agent_timeout,
             cfg.agent_idle_timeout,
-        ))),
+        )),
         AgentKind::Codex => {
-            let bin = agent::resolve_binary(cfg.codex_bin.as_deref(), "CODEX_BIN", "codex")
-                .filter(|b| agent::is_executable(b))
-                .ok_or_else(|| {
-                    missing(
-                        "codex",
-                        "--codex-bin",
-                        "CODEX_BIN",
-                        "`npm install -g @openai/codex`",
-                    )
-                })?;
-            Ok(Box::new(agent::codex::CodexAgent::new(
-                bin,
-                cfg.sandbox,
-                cfg.model.clone(),
-                cfg.agent_args.clone(),
-                cfg.agent_timeout,
-                cfg.agent_idle_timeout,
-            )))
+            let install = "`npm install -g @openai/codex`";
+            let bin = agent_binary(cfg.codex_bin.as_deref(), "codex", "CODEX_BIN", install)?;
+            let (sandbox, model, args, timeout, idle) = settings();
+            Box::new(agent::codex::CodexAgent::new(
+                bin, sandbox, model, args, timeout, idle,
+            ))
         }
         AgentKind::Claude => {
-            let bin = agent::resolve_binary(cfg.claude_bin.as_deref(), "CLAUDE_BIN", "claude")
-                .filter(|b| agent::is_executable(b))
-                .ok_or_else(|| {
-                    missing(
-                        "claude",
-                        "--claude-bin",
-                        "CLAUDE_BIN",
-                        "`npm install -g @anthropic-ai/claude-code`",
-                    )
-                })?;
-            Ok(Box::new(agent::claude::ClaudeAgent::new(
-                bin,
-                cfg.sandbox,
-                cfg.model.clone(),
-                cfg.agent_args.clone(),
-                cfg.agent_timeout,
-                cfg.agent_idle_timeout,
-            )))
+            let install = "`npm install -g @anthropic-ai/claude-code`";
+            let bin = agent_binary(cfg.claude_bin.as_deref(), "claude", "CLAUDE_BIN", install)?;
+            let (sandbox, model, args, timeout, idle) = settings();
+            Box::new(agent::claude::ClaudeAgent::new(
+                bin, sandbox, model, args, timeout, idle,
+            ))
         }
-    }
+    })
 }
 
 /// The refusal for an explicit run tag whose refs an earlier run holds (without `--fresh`).
