@@ -1,10 +1,29 @@
 //! Finding live processes through Linux `/proc`: by an exact environment entry (the run token the
 //! engine gives its children) and by an open file (who holds a lock file). Read-only; processes
-//! of other users that cannot be inspected are skipped.
+//! of other users that cannot be inspected are skipped. Also a process's start time, which with
+//! its pid names it without ambiguity.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+
+use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System};
+
+/// Returns the start time of a live, non-zombie process.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let mut sys = System::new().ok()?;
+    let p = Pid::from_u32(pid);
+    sys.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[p]),
+        true,
+        ProcessRefreshKind::nothing(),
+    );
+    let proc_ = sys.process(p)?;
+    if matches!(proc_.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
+        return None;
+    }
+    Some(proc_.start_time())
+}
 
 /// Returns the pids of all processes but this one, lowest first.
 fn other_pids() -> Vec<u32> {

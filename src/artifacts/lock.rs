@@ -11,9 +11,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System};
 
 use crate::error::{Error, IoContext, Result};
+use crate::procfs::process_start_time;
 
 /// Who holds (or last held) the lock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,22 +31,6 @@ pub struct Holder {
 pub struct Lock {
     file: File,
     orphans_stopped: usize,
-}
-
-/// Returns the start time of a live, non-zombie process.
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    let mut sys = System::new().ok()?;
-    let p = Pid::from_u32(pid);
-    sys.refresh_processes_specifics(
-        ProcessesToUpdate::Some(&[p]),
-        true,
-        ProcessRefreshKind::nothing(),
-    );
-    let proc_ = sys.process(p)?;
-    if matches!(proc_.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
-        return None;
-    }
-    Some(proc_.start_time())
 }
 
 impl Holder {

@@ -22,7 +22,7 @@ pub fn run_token() -> &'static str {
     static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TOKEN.get_or_init(|| {
         let pid = std::process::id();
-        let start = crate::artifacts::lock::process_start_time(pid).unwrap_or(0);
+        let start = crate::procfs::process_start_time(pid).unwrap_or(0);
         let mut random = [0u8; 8];
         let read = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut random));
         let random = match read {
@@ -101,8 +101,7 @@ pub(super) fn group_members(pgid: i32, not_before: u64) -> Vec<i32> {
         let fields: Vec<&str> = rest.split_whitespace().collect();
         if fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid)
             && fields.first() != Some(&"Z")
-            && crate::artifacts::lock::process_start_time(pid as u32)
-                .is_some_and(|t| t >= not_before)
+            && crate::procfs::process_start_time(pid as u32).is_some_and(|t| t >= not_before)
         {
             out.push(pid);
         }

@@ -319,7 +319,7 @@ fn start(spec: &Spec) -> std::io::Result<Started> {
     if let Some(path) = &spec.group_record {
         let record = GroupRecord {
             pgid,
-            start_time: crate::artifacts::lock::process_start_time(child.id()).unwrap_or(0),
+            start_time: crate::procfs::process_start_time(child.id()).unwrap_or(0),
         };
         // No fsync: the record only matters when this process dies and the machine does not.
         let _ = crate::fsutil::write_quick(

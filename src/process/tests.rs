@@ -151,7 +151,7 @@ fn an_orphaned_group_is_killed_from_its_record() {
     let mut child = cmd.spawn().unwrap();
     let record = GroupRecord {
         pgid: child.id() as i32,
-        start_time: crate::artifacts::lock::process_start_time(child.id()).unwrap(),
+        start_time: crate::procfs::process_start_time(child.id()).unwrap(),
     };
     std::thread::sleep(Duration::from_millis(200));
     assert!(
