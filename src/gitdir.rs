@@ -17,7 +17,12 @@
 //!
 //! Files are compared by content and permission bits, links by target. A link is never
 //! followed: a file replaced by a link is written back as the file, an added link is removed
-//! and what it points to is left alone.
+//! and what it points to is left alone. A snapshot is also kept on disk while a turn runs
+//! (`saved`), for the next start to put `.git` back after the engine was killed mid-turn.
+
+mod saved;
+
+pub use saved::{OnDisk, remove_saved, saved_path};
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -69,11 +74,13 @@ enum Entry {
 }
 
 /// The covered files of a git directory (and its common directory) at one moment.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GitDirSnapshot {
     git_dir: PathBuf,
     /// Equal to `git_dir` unless it is a linked worktree's.
     common: PathBuf,
+    /// The engine process that took it.
+    pid: u32,
     entries: BTreeMap<PathBuf, Entry>,
 }
 
@@ -85,6 +92,7 @@ pub fn snapshot(git_dir: &Path) -> Result<GitDirSnapshot> {
     let mut snap = GitDirSnapshot {
         git_dir,
         common,
+        pid: std::process::id(),
         entries: BTreeMap::new(),
     };
     snap.entries = snap.collect()?;

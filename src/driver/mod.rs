@@ -112,6 +112,9 @@ struct Run {
     /// The tree was restored and the watch armed since: a change seen before the next agent
     /// turn was made by someone else.
     settled: bool,
+    /// The `.git` snapshot of the running turn, kept on disk for a recovery after a crash.
+    /// Declared before the lock: it removes its file before the lock is released.
+    git_dir_on_disk: crate::gitdir::OnDisk,
     _lock: Lock,
     /// The engine's own variables, read once at start.
     env: crate::config::EngineEnv,
@@ -192,6 +195,7 @@ fn new_run(
         notes: Vec::new(),
         untouched: false,
         settled: false,
+        git_dir_on_disk: crate::gitdir::OnDisk::default(),
         _lock: lock,
         env,
     }

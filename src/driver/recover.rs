@@ -1,5 +1,6 @@
 //! Recovery after a crash: the iteration a killed process left unfinished is preserved under the
-//! run's refs, rolled back, and recorded as an `[INTERRUPTED]` crash row.
+//! run's refs, rolled back (`.git` put back from the snapshot the killed turn kept), and recorded
+//! as an `[INTERRUPTED]` crash row.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -12,8 +13,10 @@ use crate::artifacts::inflight::{self, Inflight};
 use crate::config::Rollback;
 use crate::engine::list_paths;
 use crate::engine::row::{Guard, Row, Status, one_line};
+use crate::engine::step::Phase;
 use crate::error::{Error, Result};
 use crate::git::{ChangeKind, KeptFile, Repo};
+use crate::gitdir::{self, GitDirSnapshot};
 use crate::output::Output;
 
 /// Keeps `oid` reachable at `refs/autoresearch/<tag>/trial-<n>`, or at `trial-<n>-2`, ... when
@@ -186,6 +189,61 @@ fn check_marker(
     Ok((marker, start, head))
 }
 
+/// Puts back what the turn of the killed engine changed inside `.git`, from the snapshot that
+/// turn kept on disk (only when the marker shows a turn ran, and the snapshot is of this git
+/// directory and was taken by that engine); returns the paths put back.
+fn put_back_git_dir(
+    repo: &Repo,
+    paths: &Paths,
+    marker: &Inflight,
+    out: &Output,
+) -> Result<Vec<String>> {
+    if ![Phase::Agent, Phase::Rework]
+        .iter()
+        .any(|p| p.as_str() == marker.phase)
+    {
+        // Killed during verify or the guard: the turn's changes were put back when it ended.
+        return Ok(Vec::new());
+    }
+    let file = gitdir::saved_path(repo.repo.path());
+    let snap = match GitDirSnapshot::load(&file, repo.repo.path()) {
+        Ok(Some(s)) if s.taken_by() == marker.pid => s,
+        Ok(None) => return Ok(Vec::new()),
+        Ok(Some(s)) => {
+            out.note(&format!(
+                "did not put .git back from {}: it was kept by engine process {}, not by the killed one ({})",
+                file.display(),
+                s.taken_by(),
+                marker.pid
+            ));
+            return Ok(Vec::new());
+        }
+        Err(why) => {
+            out.note(&format!(
+                "did not put .git back from {}: {why}",
+                file.display()
+            ));
+            return Ok(Vec::new());
+        }
+    };
+    let exclude = repo.repo.commondir().join("info/exclude");
+    let before = std::fs::read(&exclude).ok();
+    let mut put_back = snap.restore()?;
+    // This run's own exclude entries, added at its start, go back in before any scan needs them;
+    // the file is not named when that leaves it as it was.
+    repo.add_excludes(&paths.exclude_entries())?;
+    if std::fs::read(&exclude).ok() == before {
+        put_back.retain(|p| p != ".git/info/exclude");
+    }
+    if !put_back.is_empty() {
+        out.note(&format!(
+            "put back {}, which the interrupted turn changed",
+            list_paths(&put_back)
+        ));
+    }
+    Ok(put_back)
+}
+
 /// Rolls back an iteration that a previous process left unfinished and records it.
 pub(super) fn recover(
     repo: &Repo,
@@ -194,6 +252,11 @@ pub(super) fn recover(
     marker: std::result::Result<Inflight, String>,
     out: &Output,
 ) -> Result<()> {
+    // `.git` first: whatever the branch checks below decide, a hook the turn wrote goes.
+    let git_dir = match &marker {
+        Ok(m) => put_back_git_dir(repo, paths, m, out)?,
+        Err(_) => Vec::new(),
+    };
     let (marker, start, head) = check_marker(repo, paths, marker)?;
     let mut kept = inflight::load_kept(&paths.kept);
     let recorded = loaded
@@ -276,7 +339,11 @@ pub(super) fn recover(
     ));
     if let Some(l) = loaded {
         let commit = held.as_ref().map(|(o, _)| *o);
-        record_interrupted(l, paths, &marker, commit, &where_, new_head)?;
+        let mut what = where_;
+        if !git_dir.is_empty() {
+            what.push_str(&format!("; put back {}", list_paths(&git_dir)));
+        }
+        record_interrupted(l, paths, &marker, commit, &what, new_head)?;
     }
     Inflight::clear(&paths.inflight)
 }

@@ -190,6 +190,8 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
     if let Some(marker) = Inflight::load(&paths.inflight)? {
         recover(repo, paths, existing.as_mut(), marker, out)?;
     }
+    // The `.git` snapshot a killed run kept is used up now, or stale (killed between turns).
+    crate::gitdir::remove_saved(repo.repo.path())?;
     let loaded = if pre.fresh { None } else { existing.take() };
     // The tree is checked after a recovery; otherwise the first check stands.
     let user_untracked = match &pre.checked {

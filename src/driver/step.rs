@@ -348,6 +348,8 @@ impl Run {
             let _ = fsutil::write_quick(&prompt_file, prompt.as_bytes());
             let env = self.child_env(n, directive);
             let git_dir = gitdir::snapshot(self.repo.repo.path())?;
+            // On disk too, for the next start to put `.git` back if the engine is killed now.
+            self.git_dir_on_disk.before_turn(&git_dir)?;
             let p = self.agent.propose(&Request {
                 iteration: n,
                 directive,
@@ -428,6 +430,7 @@ impl Run {
         snapshot: &GitDirSnapshot,
     ) -> Result<()> {
         let put_back = snapshot.restore()?;
+        self.git_dir_on_disk.after_turn();
         if put_back.is_empty() {
             return Ok(());
         }
