@@ -16,4 +16,5 @@ mod loop_basic;
 mod preflight;
 mod resume;
 mod status_cmd;
+mod stress;
 mod watch;
