@@ -50,12 +50,24 @@ pub fn write_quick(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Removes the temporary files ([`TMP_PREFIX`]) that a process killed in the middle of a write
-/// left in `dir` and in its `.autoresearch/`; returns the removed paths. Only regular files with
-/// that prefix are touched. Call it while holding the run lock: a live run's temporary file is
-/// never stale.
+/// left in `dir`, in its `.autoresearch/` and in the directories right below that (the
+/// iteration logs, where prompts and summaries are written); returns the removed paths. Only
+/// regular files with that prefix are touched. Call it while holding the run lock: a live run's
+/// temporary file is never stale.
 pub fn sweep_temp(dir: &Path) -> Vec<PathBuf> {
+    let private = dir.join(crate::artifacts::PRIVATE);
+    let mut dirs = vec![dir.to_path_buf(), private.clone()];
+    if let Ok(entries) = fs::read_dir(&private) {
+        let mut below: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        below.sort();
+        dirs.extend(below);
+    }
     let mut removed = Vec::new();
-    for d in [dir.to_path_buf(), dir.join(crate::artifacts::PRIVATE)] {
+    for d in dirs {
         let Ok(entries) = fs::read_dir(&d) else {
             continue;
         };
@@ -148,6 +160,38 @@ mod tests {
         assert!(fs::symlink_metadata(root.join(".autoresearch-tmp-ln")).is_ok());
         assert!(sweep_temp(root).is_empty(), "nothing left to sweep");
         assert!(sweep_temp(&root.join("missing")).is_empty());
+    }
+
+    /// A kill inside the write of an iteration's prompt or summary leaves the temporary file in
+    /// that iteration's log directory.
+    #[test]
+    fn sweep_temp_looks_into_the_log_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let private = root.join(crate::artifacts::PRIVATE);
+        for d in ["iter-0007", "baseline", "leftovers/3"] {
+            fs::create_dir_all(private.join(d)).unwrap();
+        }
+        for f in [
+            "iter-0007/.autoresearch-tmp-p1",
+            "iter-0007/prompt.md",
+            "baseline/.autoresearch-tmp-b2",
+            "leftovers/3/.autoresearch-tmp-user",
+        ] {
+            fs::write(private.join(f), "x").unwrap();
+        }
+        assert_eq!(
+            sweep_temp(root),
+            vec![
+                private.join("baseline/.autoresearch-tmp-b2"),
+                private.join("iter-0007/.autoresearch-tmp-p1"),
+            ]
+        );
+        assert!(private.join("iter-0007/prompt.md").exists());
+        assert!(
+            private.join("leftovers/3/.autoresearch-tmp-user").exists(),
+            "a file set aside (two levels down) is not the engine's temporary file"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -120,27 +121,35 @@ fn held_by_others(path: &Path, previous: Option<&Holder>, holders: &[u32]) -> Er
     ))
 }
 
+/// How long the `flock` of a dead run may stay held before the run refuses: a child that run was
+/// starting when it was killed holds the descriptor until its exec closes it (close-on-exec),
+/// before it carries the run token; a process that is exiting holds it until it is gone.
+const LET_GO: Duration = Duration::from_secs(2);
+
 /// The `flock` is held although its recorded holder is not alive: a process left by a dead run
 /// holds the descriptor. When every holder carries the dead run's token, ends that run's
-/// processes and takes the lock; returns how many processes were ended.
+/// processes; then takes the lock once it is let go (within [`LET_GO`]). Returns how many
+/// processes were ended.
 fn take_from_orphans(file: &File, path: &Path, previous: Option<&Holder>) -> Result<usize> {
     let holders = crate::procfs::pids_with_open_file(path);
     let token = previous.and_then(|p| p.token.as_deref());
+    let mut stopped = 0;
     if let Some(t) = token
         && !holders.is_empty()
         && holders
             .iter()
             .all(|&pid| crate::process::has_run_token(pid, t))
     {
-        let stopped = crate::process::kill_run_processes(t);
-        for _ in 0..40 {
-            match file.try_lock() {
-                Ok(()) => return Ok(stopped),
-                Err(TryLockError::WouldBlock) => {
-                    std::thread::sleep(std::time::Duration::from_millis(50))
-                }
-                Err(TryLockError::Error(_)) => break,
+        stopped = crate::process::kill_run_processes(t);
+    }
+    let end = Instant::now() + LET_GO;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(stopped),
+            Err(TryLockError::WouldBlock) if Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(50))
             }
+            Err(_) => break,
         }
     }
     let holders = crate::procfs::pids_with_open_file(path);
@@ -263,6 +272,11 @@ mod tests {
     /// Starts `sleep` holding the `flock` of `path` through an inherited descriptor (as a child
     /// that kept the lock's descriptor would), with run token `token`.
     fn inherited_holder(path: &Path, token: &str) -> std::process::Child {
+        holder_for(path, token, "60")
+    }
+
+    /// [`inherited_holder`] that lets go after `seconds`.
+    fn holder_for(path: &Path, token: &str, seconds: &str) -> std::process::Child {
         use std::os::fd::{AsRawFd, BorrowedFd};
         use std::os::unix::process::CommandExt;
         let f = OpenOptions::new()
@@ -275,7 +289,7 @@ mod tests {
         f.try_lock().unwrap();
         let fd = f.as_raw_fd();
         let mut cmd = std::process::Command::new("sleep");
-        cmd.arg("60")
+        cmd.arg(seconds)
             .env(crate::process::RUN_TOKEN_VAR, token)
             .stdout(std::process::Stdio::null());
         // SAFETY: only fcntl, which is async-signal-safe, runs between fork and exec.
@@ -315,6 +329,28 @@ mod tests {
         assert_eq!(orphan.wait().unwrap().signal(), Some(15));
         let mine = peek(&p).unwrap();
         assert_eq!(mine.token.as_deref(), Some(crate::process::run_token()));
+    }
+
+    /// A run killed while it was starting a child leaves the child holding the lock's descriptor
+    /// until its exec closes it (close-on-exec), without the run token yet; a process that is
+    /// exiting holds it until it is gone. Such a holder is waited for, not reported as a live one
+    /// (found by the kill -9 stress test: the next run refused, naming no holder).
+    #[test]
+    fn a_holder_that_lets_go_soon_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        let mut holder = holder_for(&p, "not-the-dead-run", "0.3");
+        let dead = Holder {
+            pid: 4_000_000,
+            start_time: 1,
+            started_at: "then".into(),
+            token: Some(format!("lock-test-{}-soon", std::process::id())),
+        };
+        std::fs::write(&p, serde_json::to_string(&dead).unwrap()).unwrap();
+        let (lock, reclaimed) = Lock::acquire(&p).expect("taken once the holder let go");
+        assert_eq!(reclaimed, Some(dead));
+        assert_eq!(lock.orphans_stopped(), 0, "nothing was killed");
+        assert!(holder.wait().unwrap().success(), "it ended on its own");
     }
 
     #[test]

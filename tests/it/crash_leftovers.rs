@@ -43,10 +43,13 @@ fn a_temporary_file_left_by_a_killed_write_is_not_taken_for_a_user_file() {
 fn a_temporary_file_left_by_a_killed_write_is_swept_at_the_next_start() {
     let (repo, agent) = run_with_planted_temp();
     repo.write(".autoresearch/.autoresearch-tmp-x1y2z3", "partial marker");
+    // Killed inside the write of iteration 2's prompt (found by the kill -9 stress test).
+    repo.write(".autoresearch/iter-0002/.autoresearch-tmp-p4r5s6", "");
     let r = repo.run_owned(&whole_tree_args(&agent, "2"));
     r.expect_code(0);
     assert!(!repo.exists(".autoresearch-tmp-abc123"), "{}", r.stderr);
     assert!(!repo.exists(".autoresearch/.autoresearch-tmp-x1y2z3"));
+    assert!(!repo.exists(".autoresearch/iter-0002/.autoresearch-tmp-p4r5s6"));
     assert_eq!(repo.statuses(), ["baseline", "keep", "keep"]);
 }
 

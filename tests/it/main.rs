@@ -19,4 +19,5 @@ mod nonutf8;
 mod preflight;
 mod resume;
 mod status_cmd;
+mod stress;
 mod watch;

@@ -677,12 +677,24 @@ impl Running {
 impl TestRepo {
     /// Starts the binary with `args` in the background.
     pub fn spawn<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Running {
+        self.spawn_env(args, &[])
+    }
+
+    /// Starts the binary with `args` and extra environment variables in the background.
+    pub fn spawn_env<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> Running {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let k = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let stdout = self.aux.join(format!("spawn-{k}.stdout"));
         let stderr = self.aux.join(format!("spawn-{k}.stderr"));
-        let child = self
-            .cmd()
+        let mut cmd = self.cmd();
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let child = cmd
             .args(args)
             .stdout(fs::File::create(&stdout).expect("stdout file"))
             .stderr(fs::File::create(&stderr).expect("stderr file"))
