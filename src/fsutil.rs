@@ -50,25 +50,13 @@ pub fn write_quick(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Removes the temporary files ([`TMP_PREFIX`]) that a process killed in the middle of a write
-/// left in `dir`, in its `.autoresearch/` and in the directories right below that (the
-/// iteration logs, where prompts and summaries are written); returns the removed paths. Only
-/// regular files with that prefix are touched. Call it while holding the run lock: a live run's
-/// temporary file is never stale.
-pub fn sweep_temp(dir: &Path) -> Vec<PathBuf> {
-    let private = dir.join(crate::artifacts::PRIVATE);
-    let mut dirs = vec![dir.to_path_buf(), private.clone()];
-    if let Ok(entries) = fs::read_dir(&private) {
-        let mut below: Vec<PathBuf> = entries
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.path())
-            .collect();
-        below.sort();
-        dirs.extend(below);
-    }
+/// left in each of `dirs` (not below them); returns the removed paths. Only regular files with
+/// that prefix are touched. Call it while holding the run lock: a live run's temporary file is
+/// never stale.
+pub fn sweep_temp(dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     for d in dirs {
-        let Ok(entries) = fs::read_dir(&d) else {
+        let Ok(entries) = fs::read_dir(d) else {
             continue;
         };
         let mut here: Vec<PathBuf> = entries
@@ -124,6 +112,15 @@ pub fn fingerprint(path: &Path) -> Option<(u64, i128, u64)> {
 mod tests {
     use super::*;
 
+    /// Sweeps where a run's writes put their temporary files.
+    fn sweep_run(root: &Path) -> Vec<PathBuf> {
+        sweep_temp(
+            &crate::artifacts::Paths::new(root, None)
+                .unwrap()
+                .temp_dirs(),
+        )
+    }
+
     #[test]
     fn sweep_temp_removes_only_stale_temporary_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -141,7 +138,7 @@ mod tests {
         }
         std::os::unix::fs::symlink("autoresearch-state.json", root.join(".autoresearch-tmp-ln"))
             .unwrap();
-        let removed = sweep_temp(root);
+        let removed = sweep_run(root);
         assert_eq!(
             removed,
             vec![
@@ -158,8 +155,8 @@ mod tests {
             assert!(root.join(kept).exists(), "{kept} is kept");
         }
         assert!(fs::symlink_metadata(root.join(".autoresearch-tmp-ln")).is_ok());
-        assert!(sweep_temp(root).is_empty(), "nothing left to sweep");
-        assert!(sweep_temp(&root.join("missing")).is_empty());
+        assert!(sweep_run(root).is_empty(), "nothing left to sweep");
+        assert!(sweep_run(&root.join("missing")).is_empty());
     }
 
     /// A kill inside the write of an iteration's prompt or summary leaves the temporary file in
@@ -181,7 +178,7 @@ mod tests {
             fs::write(private.join(f), "x").unwrap();
         }
         assert_eq!(
-            sweep_temp(root),
+            sweep_run(root),
             vec![
                 private.join("baseline/.autoresearch-tmp-b2"),
                 private.join("iter-0007/.autoresearch-tmp-p1"),
@@ -201,6 +198,6 @@ mod tests {
         write_atomic(&p, b"one").unwrap();
         write_quick(&p, b"two").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "two");
-        assert!(sweep_temp(dir.path()).is_empty());
+        assert!(sweep_run(dir.path()).is_empty());
     }
 }

@@ -250,6 +250,24 @@ impl Paths {
         list
     }
 
+    /// Returns the directories where the run's atomic writes put their temporary files: the
+    /// artifacts directory, `.autoresearch/` and the directories right below it (the iteration
+    /// logs, where prompts and summaries are written); not deeper (`leftovers/<n>/` holds your
+    /// files set aside).
+    pub fn temp_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.dir.clone(), self.private.clone()];
+        if let Ok(entries) = fs::read_dir(&self.private) {
+            let mut below: Vec<PathBuf> = entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect();
+            below.sort();
+            dirs.extend(below);
+        }
+        dirs
+    }
+
     /// Returns true when a run's results or state exist here.
     pub fn has_run(&self) -> bool {
         self.results.exists() || self.state.exists()

@@ -119,7 +119,14 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
     repo.add_excludes(&paths.exclude_entries())?;
     let (lock, reclaimed) = Lock::acquire(&paths.lock)?;
     let mut notes = Vec::new();
-    for t in fsutil::sweep_temp(&paths.dir) {
+    // Where a killed atomic write leaves its temporary file: beside the artifacts, and in .git
+    // (the exclude file, the agent-turn snapshot of .git).
+    let mut temp_dirs = paths.temp_dirs();
+    temp_dirs.extend([
+        repo.repo.path().to_path_buf(),
+        repo.repo.path().join("info"),
+    ]);
+    for t in fsutil::sweep_temp(&temp_dirs) {
         notes.push(format!("removed {} left by a killed write", t.display()));
     }
     if lock.orphans_stopped() > 0 {

@@ -45,11 +45,16 @@ fn a_temporary_file_left_by_a_killed_write_is_swept_at_the_next_start() {
     repo.write(".autoresearch/.autoresearch-tmp-x1y2z3", "partial marker");
     // Killed inside the write of iteration 2's prompt (found by the kill -9 stress test).
     repo.write(".autoresearch/iter-0002/.autoresearch-tmp-p4r5s6", "");
+    // Killed inside the rewrite of .git/info/exclude, or of the agent-turn snapshot of .git.
+    repo.write(".git/info/.autoresearch-tmp-e7x8c9", "/partial");
+    repo.write(".git/.autoresearch-tmp-g1d2r3", "{");
     let r = repo.run_owned(&whole_tree_args(&agent, "2"));
     r.expect_code(0);
     assert!(!repo.exists(".autoresearch-tmp-abc123"), "{}", r.stderr);
     assert!(!repo.exists(".autoresearch/.autoresearch-tmp-x1y2z3"));
     assert!(!repo.exists(".autoresearch/iter-0002/.autoresearch-tmp-p4r5s6"));
+    assert!(!repo.exists(".git/info/.autoresearch-tmp-e7x8c9"));
+    assert!(!repo.exists(".git/.autoresearch-tmp-g1d2r3"));
     assert_eq!(repo.statuses(), ["baseline", "keep", "keep"]);
 }
 
