@@ -251,19 +251,28 @@ impl Paths {
     }
 
     /// Returns the directories where the run's atomic writes put their temporary files: the
-    /// artifacts directory, `.autoresearch/` and the directories right below it (the iteration
-    /// logs, where prompts and summaries are written); not deeper (`leftovers/<n>/` holds your
-    /// files set aside).
+    /// artifacts directory, `.autoresearch/`, and below it the baseline's and the two latest
+    /// iterations' log directories (a killed run was writing a prompt or a summary in one of
+    /// those; reading every iteration's directory would cost a long run's start dearly). Not
+    /// deeper: `leftovers/<n>/` holds your files set aside.
     pub fn temp_dirs(&self) -> Vec<PathBuf> {
         let mut dirs = vec![self.dir.clone(), self.private.clone()];
-        if let Ok(entries) = fs::read_dir(&self.private) {
-            let mut below: Vec<PathBuf> = entries
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path())
-                .collect();
-            below.sort();
-            dirs.extend(below);
+        let Ok(entries) = fs::read_dir(&self.private) else {
+            return dirs;
+        };
+        let mut iterations: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| n.starts_with("iter-"))
+            .collect();
+        // `iter-NNNN` sorts by number while it has 4 digits; longer names sort after.
+        iterations.sort_by_key(|n| (n.len(), n.clone()));
+        let latest = iterations.iter().rev().take(2).rev();
+        for name in std::iter::once(&"baseline".to_string()).chain(latest) {
+            let d = self.private.join(name);
+            if d.is_dir() {
+                dirs.push(d);
+            }
         }
         dirs
     }
@@ -389,5 +398,32 @@ mod tests {
 
         let outside = Paths::new(&root, Some(Path::new("/nonexistent/elsewhere"))).unwrap();
         assert!(outside.exclude_entries().is_empty());
+    }
+
+    #[test]
+    fn temp_dirs_are_the_baseline_and_the_two_latest_iterations() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::new(root.path(), None).unwrap();
+        for d in [
+            "iter-0001",
+            "iter-0002",
+            "iter-9999",
+            "iter-10000",
+            "leftovers",
+            "baseline",
+        ] {
+            fs::create_dir_all(paths.private.join(d)).unwrap();
+        }
+        let dirs = paths.temp_dirs();
+        assert_eq!(
+            dirs,
+            vec![
+                paths.dir.clone(),
+                paths.private.clone(),
+                paths.private.join("baseline"),
+                paths.private.join("iter-9999"),
+                paths.private.join("iter-10000"),
+            ]
+        );
     }
 }
