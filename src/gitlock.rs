@@ -98,7 +98,10 @@ impl Repo {
     /// Returns the git lock files a run's writes can leave: `index.lock`, `HEAD.lock`,
     /// `ORIG_HEAD.lock`, the current branch's ref lock, `packed-refs.lock`, `config.lock` and
     /// any under `refs/autoresearch/`. Only files that exist.
-    pub fn stale_git_locks(&self) -> Vec<PathBuf> {
+    /// With `run_refs`, the locks under `refs/autoresearch/` are looked for too (a walk over
+    /// every trial ref: only worth it after an interrupted iteration, the only time the engine
+    /// writes refs there).
+    pub fn stale_git_locks(&self, run_refs: bool) -> Vec<PathBuf> {
         let git = self.repo.path();
         let common = self.repo.commondir();
         let mut candidates = vec![
@@ -111,7 +114,9 @@ impl Repo {
         if let Some(branch) = self.branch() {
             candidates.push(common.join(format!("{branch}.lock")));
         }
-        lock_files_under(&common.join("refs/autoresearch"), &mut candidates);
+        if run_refs {
+            lock_files_under(&common.join("refs/autoresearch"), &mut candidates);
+        }
         let mut found: Vec<PathBuf> = candidates
             .into_iter()
             .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
@@ -161,7 +166,7 @@ impl Repo {
 /// Applies the policy at run start: finds the lock files, removes them when they are the killed
 /// run's (returning the notes to show), or refuses naming them.
 pub fn clear_stale_locks(repo: &Repo, previous: PreviousRun) -> Result<Vec<String>> {
-    let locks = repo.stale_git_locks();
+    let locks = repo.stale_git_locks(previous.interrupted);
     match decide(&repo.lock_facts(&locks), previous) {
         Decision::Nothing => Ok(Vec::new()),
         Decision::Remove => repo.remove_stale_locks(&locks),
@@ -263,7 +268,7 @@ mod tests {
             .unwrap();
         drop(tree);
         let repo = Repo { repo: r, root };
-        assert!(repo.stale_git_locks().is_empty());
+        assert!(repo.stale_git_locks(true).is_empty());
         let branch = repo.branch().unwrap();
         let git = repo.root.join(".git");
         fs::create_dir_all(git.join("refs/autoresearch/tag")).unwrap();
@@ -275,7 +280,12 @@ mod tests {
         ] {
             fs::write(git.join(f), "").unwrap();
         }
-        let locks = repo.stale_git_locks();
+        assert_eq!(
+            repo.stale_git_locks(false).len(),
+            2,
+            "the trial refs are walked only after an interrupted iteration"
+        );
+        let locks = repo.stale_git_locks(true);
         let shown: Vec<String> = locks.iter().map(|p| repo.shown(p)).collect();
         assert_eq!(
             shown,
@@ -290,7 +300,7 @@ mod tests {
         assert!(facts.iter().all(|f| f.open_by.is_empty() && f.modified > 0));
         let notes = repo.remove_stale_locks(&locks).unwrap();
         assert_eq!(notes[0], "removed .git/index.lock left by the killed run");
-        assert!(repo.stale_git_locks().is_empty());
+        assert!(repo.stale_git_locks(true).is_empty());
         assert!(git.join("refs/heads/other.lock").exists());
         // The whole policy: nothing to do now; a refusal for a lock without proof.
         let exited = PreviousRun {
