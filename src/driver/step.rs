@@ -222,18 +222,16 @@ impl Run {
         }
     }
 
-    /// Brings the in-flight marker up to the machine's phase, trial and description.
-    pub(super) fn follow(&self, marker: &mut Inflight, m: &Iteration<'_, Oid>) -> Result<()> {
+    /// Brings the in-flight marker up to the machine's phase and trial (and the description,
+    /// carried along: a new description alone is not worth a write, each of which creates a
+    /// file; it reaches the marker with the trial commit).
+    fn follow(&self, marker: &mut Inflight, m: &Iteration<'_, Oid>) -> Result<()> {
         let phase = m.phase().as_str();
         let trial = m.trial().map(|t| t.to_string());
-        let description = m.description().map(str::to_string);
-        if marker.phase != phase
-            || marker.trial_commit != trial
-            || marker.description != description
-        {
+        if marker.phase != phase || marker.trial_commit != trial {
             marker.phase = phase.into();
             marker.trial_commit = trial;
-            marker.description = description;
+            marker.description = m.description().map(str::to_string);
             marker.update(&self.paths.inflight)?;
         }
         Ok(())
