@@ -117,7 +117,7 @@ mod tests {
         sweep_temp(
             &crate::artifacts::Paths::new(root, None)
                 .unwrap()
-                .temp_dirs(),
+                .temp_dirs(Some(7)),
         )
     }
 
@@ -162,7 +162,7 @@ mod tests {
     /// A kill inside the write of an iteration's prompt or summary leaves the temporary file in
     /// that iteration's log directory.
     #[test]
-    fn sweep_temp_looks_into_the_log_directories() {
+    fn sweep_temp_looks_into_the_in_flight_iterations_log_directory() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let private = root.join(crate::artifacts::PRIVATE);
@@ -172,17 +172,13 @@ mod tests {
         for f in [
             "iter-0007/.autoresearch-tmp-p1",
             "iter-0007/prompt.md",
-            "baseline/.autoresearch-tmp-b2",
             "leftovers/3/.autoresearch-tmp-user",
         ] {
             fs::write(private.join(f), "x").unwrap();
         }
         assert_eq!(
             sweep_run(root),
-            vec![
-                private.join("baseline/.autoresearch-tmp-b2"),
-                private.join("iter-0007/.autoresearch-tmp-p1"),
-            ]
+            vec![private.join("iter-0007/.autoresearch-tmp-p1")]
         );
         assert!(private.join("iter-0007/prompt.md").exists());
         assert!(

@@ -251,29 +251,13 @@ impl Paths {
     }
 
     /// Returns the directories where the run's atomic writes put their temporary files: the
-    /// artifacts directory, `.autoresearch/`, and below it the baseline's and the two latest
-    /// iterations' log directories (a killed run was writing a prompt or a summary in one of
-    /// those; reading every iteration's directory would cost a long run's start dearly). Not
-    /// deeper: `leftovers/<n>/` holds your files set aside.
-    pub fn temp_dirs(&self) -> Vec<PathBuf> {
+    /// artifacts directory, `.autoresearch/`, and the log directory of the iteration that was in
+    /// flight (`in_flight`, from the marker), where prompts and summaries are written; other
+    /// iterations' directories were complete before their marker went away (and reading every
+    /// one would cost a long run's start dearly). Not `leftovers/<n>/`: your files set aside.
+    pub fn temp_dirs(&self, in_flight: Option<u64>) -> Vec<PathBuf> {
         let mut dirs = vec![self.dir.clone(), self.private.clone()];
-        let Ok(entries) = fs::read_dir(&self.private) else {
-            return dirs;
-        };
-        let mut iterations: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| n.starts_with("iter-"))
-            .collect();
-        // `iter-NNNN` sorts by number while it has 4 digits; longer names sort after.
-        iterations.sort_by_key(|n| (n.len(), n.clone()));
-        let latest = iterations.iter().rev().take(2).rev();
-        for name in std::iter::once(&"baseline".to_string()).chain(latest) {
-            let d = self.private.join(name);
-            if d.is_dir() {
-                dirs.push(d);
-            }
-        }
+        dirs.extend(in_flight.map(|n| self.iter_dir(n)));
         dirs
     }
 
@@ -401,29 +385,17 @@ mod tests {
     }
 
     #[test]
-    fn temp_dirs_are_the_baseline_and_the_two_latest_iterations() {
+    fn temp_dirs_are_the_artifacts_and_the_in_flight_iteration() {
         let root = tempfile::tempdir().unwrap();
         let paths = Paths::new(root.path(), None).unwrap();
-        for d in [
-            "iter-0001",
-            "iter-0002",
-            "iter-9999",
-            "iter-10000",
-            "leftovers",
-            "baseline",
-        ] {
-            fs::create_dir_all(paths.private.join(d)).unwrap();
-        }
-        let dirs = paths.temp_dirs();
         assert_eq!(
-            dirs,
+            paths.temp_dirs(Some(7)),
             vec![
                 paths.dir.clone(),
                 paths.private.clone(),
-                paths.private.join("baseline"),
-                paths.private.join("iter-9999"),
-                paths.private.join("iter-10000"),
+                paths.private.join("iter-0007"),
             ]
         );
+        assert_eq!(paths.temp_dirs(None).len(), 2);
     }
 }

@@ -121,7 +121,10 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
     let mut notes = Vec::new();
     // Where a killed atomic write leaves its temporary file: beside the artifacts, and in .git
     // (the exclude file, the agent-turn snapshot of .git).
-    let mut temp_dirs = paths.temp_dirs();
+    let in_flight = Inflight::load(&paths.inflight)?
+        .and_then(|m| m.ok())
+        .map(|m| m.iteration);
+    let mut temp_dirs = paths.temp_dirs(in_flight);
     temp_dirs.extend([
         repo.repo.path().to_path_buf(),
         repo.repo.path().join("info"),

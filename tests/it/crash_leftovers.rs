@@ -43,7 +43,19 @@ fn a_temporary_file_left_by_a_killed_write_is_not_taken_for_a_user_file() {
 fn a_temporary_file_left_by_a_killed_write_is_swept_at_the_next_start() {
     let (repo, agent) = run_with_planted_temp();
     repo.write(".autoresearch/.autoresearch-tmp-x1y2z3", "partial marker");
-    // Killed inside the write of iteration 2's prompt (found by the kill -9 stress test).
+    // Killed inside the write of iteration 2's prompt (found by the kill -9 stress test): its
+    // marker is there, and the temporary file in its log directory.
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let tag = repo.state()["run_tag"].as_str().unwrap().to_string();
+    repo.write(
+        ".autoresearch/inflight.json",
+        &serde_json::json!({
+            "version": 1, "iteration": 2, "run_tag": tag, "branch": "refs/heads/main",
+            "start_commit": head.trim(), "phase": "agent", "started_at": "2026-01-01T00:00:00Z",
+            "pid": 1,
+        })
+        .to_string(),
+    );
     repo.write(".autoresearch/iter-0002/.autoresearch-tmp-p4r5s6", "");
     // Killed inside the rewrite of .git/info/exclude, or of the agent-turn snapshot of .git.
     repo.write(".git/info/.autoresearch-tmp-e7x8c9", "/partial");
@@ -55,7 +67,7 @@ fn a_temporary_file_left_by_a_killed_write_is_swept_at_the_next_start() {
     assert!(!repo.exists(".autoresearch/iter-0002/.autoresearch-tmp-p4r5s6"));
     assert!(!repo.exists(".git/info/.autoresearch-tmp-e7x8c9"));
     assert!(!repo.exists(".git/.autoresearch-tmp-g1d2r3"));
-    assert_eq!(repo.statuses(), ["baseline", "keep", "keep"]);
+    assert_eq!(repo.statuses(), ["baseline", "keep", "crash"]);
 }
 
 /// Starts a run whose agent proposes 5, then (in iteration 1) runs `rest` in the background and
