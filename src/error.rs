@@ -33,7 +33,7 @@ pub enum Error {
     #[error("{0}")]
     Blocked(String),
     /// SIGINT or SIGTERM arrived before the run recorded anything (exit 130 or 143).
-    #[error("interrupted by {} {}; nothing was recorded and the tree is unchanged", crate::signal::name(*.0), .1)]
+    #[error("interrupted by {} {}; nothing was recorded and the tree is unchanged", crate::engine::signal_name(*.0), .1)]
     Interrupted(i32, &'static str),
     /// A file operation failed.
     #[error("{action} {path}: {source}{}", io_hint(source))]

@@ -61,12 +61,3 @@ pub fn exit_code(sig: i32) -> u8 {
         _ => crate::error::exit::SIGINT,
     }
 }
-
-/// Returns the signal's name.
-pub fn name(sig: i32) -> &'static str {
-    match sig {
-        SIGTERM => "SIGTERM",
-        SIGHUP => "SIGHUP",
-        _ => "SIGINT",
-    }
-}

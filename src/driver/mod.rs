@@ -100,9 +100,9 @@ struct Run {
     /// The commit the work tree equalled when the watch was last armed (set after a trial
     /// commit of everything the agent changed; cleared by any restore).
     clean_at: Option<Oid>,
-    /// The tree was restored to this commit by a measurement's restore and no process has run
-    /// since: the next restore has nothing to scan for, watch or not.
-    just_restored: Option<Oid>,
+    /// `clean_at` was set by a measurement's restore and no process has run since: the next
+    /// restore has nothing to scan for, watch or not.
+    no_process_since_clean: bool,
     /// Full work-tree scans made in the current iteration.
     scans: u32,
     /// What the engine noted about the current iteration (kept in its record).
@@ -190,7 +190,7 @@ fn new_run(
         saved_settings: None,
         watch: TreeWatch::off(),
         clean_at: None,
-        just_restored: None,
+        no_process_since_clean: false,
         scans: 0,
         notes: Vec::new(),
         untouched: false,
@@ -321,7 +321,7 @@ impl Run {
                 "interrupted",
                 format!(
                     "interrupted by {}; the tree is back at the retained commit.",
-                    signal::name(*sig)
+                    crate::engine::signal_name(*sig)
                 ),
                 signal::exit_code(*sig),
             ),

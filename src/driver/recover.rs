@@ -45,6 +45,15 @@ pub(super) fn preserve_as(repo: &Repo, tag: &str, kind: &str, n: u64, oid: Oid) 
 /// Keeps what iteration `n` produced: its trial commit and, with `snapshot`, its uncommitted
 /// changes (the user's kept files excluded) committed on top of HEAD without moving the branch.
 /// Returns the commit and ref that hold the latest of it.
+/// Keeps the content of the file at `full` as a loose blob (never committed), when it is a
+/// regular file small enough to copy; returns the blob.
+pub(super) fn blob_copy(repo: &Repo, full: &Path) -> Option<Oid> {
+    std::fs::symlink_metadata(full)
+        .is_ok_and(|m| m.is_file() && m.len() <= crate::git::BACKUP_LIMIT)
+        .then(|| repo.repo.blob_path(full).ok())
+        .flatten()
+}
+
 /// For each of your untracked files in `kept` that changed: keeps the changed content as a loose
 /// blob (your files are never committed) so that the restore may put your copy back; one too big
 /// to copy (or no longer a file) is re-kept as it is instead, its earlier content staying in its
@@ -56,15 +65,12 @@ pub(super) fn copy_changed_kept(repo: &Repo, kept: &mut [KeptFile]) -> Result<(V
         if repo.kept_file_intact(k) {
             continue;
         }
-        let path = k.path.clone();
-        let full = crate::repopath::to_fs(&repo.root, &path);
-        let Ok(meta) = std::fs::symlink_metadata(&full) else {
+        let full = crate::repopath::to_fs(&repo.root, &k.path);
+        if std::fs::symlink_metadata(&full).is_err() {
             continue; // removed: nothing to copy; the restore puts it back
-        };
-        let copy = (meta.is_file() && meta.len() <= crate::git::BACKUP_LIMIT)
-            .then(|| repo.repo.blob_path(&full).ok())
-            .flatten();
-        notes.push(match copy {
+        }
+        let path = crate::repopath::display(&k.path).into_owned();
+        notes.push(match blob_copy(repo, &full) {
             Some(blob) => format!(
                 "{path} (your untracked file) was changed during the iteration; your copy is put back, the changed content is kept as blob {blob} (`git cat-file -p {blob}`)"
             ),
@@ -74,7 +80,7 @@ pub(super) fn copy_changed_kept(repo: &Repo, kept: &mut [KeptFile]) -> Result<(V
                 } else {
                     format!("; its earlier content is blob {}", k.blob)
                 };
-                *k = repo.keep_file(&path)?;
+                *k = repo.keep_file(&k.path.clone())?;
                 rekept = true;
                 format!(
                     "{path} (your untracked file) was changed during the iteration and is too big to copy: left as it is{earlier}"

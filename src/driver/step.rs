@@ -248,7 +248,7 @@ impl Run {
             Action::Turn { .. } | Action::Measure { .. } | Action::Guard { .. }
         ) {
             // A process runs: the tree may change, watch or not.
-            self.just_restored = None;
+            self.no_process_since_clean = false;
         }
         Ok(match action {
             Action::Turn {

@@ -6,7 +6,7 @@ use std::path::Path;
 use git2::Oid;
 
 use super::Run;
-use super::recover::{copy_changed_kept, preserve, preserve_as, set_big_files_aside};
+use super::recover::{blob_copy, copy_changed_kept, preserve, preserve_as, set_big_files_aside};
 use crate::artifacts::inflight;
 use crate::artifacts::lessons::Lessons;
 use crate::config::Rollback;
@@ -331,8 +331,8 @@ impl Run {
     /// What differs from `head` (HEAD): nothing when the tree equalled it when the watch was
     /// armed and no event arrived since, else a scan.
     pub(super) fn changes_since_clean(&mut self, head: Oid) -> Result<Vec<crate::git::Change>> {
-        let just_restored = self.just_restored.take() == Some(head);
-        if self.clean_at.take() == Some(head) && (just_restored || self.watch.quiet()) {
+        let no_process = std::mem::take(&mut self.no_process_since_clean);
+        if self.clean_at.take() == Some(head) && (no_process || self.watch.quiet()) {
             return Ok(Vec::new());
         }
         self.scans += 1;
@@ -417,49 +417,42 @@ impl Run {
         let head = self.repo.head()?;
         let kept = self.kept_path_set();
         let changes = self.changes_since_clean(head)?;
-        let (created, edited): (Vec<&crate::git::Change>, Vec<&crate::git::Change>) = changes
-            .iter()
-            .filter(|c| !kept.contains(&c.path))
-            .partition(|c| c.kind == ChangeKind::Untracked);
+        let mut created = Vec::new();
+        for c in changes.iter().filter(|c| !kept.contains(&c.path)) {
+            if c.kind == ChangeKind::Untracked {
+                created.push(c.path.clone());
+                continue;
+            }
+            let full = crate::repopath::to_fs(&self.repo.root, &c.path);
+            let path = crate::repopath::display(&c.path);
+            let note = match blob_copy(&self.repo, &full) {
+                Some(blob) => format!(
+                    "{who} changed {path} (tracked): put back; the changed content is kept as blob {blob} (`git cat-file -p {blob}`)"
+                ),
+                None => format!("{who} changed {path} (tracked): put back"),
+            };
+            self.out.note(&note);
+            self.notes.push(note);
+        }
         let kept_changed = self.kept.iter().any(|k| !self.repo.kept_file_intact(k));
-        if !created.is_empty() || !edited.is_empty() || kept_changed {
-            for c in edited {
-                let full = crate::repopath::to_fs(&self.repo.root, &c.path);
-                let copy = std::fs::symlink_metadata(&full)
-                    .is_ok_and(|m| m.is_file() && m.len() <= crate::git::BACKUP_LIMIT)
-                    .then(|| self.repo.repo.blob_path(&full).ok())
-                    .flatten();
-                let what = match copy {
-                    Some(blob) => format!(
-                        "{who} changed {} (tracked): put back; the changed content is kept as blob {blob} (`git cat-file -p {blob}`)",
-                        crate::repopath::display(&c.path)
-                    ),
-                    None => format!(
-                        "{who} changed {} (tracked): put back",
-                        crate::repopath::display(&c.path)
-                    ),
-                };
-                self.out.note(&what);
-                self.notes.push(what);
-            }
+        if !changes.is_empty() || kept_changed {
             self.copy_changed_kept_files()?;
-            self.restore_tree_known(head, false, Some(changes.clone()))?;
-            if !created.is_empty() {
-                let paths: Vec<String> = created.iter().map(|c| c.path.clone()).collect();
-                let note = format!(
-                    "{who} wrote {}: what verify and guard write is the measurement's, never the agent's; removed, never committed",
-                    list_paths(&paths)
-                );
-                if !self.told_measurement_writes {
-                    self.out.note(&format!("{note} (said once)"));
-                    self.told_measurement_writes = true;
-                }
-                self.notes.push(note);
+            self.restore_tree_known(head, false, Some(changes))?;
+        }
+        if !created.is_empty() {
+            let note = format!(
+                "{who} wrote {}: what verify and guard write is the measurement's, never the agent's; removed, never committed",
+                list_paths(&created)
+            );
+            if !self.told_measurement_writes {
+                self.out.note(&format!("{note} (said once)"));
+                self.told_measurement_writes = true;
             }
+            self.notes.push(note);
         }
         // The tree equals HEAD again; until the next process runs, even without the watch.
         self.clean_at = Some(head);
-        self.just_restored = Some(head);
+        self.no_process_since_clean = true;
         Ok(())
     }
 

@@ -29,6 +29,16 @@ pub fn list_paths(paths: &[String]) -> String {
     s
 }
 
+/// The name of an interrupting signal (`SIGINT`, `SIGTERM`, `SIGHUP`), as rows and messages
+/// give it.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        15 => "SIGTERM",
+        1 => "SIGHUP",
+        _ => "SIGINT",
+    }
+}
+
 /// Which way the metric should move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {

@@ -191,7 +191,6 @@ enum Then<C> {
     RecordHeld {
         status: Status,
         head: String,
-        tail: String,
     },
     /// End the iteration (after a rollback that records nothing).
     End(Option<Stop>),
@@ -239,15 +238,6 @@ fn violation(found: &Found, desc: &str) -> Option<String> {
         return None;
     };
     Some(format!("{tag} {} — {desc}", super::list_paths(paths)))
-}
-
-/// The text of a signal for rows (`SIGINT`, `SIGTERM`, `SIGHUP`).
-pub fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        15 => "SIGTERM",
-        1 => "SIGHUP",
-        _ => "SIGINT",
-    }
 }
 
 impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
@@ -369,7 +359,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             Then::Nothing => self.end(None),
             Then::End(stop) => self.end(stop),
             Then::Record(d) => Action::Record(d),
-            Then::RecordHeld { status, head, tail } => {
+            Then::RecordHeld { status, head } => {
                 let where_ = held
                     .as_ref()
                     .map(|h| format!("; its work is kept at {}", h.name))
@@ -379,7 +369,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
                     commit: held.map(|h| h.commit),
                     metric: None,
                     guard: Guard::NotRun,
-                    description: format!("{head}{where_}{tail}"),
+                    description: format!("{head}{where_}"),
                 })
             }
         }
@@ -404,10 +394,9 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             status: Status::Crash,
             head: format!(
                 "[INTERRUPTED] {what}stopped by {} during {}; rolled back",
-                signal_name(sig),
+                super::signal_name(sig),
                 self.phase.during()
             ),
-            tail: String::new(),
         };
         self.stop_after_record = Some(Stop::Interrupted(sig));
         Action::RollBack {
@@ -442,7 +431,6 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
                 self.then = Then::RecordHeld {
                     status: Status::Crash,
                     head: format!("{}{what}{}", timeout_tag(timed_out), one_line(&reason)),
-                    tail: String::new(),
                 };
                 Action::RollBack {
                     trial: None,

@@ -643,7 +643,11 @@ fn phase_names_for_the_marker_and_the_interruption_row() {
         ]
     );
     assert_eq!(
-        [signal_name(2), signal_name(15), signal_name(1)],
+        [
+            crate::engine::signal_name(2),
+            crate::engine::signal_name(15),
+            crate::engine::signal_name(1)
+        ],
         ["SIGINT", "SIGTERM", "SIGHUP"]
     );
 }

@@ -135,7 +135,7 @@ impl End {
             End::Signaled(s) => format!("killed by signal {s}"),
             End::TimedOut => "timed out".to_string(),
             End::IdleTimedOut => "idle timeout (no output)".to_string(),
-            End::Interrupted(s) => format!("interrupted by {}", crate::signal::name(s)),
+            End::Interrupted(s) => format!("interrupted by {}", crate::engine::signal_name(s)),
         }
     }
 }
