@@ -100,27 +100,23 @@ impl ResultsLog {
         ))
     }
 
-    /// Reads an existing log ([`ResultsLog::read`]), then cuts off a torn last line: only a file
-    /// that is otherwise valid is repaired, a refused one keeps every byte.
-    pub fn open(path: &Path) -> Result<(ResultsLog, Repair)> {
-        let (mut log, repair) = ResultsLog::read(path)?;
-        if repair.torn_bytes > 0 {
-            log.cut_torn()?;
+    /// Cuts the file back to what [`ResultsLog::read`] read (leaving out a torn last line);
+    /// returns how many bytes were cut. Call it only once nothing refuses the file.
+    pub fn cut_torn(&mut self) -> Result<u64> {
+        let len = self.text.len() as u64;
+        let before = fs::metadata(&self.path).ctx("read", &self.path)?.len();
+        if before <= len {
+            return Ok(0);
         }
-        Ok((log, repair))
-    }
-
-    /// Cuts the file back to what was read (the torn last line [`ResultsLog::read`] left out).
-    pub fn cut_torn(&mut self) -> Result<()> {
         let f = OpenOptions::new()
             .write(true)
             .open(&self.path)
             .ctx("open", &self.path)?;
-        f.set_len(self.text.len() as u64)
+        f.set_len(len)
             .ctx("repair the torn last line of", &self.path)?;
         f.sync_all().ctx("sync", &self.path)?;
         self.stamp = fsutil::fingerprint(&self.path);
-        Ok(())
+        Ok(before - len)
     }
 
     /// Replays the rows with the direction the log's metadata names.
@@ -253,7 +249,7 @@ mod tests {
         let mut log = ResultsLog::create(&p, &meta, &row(0, Status::Baseline)).unwrap();
         log.append(&row(1, Status::Keep)).unwrap();
         assert!(!log.tampered());
-        let (back, repair) = ResultsLog::open(&p).unwrap();
+        let (back, repair) = ResultsLog::read(&p).unwrap();
         assert_eq!(repair.torn_bytes, 0);
         assert_eq!(back.rows.len(), 2);
         assert_eq!(back.meta("metric_direction"), Some("lower"));
@@ -270,10 +266,15 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&p).unwrap();
         std::io::Write::write_all(&mut f, b"2\tdef\t8\t-1\t-\tdisc").unwrap();
         drop(f);
-        let (back, repair) = ResultsLog::open(&p).unwrap();
-        assert_eq!(repair.torn_bytes, "2\tdef\t8\t-1\t-\tdisc".len());
+        let torn = "2\tdef\t8\t-1\t-\tdisc".len();
+        let before = fs::read(&p).unwrap();
+        let (mut back, repair) = ResultsLog::read(&p).unwrap();
+        assert_eq!(repair.torn_bytes, torn);
         assert_eq!(back.rows.len(), 2);
+        assert_eq!(fs::read(&p).unwrap(), before, "reading writes nothing");
+        assert_eq!(back.cut_torn().unwrap(), torn as u64);
         assert!(fs::read_to_string(&p).unwrap().ends_with("row 1\n"));
+        assert_eq!(back.cut_torn().unwrap(), 0);
     }
 
     #[test]
@@ -295,7 +296,10 @@ mod tests {
         ];
         for bytes in cases {
             fs::write(&p, &bytes).unwrap();
-            let err = ResultsLog::open(&p).err().expect("refused");
+            let err = ResultsLog::read(&p)
+                .and_then(|(log, _)| log.replay())
+                .err()
+                .expect("refused");
             assert!(matches!(err, Error::Refused(_)), "{err}");
             assert_eq!(fs::read(&p).unwrap(), bytes, "{err}");
         }

@@ -142,6 +142,23 @@ pub(super) struct Loaded {
     pub(super) state: Option<StateFile>,
     /// The state agrees with the log (else it is older, and its `engine.head` is not trusted).
     pub(super) state_current: bool,
+    /// Bytes of an incomplete last line of the log, left out (cut by [`Loaded::repair`]).
+    pub(super) torn_bytes: usize,
+}
+
+impl Loaded {
+    /// Cuts the incomplete last line a crash left in the results log, if any, and says so. Only
+    /// once nothing refuses the run any more.
+    pub(super) fn repair(&mut self, paths: &Paths, out: &Output) -> Result<()> {
+        if std::mem::take(&mut self.torn_bytes) > 0 {
+            let cut = self.results.cut_torn()?;
+            out.note(&format!(
+                "repaired {}: cut an incomplete last line ({cut} bytes) left by a crash",
+                paths.results.display()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Reads the run in `paths`, rebuilding the state from the TSV when they disagree.
@@ -153,18 +170,12 @@ pub(super) fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
             paths.results.display()
         )));
     }
-    // Everything is checked before the one repair (a torn last line is cut off): a refused
-    // log keeps every byte.
-    let (mut results, repair) = ResultsLog::read(&paths.results)?;
+    // Nothing is written here: a torn last line is cut off by [`Loaded::repair`] once every
+    // refusal has passed, so a refused log keeps every byte.
+    let (results, repair) = ResultsLog::read(&paths.results)?;
     let replay = results.replay()?;
-    if repair.torn_bytes > 0 {
-        results.cut_torn()?;
-        out.note(&format!(
-            "repaired {}: cut an incomplete last line ({} bytes) left by a crash",
-            paths.results.display(),
-            repair.torn_bytes
-        ));
-    }
+    // Said only once the run is readable as a whole: a refusal is the one line printed.
+    let mut notes = Vec::new();
     let mut state_current = false;
     let state = if paths.state.exists() {
         match StateFile::load(&paths.state) {
@@ -172,7 +183,7 @@ pub(super) fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
                 let diff = crate::engine::reducer::mismatches(&s.state, &replay.tally);
                 state_current = diff.is_empty();
                 if !diff.is_empty() {
-                    out.note(&format!(
+                    notes.push(format!(
                         "{} disagreed with the results log ({}); rebuilt it from the log",
                         paths.state.display(),
                         diff.join("; ")
@@ -181,7 +192,7 @@ pub(super) fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
                 Some(s)
             }
             Err(why) => {
-                out.note(&format!(
+                notes.push(format!(
                     "{} is unusable ({why}); rebuilding it from the results log",
                     paths.state.display()
                 ));
@@ -189,19 +200,23 @@ pub(super) fn load_existing(paths: &Paths, out: &Output) -> Result<Loaded> {
             }
         }
     } else {
-        out.note(&format!(
+        notes.push(format!(
             "{} is missing; rebuilding it from the results log",
             paths.state.display()
         ));
         None
     };
     let saved = paths.stored_settings(state.as_ref(), results.meta("settings"))?;
+    for n in notes {
+        out.note(&n);
+    }
     Ok(Loaded {
         results,
         replay,
         saved,
         state,
         state_current,
+        torn_bytes: repair.torn_bytes,
     })
 }
 

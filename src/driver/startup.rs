@@ -196,6 +196,11 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
                 .is_some_and(|t| !process::run_processes(t).is_empty()),
         },
     )?);
+    // Nothing refuses the run's files any more: a torn last line of the log goes before the
+    // recovery appends to it.
+    if let Some(l) = existing.as_mut() {
+        l.repair(paths, out)?;
+    }
     // An interrupted iteration is rolled back before anything else, fresh or not.
     if let Some(marker) = Inflight::load(&paths.inflight)? {
         recover(repo, paths, existing.as_mut(), marker, out)?;

@@ -213,6 +213,30 @@ fn a_garbage_results_log_is_refused_and_left_byte_identical() {
     assert_eq!(repo.head(), head);
 }
 
+/// A log with a torn last line whose run is refused for another reason (here: its settings are
+/// lost) is refused before anything is repaired: every byte stays.
+#[test]
+fn a_torn_log_of_a_refused_run_is_not_repaired() {
+    let repo = number_repo(10);
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
+        .expect_code(0);
+    repo.write("autoresearch-state.json", "{ broken");
+    fs::remove_file(repo.root.join(".autoresearch/settings.json")).unwrap();
+    let log: String = repo
+        .read("research-results.tsv")
+        .lines()
+        .filter(|l| !l.starts_with("# settings:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let torn = format!("{log}2\tabc\t8\t-1\t-\tdisc");
+    repo.write("research-results.tsv", &torn);
+
+    let r = repo.run(&["run", "--iterations", "3"]);
+    r.expect_refusal(&["settings", "--fresh"]);
+    assert_eq!(repo.read("research-results.tsv"), torn);
+}
+
 #[test]
 fn a_state_that_disagrees_with_the_log_is_rebuilt() {
     let repo = number_repo(10);
