@@ -187,8 +187,8 @@ impl GitDirSnapshot {
                 Entry::Dir { mode } => make_dir(path, *mode)?,
                 Entry::File { bytes, mode } => write_file(path, bytes, *mode)?,
                 Entry::Link(target) => make_link(path, target)?,
-                // Cannot be recreated; whatever stands in its place now is not the user's.
-                Entry::Opaque { .. } if current.is_some() => remove_any(path)?,
+                // Not read (too big, unreadable, a fifo): it cannot be recreated, so it is left
+                // as it is, never removed (it may be yours); the turn is still discarded.
                 Entry::Opaque { .. } => {}
             }
         }
@@ -489,6 +489,21 @@ mod tests {
         assert_ne!(fs::read(git.join("config")).unwrap(), before);
         assert_eq!(snap.restore().unwrap(), [".git/config"]);
         assert_eq!(fs::read(git.join("config")).unwrap(), before);
+    }
+
+    /// A file too big to read is compared by its metadata only: a change to it discards the
+    /// turn, but it is never removed (it cannot be recreated, and it may be yours).
+    #[test]
+    fn a_changed_file_too_big_to_copy_is_reported_and_never_removed() {
+        let (_dir, _repo, git) = fixture();
+        let big = git.join("info/big-attributes");
+        fs::write(&big, vec![b'x'; READ_LIMIT as usize + 1]).unwrap();
+        let snap = snapshot(&git).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&big).unwrap();
+        f.write_all(b"y").unwrap();
+        drop(f);
+        assert_eq!(snap.restore().unwrap(), [".git/info/big-attributes"]);
+        assert_eq!(fs::metadata(&big).unwrap().len(), READ_LIMIT + 2);
     }
 
     #[test]

@@ -298,8 +298,7 @@ mod tests {
             fs::write(&p, &bytes).unwrap();
             let err = ResultsLog::read(&p)
                 .and_then(|(log, _)| log.replay())
-                .err()
-                .expect("refused");
+                .expect_err("refused");
             assert!(matches!(err, Error::Refused(_)), "{err}");
             assert_eq!(fs::read(&p).unwrap(), bytes, "{err}");
         }
