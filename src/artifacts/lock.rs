@@ -152,6 +152,12 @@ fn take_from_orphans(file: &File, path: &Path, previous: Option<&Holder>) -> Res
             Err(_) => break,
         }
     }
+    // Another run that started at the same moment may have taken the lock meanwhile and
+    // recorded itself: that is a live run, not a leftover to stop.
+    let now = File::open(path).ok().and_then(|mut f| read_holder(&mut f));
+    if now.as_ref().is_some_and(Holder::alive) {
+        return Err(held_message(path, now.as_ref()));
+    }
     let holders = crate::procfs::pids_with_open_file(path);
     Err(held_by_others(path, previous, &holders))
 }
@@ -351,6 +357,38 @@ mod tests {
         assert_eq!(reclaimed, Some(dead));
         assert_eq!(lock.orphans_stopped(), 0, "nothing was killed");
         assert!(holder.wait().unwrap().success(), "it ended on its own");
+    }
+
+    /// Two runs starting together: the other one takes the flock and records itself while this
+    /// one waits for a dead holder to let go. It is named as a live run, never as a process
+    /// to kill.
+    #[test]
+    fn a_run_that_took_the_lock_meanwhile_is_named_as_a_live_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        let mut holder = inherited_holder(&p, "the-other-run");
+        let dead = Holder {
+            pid: 4_000_000,
+            start_time: 1,
+            started_at: "then".into(),
+            token: None,
+        };
+        std::fs::write(&p, serde_json::to_string(&dead).unwrap()).unwrap();
+        let path = p.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let me = Holder::me();
+            std::fs::write(&path, serde_json::to_string(&me).unwrap()).unwrap();
+        });
+        let e = Lock::acquire(&p).err().expect("refused").to_string();
+        writer.join().unwrap();
+        assert!(
+            e.contains(&format!("another run (pid {}", std::process::id())),
+            "{e}"
+        );
+        assert!(!e.contains("kill"), "{e}");
+        let _ = holder.kill();
+        let _ = holder.wait();
     }
 
     #[test]
