@@ -43,7 +43,13 @@ impl Default for EngineEnv {
 
 /// Reads the engine's tuning variables from the process environment.
 pub fn engine_env() -> Result<EngineEnv> {
-    EngineEnv::from_lookup(|k| std::env::var(k).ok())
+    // A value that is not Unicode is shown lossily and refused like any other bad value.
+    EngineEnv::from_lookup(|k| {
+        std::env::var_os(k).map(|v| match v.into_string() {
+            Ok(s) => s,
+            Err(raw) => format!("{} (not UTF-8)", raw.to_string_lossy()),
+        })
+    })
 }
 
 fn refuse(var: &str, value: &str, what: &str, example: &str) -> Error {

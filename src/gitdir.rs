@@ -99,6 +99,22 @@ pub fn snapshot(git_dir: &Path) -> Result<GitDirSnapshot> {
     Ok(snap)
 }
 
+/// The directories inside `.git` where the engine's atomic writes put temporary files: the
+/// git directory and its common directory (the saved snapshot), their `info/` (the exclude
+/// file), and every covered directory a restore writes into.
+pub fn temp_dirs(git_dir: &Path, common: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for base in [git_dir, common] {
+        dirs.push(base.to_path_buf());
+        dirs.extend(TREES.iter().map(|t| base.join(t)));
+        dirs.push(base.join("objects/info"));
+    }
+    dirs.extend(COMMON_TREES.iter().map(|t| common.join(t)));
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 /// The common directory a linked worktree's git directory names, else the git directory itself.
 fn common_dir(git_dir: &Path) -> Result<PathBuf> {
     let file = git_dir.join("commondir");

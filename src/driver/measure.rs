@@ -73,30 +73,27 @@ impl Run {
         dir: &Path,
         prefix: &str,
     ) -> Result<std::result::Result<(f64, Guard), Untouched>> {
-        let metric = match self.measure(dir, &format!("{prefix}verify"))? {
+        const WHO: &str = "the measurement of the untouched tree";
+        // Like in an iteration: what verify wrote is undone before the guard runs.
+        let measured = self.measure(dir, &format!("{prefix}verify"))?;
+        self.restore_measurement_writes(WHO)?;
+        let metric = match measured {
             Measured::Metric(v) => v,
             Measured::Failed { reason, tail, .. } => {
-                self.restore_measurement_writes("the measurement of the untouched tree")?;
                 return Ok(Err(Untouched::NoMetric { reason, tail }));
             }
-            Measured::Interrupted(sig) => {
-                self.restore_measurement_writes("the measurement of the untouched tree")?;
-                return Ok(Err(Untouched::Interrupted(sig)));
-            }
+            Measured::Interrupted(sig) => return Ok(Err(Untouched::Interrupted(sig))),
         };
-        let guard = match self.run_guard(dir, &format!("{prefix}guard"))? {
+        let guarded = self.run_guard(dir, &format!("{prefix}guard"))?;
+        self.restore_measurement_writes(WHO)?;
+        let guard = match guarded {
             None => Guard::NotRun,
             Some(Guarded::Pass) => Guard::Pass,
             Some(Guarded::Fail { reason, tail, .. }) => {
-                self.restore_measurement_writes("the measurement of the untouched tree")?;
                 return Ok(Err(Untouched::GuardFails { reason, tail }));
             }
-            Some(Guarded::Interrupted(sig)) => {
-                self.restore_measurement_writes("the measurement of the untouched tree")?;
-                return Ok(Err(Untouched::Interrupted(sig)));
-            }
+            Some(Guarded::Interrupted(sig)) => return Ok(Err(Untouched::Interrupted(sig))),
         };
-        self.restore_measurement_writes("the measurement of the untouched tree")?;
         Ok(Ok((metric, guard)))
     }
 
@@ -121,6 +118,7 @@ impl Run {
 
     /// Runs verify (`--repeat` times) and reads the metric.
     pub(super) fn measure(&mut self, dir: &Path, stem: &str) -> Result<Measured> {
+        self.no_process_since_clean = false;
         let mut values = Vec::new();
         for k in 1..=self.cfg.repeat {
             let log = if self.cfg.repeat == 1 {
@@ -169,6 +167,7 @@ impl Run {
         let Some(guard) = self.cfg.guard.clone() else {
             return Ok(None);
         };
+        self.no_process_since_clean = false;
         let spec = self.check_spec(&guard, dir.join(format!("{stem}.log")));
         let out = process::run(&spec)
             .map_err(|e| Error::Blocked(format!("cannot start the guard (`sh -c`): {e}")))?;

@@ -42,9 +42,6 @@ pub(super) fn preserve_as(repo: &Repo, tag: &str, kind: &str, n: u64, oid: Oid) 
     Ok(name)
 }
 
-/// Keeps what iteration `n` produced: its trial commit and, with `snapshot`, its uncommitted
-/// changes (the user's kept files excluded) committed on top of HEAD without moving the branch.
-/// Returns the commit and ref that hold the latest of it.
 /// Keeps the content of the file at `full` as a loose blob (never committed), when it is a
 /// regular file small enough to copy; returns the blob.
 pub(super) fn blob_copy(repo: &Repo, full: &Path) -> Option<Oid> {
@@ -128,6 +125,9 @@ pub(super) fn set_big_files_aside(
     (small, note)
 }
 
+/// Keeps what iteration `n` produced: its trial commit and its uncommitted changes (the user's
+/// kept files excluded) committed on top of HEAD without moving the branch, big files moved
+/// aside. Returns the commit and ref that hold the latest of it, and the note on moved files.
 pub(super) fn preserve_work(
     repo: &Repo,
     paths: &Paths,

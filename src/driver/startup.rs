@@ -125,10 +125,10 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
         .and_then(|m| m.ok())
         .map(|m| m.iteration);
     let mut temp_dirs = paths.temp_dirs(in_flight);
-    temp_dirs.extend([
-        repo.repo.path().to_path_buf(),
-        repo.repo.path().join("info"),
-    ]);
+    temp_dirs.extend(crate::gitdir::temp_dirs(
+        repo.repo.path(),
+        repo.repo.commondir(),
+    ));
     for t in fsutil::sweep_temp(&temp_dirs) {
         notes.push(format!("removed {} left by a killed write", t.display()));
     }

@@ -243,13 +243,6 @@ impl Run {
         it: &mut Current,
         action: Action<Oid>,
     ) -> Result<Observation<Oid>> {
-        if matches!(
-            action,
-            Action::Turn { .. } | Action::Measure { .. } | Action::Guard { .. }
-        ) {
-            // A process runs: the tree may change, watch or not.
-            self.no_process_since_clean = false;
-        }
         Ok(match action {
             Action::Turn {
                 directive,
@@ -335,6 +328,8 @@ impl Run {
         let fresh = directive == Directive::Pivot
             || (directive != Directive::Rework && self.cfg.session == Session::Fresh);
         let mut backoff = self.env.quota_backoff;
+        // A process runs: the tree may change, watch or not.
+        self.no_process_since_clean = false;
         loop {
             self.settle_artifacts()?;
             let prompt = self.prompt_text(directive, feedback);

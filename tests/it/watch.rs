@@ -358,3 +358,24 @@ cat src/value.txt"#,
         "never committed:\n{committed}"
     );
 }
+
+/// The baseline too: the guard runs on the untouched tree, without what verify wrote.
+#[test]
+fn the_baseline_guard_does_not_see_what_verify_wrote() {
+    let repo = TestRepo::with_files(&[("src/value.txt", "10\n")]);
+    let verify = repo.script("verify.sh", "echo junk > src/junk.txt\ncat src/value.txt");
+    let guard = repo.script("guard.sh", "[ ! -e src/junk.txt ]");
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(1, "echo 9 > src/value.txt; echo nine")],
+    );
+    let r = repo.run_loop(
+        &verify,
+        &agent,
+        &["--iterations", "1", "--guard", &format!("sh {guard}")],
+    );
+    r.expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "keep"], "{}", r.stderr);
+    assert!(!repo.exists("src/junk.txt"));
+}
