@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    AgentKind, Dur, Mode, Patterns, Rollback, Sandbox, Session, Settings, StringOrList,
-    VerifyFormat,
+    AgentKind, Dur, HoldoutPolicy, KeepEffort, KeepRule, Mode, Patterns, Rollback, Sandbox,
+    Session, Settings, StringOrList, VerifyFormat,
 };
 use crate::engine::Direction;
 use crate::error::{Error, exit};
@@ -138,6 +138,48 @@ pub struct RunArgs {
     /// Extra paths the agent must not change (glob; repeatable or comma separated).
     #[arg(long, value_name = "GLOB")]
     pub protect: Vec<String>,
+    /// Keep rule: seq (noise-aware, repeats verify as needed) or strict (one sample each).
+    #[arg(long, value_name = "RULE")]
+    pub keep_rule: Option<KeepRule>,
+    /// SEQ effort: default, thorough (more runs, more real gains found) or auto.
+    #[arg(long, value_name = "EFFORT")]
+    pub keep_effort: Option<KeepEffort>,
+    /// Smallest change worth keeping: a number in the metric's units or a percentage (2%).
+    #[arg(long, value_name = "X|X%")]
+    pub min_effect: Option<String>,
+    /// Verify runs of one trial before SEQ discards it as undecided.
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u32>)]
+    pub max_runs: Option<u32>,
+    /// Verify runs of the baseline when it is noisy (at least 2).
+    #[arg(long, value_name = "K", value_parser = crate::config::whole_number::<u32>)]
+    pub baseline_runs: Option<u32>,
+    /// A second measurement the agent never sees, run at the baseline, after keeps, at the end.
+    #[arg(long, value_name = "CMD")]
+    pub holdout: Option<String>,
+    /// What a keep whose holdout regressed becomes: tag or reject.
+    #[arg(long, value_name = "POLICY")]
+    pub holdout_policy: Option<HoldoutPolicy>,
+    /// Do not confirm the result at the end of the run.
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// Verify runs per side when confirming the result.
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u32>)]
+    pub confirm_runs: Option<u32>,
+    /// Stop after this much wall-clock time, e.g. 8h.
+    #[arg(long, value_name = "DUR")]
+    pub max_duration: Option<Dur>,
+    /// Stop at the next occurrence of this local time, e.g. 07:00.
+    #[arg(long, value_name = "HH:MM")]
+    pub until: Option<String>,
+    /// Stop once the agent has used this many tokens.
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u64>)]
+    pub max_tokens: Option<u64>,
+    /// Stop after N experiments in a row without a keep.
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u64>)]
+    pub plateau: Option<u64>,
+    /// Shell command run when the run ends, needs a human or is blocked.
+    #[arg(long, value_name = "CMD")]
+    pub notify: Option<String>,
     /// Name of the run (default: derived from the goal).
     #[arg(long, value_name = "TAG")]
     pub run_tag: Option<String>,
@@ -227,6 +269,20 @@ impl RunArgs {
             max_pivots: self.max_pivots,
             rollback: self.rollback,
             protect: (!self.protect.is_empty()).then(|| Patterns(split_patterns(&self.protect))),
+            keep_rule: self.keep_rule,
+            keep_effort: self.keep_effort,
+            min_effect: self.min_effect.clone(),
+            max_runs: self.max_runs,
+            baseline_runs: self.baseline_runs,
+            holdout: self.holdout.clone(),
+            holdout_policy: self.holdout_policy,
+            confirm: self.no_confirm.then_some(false),
+            confirm_runs: self.confirm_runs,
+            max_duration: self.max_duration,
+            until: self.until.clone(),
+            max_tokens: self.max_tokens,
+            plateau: self.plateau,
+            notify: self.notify.clone(),
             run_tag: self.run_tag.clone(),
             fresh: self.fresh.then_some(true),
             json: self.json.then_some(true),

@@ -16,7 +16,7 @@ use crate::scope::split_patterns;
 
 pub use crate::engine_env::{EngineEnv, engine_env};
 pub use file::{CONFIG_FILE, Gathered, gather, parse_file, read_file};
-pub use validate::{RunConfig, check_value, missing, valid_run_tag};
+pub use validate::{RunConfig, check_value, missing, parse_clock, parse_min_effect, valid_run_tag};
 
 mod file;
 mod validate;
@@ -82,6 +82,18 @@ word_enum!(
 word_enum!(
     /// Whether agent sessions carry over between iterations.
     Session { Resume = "resume", Fresh = "fresh" }
+);
+word_enum!(
+    /// How a measured trial is judged: the noise-aware sequential test, or one sample each.
+    KeepRule { Seq = "seq", Strict = "strict" }
+);
+word_enum!(
+    /// How many verify runs SEQ may spend for a surer keep (`auto`: chosen from measured costs).
+    KeepEffort { Default = "default", Thorough = "thorough", Auto = "auto" }
+);
+word_enum!(
+    /// What a keep whose holdout regressed becomes: tagged, or discarded.
+    HoldoutPolicy { Tag = "tag", Reject = "reject" }
 );
 
 impl Serialize for Direction {
@@ -263,6 +275,20 @@ settings! {
     max_pivots: u64,
     rollback: Rollback,
     protect: Patterns,
+    keep_rule: KeepRule,
+    keep_effort: KeepEffort,
+    min_effect: String,
+    max_runs: u32,
+    baseline_runs: u32,
+    holdout: String,
+    holdout_policy: HoldoutPolicy,
+    confirm: bool,
+    confirm_runs: u32,
+    max_duration: Dur,
+    until: String,
+    max_tokens: u64,
+    plateau: u64,
+    notify: String,
     run_tag: String,
     fresh: bool,
     json: bool,
@@ -334,6 +360,13 @@ impl Settings {
             pivot_after: Some(5),
             max_pivots: Some(3),
             rollback: Some(Rollback::Reset),
+            keep_rule: Some(KeepRule::Seq),
+            keep_effort: Some(KeepEffort::Auto),
+            max_runs: Some(32),
+            baseline_runs: Some(5),
+            holdout_policy: Some(HoldoutPolicy::Tag),
+            confirm: Some(true),
+            confirm_runs: Some(10),
             fresh: Some(false),
             json: Some(false),
             ..Settings::default()

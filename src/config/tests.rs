@@ -162,3 +162,18 @@ fn run_tags() {
         assert!(!valid_run_tag(bad), "{bad}");
     }
 }
+
+#[test]
+fn min_effect_and_clock_parse_or_say_what_is_expected() {
+    assert_eq!(parse_min_effect("0.5"), Ok((0.5, false)));
+    assert_eq!(parse_min_effect(" 2% "), Ok((2.0, true)));
+    for bad in ["", "%", "-1", "fast", "nan", "1e999"] {
+        let e = parse_min_effect(bad).unwrap_err();
+        assert!(e.contains("e.g. 0.5 or 2%"), "{bad}: {e}");
+    }
+    assert_eq!(parse_clock("07:00"), Ok((7, 0)));
+    assert_eq!(parse_clock("23:59"), Ok((23, 59)));
+    for bad in ["24:00", "7", "07:60", "7pm", ""] {
+        assert!(parse_clock(bad).unwrap_err().contains("HH:MM"), "{bad}");
+    }
+}

@@ -47,6 +47,24 @@ pub struct RunConfig {
     pub thresholds: Thresholds,
     pub rollback: Rollback,
     pub protect: Vec<String>,
+    pub keep_rule: KeepRule,
+    pub keep_effort: KeepEffort,
+    /// `--min-effect`: the smallest change worth keeping, as written (`0.5` or `2%`).
+    pub min_effect: Option<String>,
+    /// `--max-runs`: candidate verify runs per trial before SEQ gives up on it.
+    pub max_runs: u32,
+    pub baseline_runs: u32,
+    pub holdout: Option<String>,
+    pub holdout_policy: HoldoutPolicy,
+    /// Confirm the result at the end of a run with a keep (`--no-confirm` turns it off).
+    pub confirm: bool,
+    pub confirm_runs: u32,
+    pub max_duration: Option<Duration>,
+    /// `--until HH:MM`: stop at the next occurrence of this local time.
+    pub until: Option<(u8, u8)>,
+    pub max_tokens: Option<u64>,
+    pub plateau: Option<u64>,
+    pub notify: Option<String>,
     pub run_tag: Option<String>,
     /// The merged settings this was built from (stored with the run).
     pub settings: Settings,
@@ -179,6 +197,27 @@ pub fn check_value(
             None => Ok(()),
         },
         "repeat" if s.repeat == Some(0) => Err("must be at least 1".into()),
+        "max_runs" if s.max_runs == Some(0) => Err("must be at least 1".into()),
+        "confirm_runs" if s.confirm_runs.is_some_and(|n| n < 2) => Err("must be at least 2".into()),
+        "baseline_runs" if s.baseline_runs.is_some_and(|n| n < 2) => {
+            Err("must be at least 2 (two runs tell a deterministic metric from a noisy one)".into())
+        }
+        "max_tokens" if s.max_tokens == Some(0) => Err("must be at least 1".into()),
+        "plateau" if s.plateau == Some(0) => Err("must be at least 1".into()),
+        "max_duration" => positive(s.max_duration),
+        "min_effect" => match s.min_effect.as_deref() {
+            Some(t) => parse_min_effect(t).map(|_| ()),
+            None => Ok(()),
+        },
+        "until" => match s.until.as_deref() {
+            Some(t) => parse_clock(t).map(|_| ()),
+            None => Ok(()),
+        },
+        "holdout" | "notify" => non_empty(if key == "holdout" {
+            &s.holdout
+        } else {
+            &s.notify
+        }),
         "iterations" if s.iterations == Some(0) => Err("must be at least 1".into()),
         "verify_timeout" => positive(s.verify_timeout),
         "agent_timeout" => positive(s.agent_timeout),
@@ -219,6 +258,34 @@ pub fn check_value(
         }
         _ => Ok(()),
     }
+}
+
+/// Parses `--min-effect`: a positive number in the metric's units, or a percentage of the
+/// retained value (`2%`); returns the number and whether it is a percentage.
+pub fn parse_min_effect(text: &str) -> std::result::Result<(f64, bool), String> {
+    let t = text.trim();
+    let (num, pct) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), true),
+        None => (t, false),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok((v, pct)),
+        _ => Err(format!(
+            "`{text}` is not a non-negative number or percentage (e.g. 0.5 or 2%)"
+        )),
+    }
+}
+
+/// Parses `--until`: a local time of day `HH:MM` (24-hour clock).
+pub fn parse_clock(text: &str) -> std::result::Result<(u8, u8), String> {
+    let bad = || format!("`{text}` is not a time of day as HH:MM (e.g. 07:00)");
+    let (h, m) = text.trim().split_once(':').ok_or_else(bad)?;
+    let h: u8 = h.parse().map_err(|_| bad())?;
+    let m: u8 = m.parse().map_err(|_| bad())?;
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok((h, m))
 }
 
 /// Checks the agent settings agree with the agent kind; returns the command agent's command.
@@ -362,6 +429,23 @@ impl RunConfig {
             },
             rollback: or_default!(rollback),
             protect: s.protect.clone().map(|p| p.0).unwrap_or_default(),
+            keep_rule: or_default!(keep_rule),
+            keep_effort: or_default!(keep_effort),
+            min_effect: s.min_effect.clone().filter(|m| !m.trim().is_empty()),
+            max_runs: or_default!(max_runs),
+            baseline_runs: or_default!(baseline_runs),
+            holdout: s.holdout.clone().filter(|h| !h.trim().is_empty()),
+            holdout_policy: or_default!(holdout_policy),
+            confirm: or_default!(confirm),
+            confirm_runs: or_default!(confirm_runs),
+            max_duration: s.max_duration.map(|d| d.0),
+            until: match s.until.as_deref() {
+                Some(t) => Some(parse_clock(t).map_err(|e| Error::Usage(format!("--until {e}")))?),
+                None => None,
+            },
+            max_tokens: s.max_tokens,
+            plateau: s.plateau,
+            notify: s.notify.clone().filter(|n| !n.trim().is_empty()),
             run_tag: s.run_tag.clone().filter(|t| !t.is_empty()),
             settings: s,
         })

@@ -40,6 +40,14 @@ fn run_flag_keys(repo: &TestRepo) -> BTreeSet<String> {
     help.lines()
         .filter_map(|l| l.trim_start().strip_prefix("--"))
         .map(|l| l.split([' ', '=']).next().unwrap_or("").replace('-', "_"))
+        // `--no-confirm` is the flag of the key `confirm`.
+        .map(|k| {
+            if k == "no_confirm" {
+                "confirm".into()
+            } else {
+                k
+            }
+        })
         .filter(|k| !["config", "help", "version"].contains(&k.as_str()))
         .collect()
 }
@@ -105,6 +113,20 @@ fn every_run_flag_has_a_key_in_either_spelling() {
             "[\"docs/**\", \"README.md\"]",
             json!("docs/**,README.md"),
         ),
+        ("keep-rule", "\"strict\"", json!("strict")),
+        ("keep_effort", "\"thorough\"", json!("thorough")),
+        ("min-effect", "\"2%\"", json!("2%")),
+        ("max_runs", "12", json!(12)),
+        ("baseline-runs", "3", json!(3)),
+        ("holdout", "\"sh holdout.sh\"", json!("sh holdout.sh")),
+        ("holdout_policy", "\"reject\"", json!("reject")),
+        ("confirm", "false", json!(false)),
+        ("confirm-runs", "6", json!(6)),
+        ("max_duration", "\"8h\"", json!("8h")),
+        ("until", "\"07:00\"", json!("07:00")),
+        ("max-tokens", "500000", json!(500000)),
+        ("plateau", "20", json!(20)),
+        ("notify", "\"sh notify.sh\"", json!("sh notify.sh")),
         ("run-tag", "\"nightly\"", json!("nightly")),
         ("fresh", "true", json!(true)),
         ("json", "true", json!(true)),
