@@ -36,3 +36,4 @@ pub mod scope;
 pub mod signal;
 pub mod status;
 pub mod watch;
+pub mod writable;
