@@ -40,6 +40,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the effective configuration and where each value comes from.
     Config(Box<ConfigArgs>),
+    /// Install the $codex-autoresearch skill where Codex finds it, or print it.
+    Skill(crate::skill::SkillArgs),
 }
 
 /// `config`: the RUN FLAGS, plus which command to show the configuration of.
@@ -423,6 +425,15 @@ pub fn main() -> ExitCode {
             run.json = false;
             // A missing --iterations for exec is reported with the table, not instead of it.
             match gather(&run, false).and_then(|g| crate::status::config(g, json, exec)) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => fail(&out, &e),
+            }
+        }
+        Command::Skill(args) => {
+            let out = Output {
+                style: Style::Human,
+            };
+            match crate::skill::command(args, &out) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => fail(&out, &e),
             }

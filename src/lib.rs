@@ -34,5 +34,7 @@ pub mod prompt;
 pub mod repopath;
 pub mod scope;
 pub mod signal;
+pub mod skill;
 pub mod status;
 pub mod watch;
+pub mod writable;

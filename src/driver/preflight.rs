@@ -57,6 +57,8 @@ pub(super) fn preflight(opts: Options) -> Result<Preflight> {
     if let Some(h) = lock::peek(&paths.lock).filter(|h| h.pid != std::process::id() && h.alive()) {
         return Err(lock::held_message(&paths.lock, Some(&h)));
     }
+    // Codex's sandbox keeps .git read-only: say so before anything is written.
+    crate::writable::check(&repo)?;
     let saved = match (fresh, paths.has_run()) {
         (false, true) => match paths.peek_saved() {
             Some(s) => Some(s),
