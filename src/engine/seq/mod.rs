@@ -15,6 +15,8 @@ mod tests;
 mod tests_replay;
 #[cfg(test)]
 mod tests_rules;
+#[cfg(test)]
+mod tests_sim;
 
 pub use machine::Seq;
 pub use noise::{NoiseMode, NoiseState};
