@@ -8,6 +8,7 @@ pub mod policy;
 pub mod reason;
 pub mod reducer;
 pub mod row;
+pub mod seq;
 pub mod step;
 pub mod stop;
 
