@@ -5,6 +5,7 @@ pub mod inflight;
 pub mod lessons;
 pub mod lock;
 pub mod results;
+pub mod runs;
 pub mod state;
 
 use std::fs;
@@ -23,10 +24,12 @@ pub const PRIVATE: &str = ".autoresearch";
 /// The run's files beside each other in the artifacts directory (the lessons carry over).
 const TOP: [&str; 3] = [RESULTS, STATE, LESSONS];
 /// The files of `.autoresearch/` that belong to one run (archived with it).
-const RUN_PRIVATE: [&str; 3] = [FEEDBACK, SETTINGS, KEPT];
+const RUN_PRIVATE: [&str; 4] = [FEEDBACK, SETTINGS, KEPT, RUNS];
 const FEEDBACK: &str = "feedback.txt";
 const SETTINGS: &str = "settings.json";
 const KEPT: &str = "kept-files.json";
+/// Every verify run of the run (`artifacts::runs`).
+pub const RUNS: &str = "runs.tsv";
 
 /// The name of an archived generation of `file` (`research-results.tsv` -> `research-results.prev.tsv`,
 /// `.prev2`, ...).
@@ -94,6 +97,8 @@ pub struct Paths {
     pub settings: PathBuf,
     /// The user's untracked files outside the scope and their backups (`git::KeptFile`).
     pub kept: PathBuf,
+    /// Every verify run (`artifacts::runs`).
+    pub runs: PathBuf,
     /// The artifacts directory relative to the repository root, if it is inside it.
     pub rel_in_repo: Option<String>,
     /// The engine's own stdout and stderr when they are files inside the work tree
@@ -140,6 +145,7 @@ impl Paths {
             child: private.join("child.json"),
             settings: private.join(SETTINGS),
             kept: private.join(KEPT),
+            runs: private.join(RUNS),
             private,
             dir,
             rel_in_repo,

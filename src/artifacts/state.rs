@@ -94,6 +94,9 @@ pub struct EngineInfo {
     /// Tokens over the whole run.
     #[serde(default)]
     pub usage: Usage,
+    /// The SEQ preset `--keep-effort auto` chose (kept for a resume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_effort: Option<String>,
     /// Time spent, in milliseconds, over the whole run.
     #[serde(default)]
     pub agent_ms: u64,
@@ -131,6 +134,12 @@ pub struct StateFile {
     pub state: Tally,
     #[serde(default)]
     pub engine: EngineInfo,
+    /// The keep rule's noise estimate (SEQ), for people and for `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<crate::engine::seq::NoiseState>,
+    /// `--holdout` at the start and at the end of the run (`{"start": x, "end": y}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<serde_json::Value>,
     #[serde(default)]
     pub updated_at: String,
 }

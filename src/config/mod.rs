@@ -322,6 +322,8 @@ pub const IDENTITY_KEYS: &[&str] = &[
 
 /// Keys that belong to the machine, not the run: never stored in the state file.
 const LOCAL_KEYS: &[&str] = &[
+    // The holdout is never stored where the agent could read it (GUIDE §7b).
+    "holdout",
     "repo",
     "artifacts_dir",
     "codex_bin",
@@ -442,6 +444,7 @@ impl Settings {
                 "codex_bin" => s.codex_bin = None,
                 "claude_bin" => s.claude_bin = None,
                 "fresh" => s.fresh = None,
+                "holdout" => s.holdout = None,
                 _ => s.json = None,
             }
         }

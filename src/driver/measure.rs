@@ -120,15 +120,30 @@ impl Run {
     pub(super) fn measure(&mut self, dir: &Path, stem: &str) -> Result<Measured> {
         self.no_process_since_clean = false;
         let mut values = Vec::new();
+        // One number per measurement (its `--repeat` runs share it).
+        let run = self.keep.number_run();
         for k in 1..=self.cfg.repeat {
             let log = if self.cfg.repeat == 1 {
                 dir.join(format!("{stem}.log"))
             } else {
                 dir.join(format!("{stem}-{k}.log"))
             };
-            let spec = self.check_spec(&self.cfg.verify, log);
+            let mut spec = self.check_spec(&self.cfg.verify, log);
+            // A seeded benchmark can vary its seed per run and show its real noise.
+            spec.env
+                .push(("AUTORESEARCH_VERIFY_RUN".into(), run.to_string().into()));
+            spec.env.push((
+                "AUTORESEARCH_VERIFY_ROLE".into(),
+                self.keep.next_role.as_str().into(),
+            ));
+            if self.cfg.repeat > 1 {
+                spec.env
+                    .push(("AUTORESEARCH_VERIFY_REPEAT".into(), k.to_string().into()));
+            }
+            let t = std::time::Instant::now();
             let out = process::run(&spec)
                 .map_err(|e| Error::Blocked(format!("cannot start verify (`sh -c`): {e}")))?;
+            self.verify_took(t.elapsed());
             self.write_feedback("last verify output", &out.last_lines(40));
             let extracted = match out.end {
                 End::Interrupted(sig) => return Ok(Measured::Interrupted(sig)),

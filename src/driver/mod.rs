@@ -4,6 +4,8 @@
 //! executor of one iteration and the escalation rows), `measure` (verify and guard runs),
 //! `tree` (inspection, restores and what they preserve).
 
+mod holdout;
+mod judge;
 mod measure;
 mod preflight;
 mod recover;
@@ -118,6 +120,10 @@ struct Run {
     _lock: Lock,
     /// The engine's own variables, read once at start.
     env: crate::config::EngineEnv,
+    /// The keep rule's state between iterations (SEQ, the runs log).
+    keep: judge::KeepState,
+    /// `--holdout`'s reference and the values of the keep being judged.
+    holdout: holdout::HoldoutState,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -157,6 +163,7 @@ fn new_run(
         env,
     } = setup;
     let policy = policy::for_mode(cfg.mode);
+    let keep = judge::KeepState::new(&cfg, &paths.runs);
     let rules = Rules {
         metric: cfg.metric.clone(),
         stop_condition: cfg.stop_condition.clone(),
@@ -198,6 +205,8 @@ fn new_run(
         git_dir_on_disk: crate::gitdir::OnDisk::default(),
         _lock: lock,
         env,
+        keep,
+        holdout: holdout::HoldoutState::default(),
     }
 }
 
@@ -294,6 +303,9 @@ impl Run {
                 break stop;
             }
         };
+        if !matches!(stop, Stop::Interrupted(_) | Stop::Blocked(_)) {
+            self.holdout_end()?;
+        }
         if let Some((status, description)) = policy::closing_row(&stop) {
             let n = self.replay.tally.iteration + 1;
             let row = self.experiment_row(n, status, None, None, Guard::NotRun, description);

@@ -19,6 +19,7 @@ use crate::engine::list_paths;
 use crate::engine::number::{canonical, delta, same};
 use crate::engine::reducer::Replay;
 use crate::engine::row::{Guard, Row, Status, one_line};
+use crate::engine::step::RunTaken;
 use crate::error::{Error, IoContext, Result};
 use crate::git::Repo;
 use crate::output::{StartInfo, Summary};
@@ -337,6 +338,8 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
         config: cfg.settings.to_saved(),
         state: replay.tally.clone(),
         engine: EngineInfo::default(),
+        noise: None,
+        holdout: None,
         updated_at: String::new(),
     };
     // A results log is needed for the Run value; it is only created on disk after the baseline.
@@ -364,7 +367,10 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
     // there when the baseline fails): an earlier run is archived only once this one can start.
     let dir = run.paths.private.join("baseline");
     fsutil::ensure_dir(&dir)?;
-    let (metric, guard) = run.baseline(&dir)?;
+    run.keep.next_role = crate::engine::seq::Role::Baseline;
+    let (first, guard) = run.baseline(&dir)?;
+    let (metric, runs) = run.baseline_more(&dir, first)?;
+    run.holdout_start("start")?;
     let baseline = Row {
         iteration: 0,
         commit: Repo::short(head),
@@ -372,9 +378,16 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
         delta: 0.0,
         guard,
         status: Status::Baseline,
-        description: format!("baseline: {} = {}", run.cfg.metric, canonical(metric)),
+        description: format!(
+            "baseline: {} = {}{}",
+            run.cfg.metric,
+            canonical(metric),
+            run.noise_note()
+        ),
     };
     run.begin_log(&baseline, &dir)?;
+    run.log_runs(0, None, runs)?;
+    run.save_state()?;
     run.out.started(&StartInfo {
         run_tag: &run.run_tag,
         mode: run.cfg.mode.as_str(),
@@ -456,6 +469,8 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
         config: cfg.settings.to_saved(),
         state: old.replay.tally.clone(),
         engine: EngineInfo::default(),
+        noise: None,
+        holdout: None,
         updated_at: String::new(),
     });
     state.config = cfg.settings.to_saved();
@@ -464,6 +479,12 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
     let mut run = new_run(setup, old.results, old.replay, state, head_now, run_tag);
     run.keep_user_files(user_untracked)?;
 
+    // The keep rule's runs first: the re-measure below is one of them.
+    let (log, records) = crate::artifacts::runs::RunsLog::open(&run.paths.runs)?;
+    run.keep.count = log.next_run() - 1;
+    run.keep.runs = log;
+    let replayed = run.replay_keep_rule(records);
+    run.keep.next_role = crate::engine::seq::Role::Retained;
     // Re-measure the retained tree: the metric must still be there and the guard must still pass.
     let n = run.replay.tally.iteration + 1;
     let dir = run.paths.iter_dir(n);
@@ -485,6 +506,20 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
             return Err(Error::Interrupted(sig, "while re-measuring"));
         }
     };
+    let seq = run.keep.seq.is_some();
+    // Exact mode has no retained runs to notice a change by itself: a deterministic metric that
+    // measures differently now is a drift, re-baselined.
+    let exact_changed = seq
+        && run.keep.seq.as_ref().is_some_and(|s| {
+            s.noise().mode == crate::engine::seq::NoiseMode::Exact
+                && s.reference_mean().is_some_and(|r| !same(r, metric))
+        });
+    let metric = if seq {
+        run.resume_keep_rule(&dir, n, metric, moved || !replayed || exact_changed)?
+    } else {
+        metric
+    };
+    run.holdout_start(&format!("resume-{n:04}"))?;
     // Saved only now: a refused resume leaves the stored configuration as it was.
     run.save_state()?;
     let retained = run.replay.tally.current_metric;
@@ -500,7 +535,10 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
         retained,
         agent: run.agent.name(),
     });
-    if moved || !same(metric, retained) {
+    // Under SEQ a retained value that measures differently is noise or a level shift the rule
+    // tracks itself; only a moved HEAD or a changed deterministic metric (re-baselined above)
+    // is a drift.
+    if moved || exact_changed || (!seq && !same(metric, retained)) {
         let why = if moved {
             format!(
                 "HEAD moved from {} to {} between runs",
@@ -554,6 +592,19 @@ impl Run {
                 return Err(Error::Interrupted(sig, "during the baseline"));
             }
         })
+    }
+
+    /// The baseline's extra runs under SEQ; a verify that stops giving a metric refuses the run
+    /// like the first one.
+    fn baseline_more(&mut self, dir: &Path, first: f64) -> Result<(f64, Vec<(u64, RunTaken)>)> {
+        match self.baseline_runs(dir, first)? {
+            Ok(r) => Ok(r),
+            Err(Untouched::NoMetric { reason, .. }) => Err(Error::Refused(format!(
+                "a repeated baseline verify gives no metric ({reason}); verify must give a metric every time (its output: .autoresearch/baseline/)"
+            ))),
+            Err(Untouched::Interrupted(sig)) => Err(Error::Interrupted(sig, "during the baseline")),
+            Err(Untouched::GuardFails { .. }) => unreachable!("the extra runs are verify only"),
+        }
     }
 
     /// Archives an earlier run (only now that this one can start), moves the baseline's logs

@@ -19,7 +19,9 @@ use crate::engine::number::{canonical, delta};
 use crate::engine::policy::{self, Stop};
 use crate::engine::reducer::Directive;
 use crate::engine::row::{Guard, Row, Status, one_line};
-use crate::engine::step::{Action, Base, Found, Guarded, Held, Iteration, Observation, TurnEnd};
+use crate::engine::step::{
+    Action, Base, Found, Guarded, Held, Iteration, Judge, Observation, TurnEnd,
+};
 use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::gitdir::{self, GitDirSnapshot};
@@ -192,6 +194,12 @@ impl Run {
             self.cfg.guard.is_some(),
             self.verify_failures,
         );
+        if let Some(seq) = self.keep.seq.take() {
+            m = m.with_seq(seq);
+        }
+        if self.holdout.holdout.is_some() {
+            m = m.with_holdout(self.cfg.holdout_policy == crate::config::HoldoutPolicy::Reject);
+        }
         let mut marker = Inflight {
             version: 1,
             iteration: n,
@@ -209,6 +217,9 @@ impl Run {
         loop {
             if let Action::End(stop) = action {
                 self.verify_failures = m.verify_failures();
+                if let Judge::Seq(seq) = m.take_judge() {
+                    self.keep.seq = Some(*seq);
+                }
                 Inflight::clear(&self.paths.inflight)?;
                 return Ok(stop);
             }
@@ -217,8 +228,22 @@ impl Run {
             } else {
                 it.rec.rework_turns = m.reworks();
             }
+            let turn = matches!(action, Action::Turn { .. });
+            let t = Instant::now();
             let obs = self.execute(&mut it, action)?;
+            if turn && let Some(p) = self.choose_effort(t.elapsed()) {
+                m.tune(p);
+            }
             action = m.observe(obs);
+            // At most one run per observation: the one just measured.
+            let runs: Vec<_> = m
+                .take_runs()
+                .into_iter()
+                .map(|r| (self.keep.count, r))
+                .collect();
+            if !runs.is_empty() {
+                self.log_runs(n, m.trial(), runs)?;
+            }
         }
     }
 
@@ -280,9 +305,16 @@ impl Run {
             }
             Action::Measure { stem } => {
                 let t = Instant::now();
+                self.keep.next_role = crate::engine::seq::Role::Candidate;
                 let measured = self.measure(&it.dir, &stem)?;
                 it.rec.verify_ms += ms(t.elapsed());
                 self.restore_measurement_writes("verify")?;
+                Observation::Measured(measured)
+            }
+            Action::MeasureRetained { stem } => {
+                let t = Instant::now();
+                let measured = self.measure_retained(&it.dir, &stem)?;
+                it.rec.verify_ms += ms(t.elapsed());
                 Observation::Measured(measured)
             }
             Action::Guard { stem } => {
@@ -292,7 +324,14 @@ impl Run {
                 self.restore_measurement_writes("the guard")?;
                 Observation::Guarded(guarded.unwrap_or(Guarded::Pass))
             }
+            Action::Holdout { stem: _ } => {
+                let t = Instant::now();
+                let verdict = self.holdout_verdict(it.n)?;
+                it.rec.guard_ms += ms(t.elapsed());
+                Observation::HeldOut(verdict)
+            }
             Action::Keep { trial } => {
+                self.holdout_kept();
                 self.head = trial;
                 self.restore_tree()?;
                 Observation::Restored

@@ -95,6 +95,22 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// `x` rounded to `digits` significant digits, in canonical form (`0.012345` -> `0.012`).
+pub fn significant(x: f64, digits: i32) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return canonical(x);
+    }
+    let scale = 10f64.powi(digits - 1 - x.abs().log10().floor() as i32);
+    canonical((x * scale).round() / scale)
+}
+
+/// Returns the median of `values`, or `None` when there are none.
+pub fn median_duration(values: &[std::time::Duration]) -> Option<std::time::Duration> {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    (!v.is_empty()).then(|| v[v.len() / 2])
+}
+
 /// Returns true when two metrics are equal at the precision the TSV keeps.
 pub fn same(a: f64, b: f64) -> bool {
     canonical(a) == canonical(b)

@@ -6,6 +6,12 @@
 
 use super::Direction;
 use super::policy::{Policy, Stop};
+use super::seq::{Role, Use};
+
+pub use judge::{Judge, RunTaken};
+
+#[path = "step_judge.rs"]
+mod judge;
 use super::reducer::Directive;
 use super::row::{Guard, Status, one_line};
 
@@ -124,6 +130,8 @@ pub enum Observation<C> {
     Committed(C),
     Measured(Measured),
     Guarded(Guarded),
+    /// What the holdout said about a keep.
+    HeldOut(super::holdout::Verdict),
     RolledBack(Option<Held<C>>),
     /// The tree was restored (after [`Action::Undo`] or [`Action::Keep`]).
     Restored,
@@ -168,8 +176,12 @@ pub enum Action<C> {
     Commit { message: String },
     /// Run verify on the trial; `stem` names its log.
     Measure { stem: String },
+    /// Run verify on the retained commit (the tree set to it, then back to the trial).
+    MeasureRetained { stem: String },
     /// Run the guard on the trial.
     Guard { stem: String },
+    /// Run the holdout on a trial about to be kept (GUIDE §7b).
+    Holdout { stem: String },
     /// Make the trial the retained commit.
     Keep { trial: C },
     /// Roll back to the retained commit, keeping the trial (and, with `unfinished`, the
@@ -201,7 +213,23 @@ pub struct Iteration<'p, C> {
     policy: &'p dyn Policy,
     direction: Direction,
     directive: Directive,
-    retained: f64,
+    judge: Judge,
+    /// SEQ: a candidate is being judged (`begin` called, no keep yet).
+    judging: bool,
+    /// The role of the measurement asked for last.
+    asked: Role,
+    /// Runs consumed since the driver last took them.
+    taken: Vec<RunTaken>,
+    /// Verify runs of each commit this iteration (they name the logs).
+    candidate_runs: u32,
+    retained_runs: u32,
+    guard_result: Guard,
+    /// `--holdout`: `Some(reject)` when there is one (`reject`: a regression discards).
+    holdout: Option<bool>,
+    /// The holdout ran on this keep.
+    held_out: bool,
+    /// The trial was kept (SEQ's keep is final).
+    kept: bool,
     rework_limit: u32,
     has_guard: bool,
     phase: Phase,
@@ -256,7 +284,16 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             policy,
             direction,
             directive,
-            retained,
+            judge: Judge::Strict { retained },
+            judging: false,
+            asked: Role::Candidate,
+            taken: Vec::new(),
+            candidate_runs: 0,
+            retained_runs: 0,
+            guard_result: Guard::NotRun,
+            holdout: None,
+            held_out: false,
+            kept: false,
             rework_limit,
             has_guard,
             phase: Phase::Agent,
@@ -326,12 +363,17 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             Observation::Committed(c) => {
                 self.trial = Some(c);
                 self.phase = Phase::Verify;
-                Action::Measure {
-                    stem: self.stem("verify"),
+                self.candidate_runs = 0;
+                if let Judge::Seq(seq) = &mut self.judge {
+                    seq.begin();
+                    self.judging = true;
+                    return self.seq_next();
                 }
+                self.measure_candidate()
             }
             Observation::Measured(m) => self.on_measured(m),
             Observation::Guarded(g) => self.on_guarded(g),
+            Observation::HeldOut(v) => self.on_held_out(v),
             Observation::RolledBack(held) => self.after(held),
             Observation::Restored => self.after(None),
             Observation::Recorded => {
@@ -343,6 +385,12 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
 
     fn end(&mut self, stop: Option<Stop>) -> Action<C> {
         self.over = true;
+        if std::mem::take(&mut self.judging)
+            && !self.kept
+            && let Judge::Seq(seq) = &mut self.judge
+        {
+            seq.abandon();
+        }
         Action::End(stop)
     }
 
@@ -539,10 +587,38 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
                 };
                 self.roll_back_then(draft)
             }
+            Measured::Metric(v) if self.judging => {
+                self.verify_failures = 0;
+                let role = self.asked;
+                let Judge::Seq(seq) = &mut self.judge else {
+                    unreachable!("judging is SEQ's");
+                };
+                let used = seq.observe(role, v);
+                let ev = seq.evidence();
+                if ev.n_candidate > 0 && ev.mean.is_finite() {
+                    // The trial's value so far: what a guard failure's row shows.
+                    self.metric = Some(ev.mean);
+                }
+                self.taken.push(RunTaken {
+                    role,
+                    value: v,
+                    used,
+                });
+                self.seq_next()
+            }
             Measured::Metric(v) => {
                 self.verify_failures = 0;
                 self.metric = Some(v);
-                if !self.policy.improves(self.direction, v, self.retained) {
+                self.taken.push(RunTaken {
+                    role: Role::Candidate,
+                    value: v,
+                    used: Use::Ok,
+                });
+                let retained = match &self.judge {
+                    Judge::Strict { retained } => *retained,
+                    Judge::Seq(_) => unreachable!("SEQ judges while judging"),
+                };
+                if !self.policy.improves(self.direction, v, retained) {
                     let description = match self.reworks {
                         0 => desc,
                         r => format!("{desc} (rework {r} lost the improvement)"),
@@ -568,23 +644,45 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
     }
 
     fn keep(&mut self, guard: Guard) -> Action<C> {
+        if self.holdout.is_some() && !self.held_out {
+            self.held_out = true;
+            self.guard_result = guard;
+            return Action::Holdout {
+                stem: self.stem("holdout"),
+            };
+        }
+        self.keep_now(guard, "")
+    }
+
+    /// The keep's row (`tag` leads the description) and the keep itself.
+    fn keep_now(&mut self, guard: Guard, tag: &str) -> Action<C> {
         let note = match self.reworks {
             0 => String::new(),
             r => format!(" (guard passed after {})", turns(r)),
         };
+        let evidence = self.evidence_tag();
         let trial = self.trial.expect("a keep follows a trial commit");
+        self.kept = true;
         self.then = Then::Record(Draft {
             status: Status::Keep,
             commit: Some(trial),
             metric: self.metric,
             guard,
-            description: format!("{}{note}", self.desc()),
+            description: format!("{tag}{}{note}{evidence}", self.desc()),
         });
         Action::Keep { trial }
     }
 
     fn on_guarded(&mut self, g: Guarded) -> Action<C> {
         match g {
+            Guarded::Pass if self.judging => {
+                self.guard_result = Guard::Pass;
+                if let Judge::Seq(seq) = &mut self.judge {
+                    seq.guard_passed();
+                }
+                self.phase = Phase::Verify;
+                self.seq_next()
+            }
             Guarded::Pass => self.keep(Guard::Pass),
             Guarded::Interrupted(sig) => self.abandon(sig),
             Guarded::Fail { reason, tail, line } => self.on_guard_fail(reason, tail, line),

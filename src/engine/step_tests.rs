@@ -12,6 +12,8 @@ use crate::engine::row::{Guard, Status};
 mod ends;
 #[path = "step_tests_rework.rs"]
 mod rework;
+#[path = "step_tests_seq.rs"]
+mod seq;
 
 type Obs = Observation<u32>;
 type Act = Action<u32>;

@@ -861,6 +861,8 @@ fn a_rework_outside_the_scope_is_rolled_back_by_the_chosen_policy() {
 }
 
 /// The baseline's verify and guard see `AUTORESEARCH_ITERATION=0`; the first trial's see 1.
+/// Each verify run also sees its role and its number in `runs.tsv`: SEQ measures a
+/// deterministic baseline twice, and confirms a better trial with one identical rerun.
 #[test]
 fn the_baseline_measures_as_iteration_zero() {
     let repo = number_repo(10);
@@ -868,7 +870,7 @@ fn the_baseline_measures_as_iteration_zero() {
     let verify = repo.script(
         "verify.sh",
         &format!(
-            "echo \"verify $AUTORESEARCH_ITERATION\" >> {0}\ncat src/value.txt",
+            "echo \"verify $AUTORESEARCH_ITERATION $AUTORESEARCH_VERIFY_ROLE $AUTORESEARCH_VERIFY_RUN\" >> {0}\ncat src/value.txt",
             seen.display()
         ),
     );
@@ -887,7 +889,21 @@ fn the_baseline_measures_as_iteration_zero() {
     )
     .expect_code(0);
     let seen = std::fs::read_to_string(seen).unwrap();
-    assert_eq!(seen, "verify 0\nguard 0\nverify 1\nguard 1\n");
+    assert_eq!(
+        seen,
+        "verify 0 baseline 1\nguard 0\nverify 0 baseline 2\nverify 1 candidate 3\nverify 1 candidate 4\nguard 1\n"
+    );
+    let runs = repo.read(".autoresearch/runs.tsv");
+    let roles: Vec<&str> = runs
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(3).unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["baseline", "baseline", "candidate", "candidate"],
+        "{runs}"
+    );
 }
 
 /// A SIGINT that arrives while the last iteration's verify finishes normally still ends the run

@@ -19,6 +19,7 @@ mod nonutf8;
 mod preflight;
 mod readonly_git;
 mod resume;
+mod seq_keep;
 mod skill;
 mod status_cmd;
 mod stress;

@@ -77,7 +77,12 @@ fn a_verify_that_writes_is_always_found_and_a_quiet_one_skips_the_second_scan() 
             (7, "echo 1 > src/value.txt; echo 'quiet again'"),
         ],
     );
-    let r = repo.run_loop(&verify, &agent, &["--iterations", "7"]);
+    // One measurement per trial (strict), so each iteration's scans are easy to count.
+    let r = repo.run_loop(
+        &verify,
+        &agent,
+        &["--iterations", "7", "--keep-rule", "strict"],
+    );
     r.expect_code(0);
     assert_eq!(
         repo.statuses(),
@@ -109,7 +114,7 @@ fn the_watch_can_be_turned_off() {
         .args(TestRepo::loop_args(
             "sh measure.sh",
             &agent,
-            &["--iterations", "2"],
+            &["--iterations", "2", "--keep-rule", "strict"],
         ));
     let r: Run = cmd.output().expect("run binary").into();
     r.expect_code(0);

@@ -119,6 +119,12 @@ impl Seq {
         &self.params
     }
 
+    /// Changes the parameters (`--keep-effort auto` decides once an agent turn was timed,
+    /// before any trial is judged).
+    pub fn set_params(&mut self, params: Params) {
+        self.params = params;
+    }
+
     /// Whether the baseline is established (the driver's baseline loop is over).
     pub fn baseline_done(&self) -> bool {
         !matches!(self.phase, Phase::Baseline { .. })

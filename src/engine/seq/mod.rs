@@ -35,15 +35,19 @@ pub enum Role {
     Retained,
     /// A run of the iteration's trial commit (including the rebase runs after the guard).
     Candidate,
+    /// The retained commit re-measured on resume to see verify still works: recorded, never
+    /// given to the rule (the replayed reference goes on).
+    Check,
 }
 
 impl Role {
-    /// `baseline`, `retained` or `candidate` (the `role` column of `runs.tsv`).
+    /// `baseline`, `retained`, `candidate` or `check` (the `role` column of `runs.tsv`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Baseline => "baseline",
             Role::Retained => "retained",
             Role::Candidate => "candidate",
+            Role::Check => "check",
         }
     }
 }
@@ -55,8 +59,9 @@ impl FromStr for Role {
             "baseline" => Ok(Role::Baseline),
             "retained" => Ok(Role::Retained),
             "candidate" => Ok(Role::Candidate),
+            "check" => Ok(Role::Check),
             other => Err(format!(
-                "`{other}` is not a run role (use baseline, retained or candidate)"
+                "`{other}` is not a run role (use baseline, retained, candidate or check)"
             )),
         }
     }

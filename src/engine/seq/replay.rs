@@ -53,7 +53,29 @@ pub fn replay(
             }
             continue;
         }
-        replay_iteration(&mut seq, group);
+        // A re-baseline (HEAD moved between runs, an evaluator changed): a new reference
+        // from fresh baseline runs, as the driver makes it; the iteration's own runs follow.
+        // Everything up to the last baseline run belongs to it (a resume's check before it).
+        let fresh = group
+            .iter()
+            .rposition(|r| r.role == Role::Baseline)
+            .map_or(0, |i| i + 1);
+        if fresh > 0 {
+            seq = Seq::new(direction, seq.params().clone());
+            for r in group[..fresh].iter().filter(|r| r.role == Role::Baseline) {
+                seq.observe(r.role, r.value);
+            }
+        }
+        let rest: Vec<&RunRecord> = group[fresh..]
+            .iter()
+            .copied()
+            // A check the rule did not take (the retained tree re-measured on resume).
+            .filter(|r| r.role != Role::Check)
+            .collect();
+        if rest.is_empty() && fresh > 0 && outcome.is_none() {
+            continue;
+        }
+        replay_iteration(&mut seq, &rest);
         finish(&mut seq, outcome);
     }
     seq
