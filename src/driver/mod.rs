@@ -4,6 +4,7 @@
 //! executor of one iteration and the escalation rows), `measure` (verify and guard runs),
 //! `tree` (inspection, restores and what they preserve).
 
+mod baseline_check;
 mod measure;
 mod preflight;
 mod recover;
@@ -109,6 +110,8 @@ struct Run {
     notes: Vec<String>,
     /// Verify and guard are running on the untouched tree (baseline, re-measure on resume).
     untouched: bool,
+    /// What verify and guard touched at the baseline (only while it runs).
+    baseline_check: Option<baseline_check::BaselineCheck>,
     /// The tree was restored and the watch armed since: a change seen before the next agent
     /// turn was made by someone else.
     settled: bool,
@@ -194,6 +197,7 @@ fn new_run(
         scans: 0,
         notes: Vec::new(),
         untouched: false,
+        baseline_check: None,
         settled: false,
         git_dir_on_disk: crate::gitdir::OnDisk::default(),
         _lock: lock,

@@ -146,6 +146,8 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
             h.pid
         ));
     }
+    // Stand-ins a killed baseline left are no run.
+    super::baseline_check::remove_stand_ins(paths);
     let mut existing = match (paths.has_run(), pre.fresh) {
         (false, _) => None,
         (true, false) => Some(load_existing(paths, out)?),
@@ -364,7 +366,7 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
     // there when the baseline fails): an earlier run is archived only once this one can start.
     let dir = run.paths.private.join("baseline");
     fsutil::ensure_dir(&dir)?;
-    let (metric, guard) = run.baseline(&dir)?;
+    let (metric, guard) = run.checked_baseline(&dir)?;
     let baseline = Row {
         iteration: 0,
         commit: Repo::short(head),
@@ -531,7 +533,7 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
 impl Run {
     /// Verify and guard on the untouched tree; a missing metric or a failing guard refuses the
     /// run. Their logs wait in `dir`.
-    fn baseline(&mut self, dir: &Path) -> Result<(f64, Guard)> {
+    pub(super) fn baseline(&mut self, dir: &Path) -> Result<(f64, Guard)> {
         Ok(match self.measure_untouched(dir, "")? {
             Ok(m) => m,
             Err(Untouched::NoMetric { reason, tail }) => {

@@ -3,6 +3,7 @@
 //! Nothing here touches the filesystem, git or processes, so all of it is unit-tested directly.
 
 pub mod metric;
+pub mod metric_forms;
 pub mod number;
 pub mod policy;
 pub mod reason;

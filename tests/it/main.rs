@@ -15,6 +15,7 @@ mod escalation;
 mod exec;
 mod gitdir;
 mod loop_basic;
+mod measure_checks;
 mod nonutf8;
 mod preflight;
 mod readonly_git;
