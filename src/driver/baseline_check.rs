@@ -81,10 +81,9 @@ impl OpenWatch {
             | AddWatchFlags::IN_ONLYDIR
             | AddWatchFlags::IN_DONT_FOLLOW;
         let mut dirs = HashMap::new();
-        dirs.insert(
-            inotify.add_watch(&paths.dir, mask).ok()?,
-            (paths.dir.clone(), false),
-        );
+        if let Ok(wd) = inotify.add_watch(&paths.dir, mask) {
+            dirs.insert(wd, (paths.dir.clone(), false));
+        }
         let mut todo = vec![(paths.private.clone(), 0)];
         while let Some((dir, depth)) = todo.pop() {
             if dirs.len() >= MAX_WATCHES {
@@ -173,7 +172,7 @@ impl BaselineCheck {
         }
         if let Some((who, files)) = self.edited.into_iter().next() {
             return Err(Error::Refused(format!(
-                "{who} changed tracked files at the baseline ({}; put back, their changed content kept as blobs named above): verify and guard must not change the tree they measure; run fixers in check mode (`ruff check --no-fix`, `ruff format --check`, `eslint` without --fix, `prettier --check`, `cargo fmt --check`)",
+                "{who} changed tracked files at the baseline ({}; put back; their changed content is named above): verify and guard must not change the tree they measure; run fixers in check mode (`ruff check --no-fix`, `ruff format --check`, `eslint` without --fix, `prettier --check`, `cargo fmt --check`)",
                 list_paths(&files)
             )));
         }
