@@ -19,6 +19,7 @@ mod measure_checks;
 mod nonutf8;
 mod preflight;
 mod readonly_git;
+mod recipes;
 mod resume;
 mod skill;
 mod status_cmd;
