@@ -11,15 +11,12 @@ use std::path::{Path, PathBuf};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use super::Run;
-use crate::artifacts::{LESSONS, PRIVATE, Paths, RESULTS, STATE};
+use crate::artifacts::{LESSONS, PRIVATE, Paths, RESULTS, STATE, stand_in};
 use crate::engine::list_paths;
 use crate::engine::row::Guard;
 use crate::error::{Error, Result};
 use crate::process::{self, Outcome, Spec};
 
-/// The content of a stand-in (a file with exactly this text is the engine's and is removed).
-const STAND_IN: &str =
-    "codex-autoresearch: stand-in while the baseline is measured (removed after it)\n";
 /// How deep below `.autoresearch/` directories are watched, and how many at most.
 const PRIVATE_DEPTH: usize = 2;
 const MAX_WATCHES: usize = 1000;
@@ -31,29 +28,6 @@ pub(super) struct BaselineCheck {
     opened: Vec<(&'static str, BTreeSet<String>)>,
     /// The tracked files each command changed (already put back).
     edited: Vec<(&'static str, Vec<String>)>,
-}
-
-/// The root artifacts that may get a stand-in.
-fn top_files(paths: &Paths) -> [&Path; 3] {
-    [&paths.results, &paths.state, &paths.lessons]
-}
-
-/// Removes the stand-ins (also the ones a killed run left); best effort.
-pub(super) fn remove_stand_ins(paths: &Paths) {
-    for f in top_files(paths) {
-        if std::fs::read(f).is_ok_and(|b| b == STAND_IN.as_bytes()) {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
-
-/// Creates a stand-in for each root artifact that does not exist yet; best effort.
-fn place_stand_ins(paths: &Paths) {
-    for f in top_files(paths) {
-        if f.symlink_metadata().is_err() {
-            let _ = std::fs::write(f, STAND_IN);
-        }
-    }
 }
 
 /// An inotify watch for opens of the engine's files.
@@ -184,7 +158,7 @@ impl Run {
     /// The baseline with its check: stand-ins for missing root artifacts while it runs, then a
     /// refusal if verify or guard opened the engine's files or changed tracked files.
     pub(super) fn checked_baseline(&mut self, dir: &Path) -> Result<(f64, Guard)> {
-        place_stand_ins(&self.paths);
+        stand_in::place(&self.paths);
         self.baseline_check = Some(BaselineCheck {
             watch: OpenWatch::start(&self.paths),
             opened: Vec::new(),
@@ -192,7 +166,7 @@ impl Run {
         });
         let measured = self.baseline(dir);
         let check = self.baseline_check.take();
-        remove_stand_ins(&self.paths);
+        stand_in::remove(&self.paths);
         if let (Some(c), false) = (check, matches!(measured, Err(Error::Interrupted(..)))) {
             c.verdict(&self.paths)?;
         }

@@ -147,7 +147,7 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
         ));
     }
     // Stand-ins a killed baseline left are no run.
-    super::baseline_check::remove_stand_ins(paths);
+    crate::artifacts::stand_in::remove(paths);
     let mut existing = match (paths.has_run(), pre.fresh) {
         (false, _) => None,
         (true, false) => Some(load_existing(paths, out)?),

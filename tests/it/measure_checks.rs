@@ -224,3 +224,29 @@ fn fix_mode_reads_a_missing_failure_count_as_zero_and_stops() {
     );
     assert!(line.contains("exit 2"), "{line}");
 }
+
+#[test]
+fn stand_ins_are_no_run_even_when_the_engine_is_killed_during_the_baseline() {
+    let repo = number_repo(10);
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    let slow = repo.script("slow.sh", "sleep 30; cat src/value.txt");
+    let mut engine = repo
+        .cmd()
+        .args(TestRepo::loop_args(&slow, &agent, &["--iterations", "1"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the engine");
+    wait_for("the stand-ins of the baseline", || {
+        repo.exists("research-results.tsv") && repo.exists("autoresearch-state.json")
+    });
+    let s = repo.run(&["status"]);
+    s.expect_code(0);
+    assert!(s.stdout.contains("no autoresearch run"), "{}", s.stdout);
+    engine.kill().expect("kill the engine");
+    engine.wait().expect("reap the engine");
+
+    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "1"]);
+    r.expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "keep"]);
+}
