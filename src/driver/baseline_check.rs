@@ -41,8 +41,7 @@ struct OpenWatch {
 
 /// Whether `name`, in the artifacts directory, is one of the engine's files.
 fn is_artifact_name(name: &str) -> bool {
-    name == PRIVATE
-        || [RESULTS, STATE, LESSONS].contains(&name)
+    [RESULTS, STATE, LESSONS].contains(&name)
         || name.starts_with("research-results.prev")
         || name.starts_with("autoresearch-state.prev")
 }
@@ -95,6 +94,11 @@ impl OpenWatch {
                 let (Some((dir, all)), Some(name)) = (self.dirs.get(&e.wd), &e.name) else {
                     continue;
                 };
+                // Listing a directory is no read of the engine's files (test runners and linters
+                // list every directory they walk).
+                if e.mask.contains(AddWatchFlags::IN_ISDIR) {
+                    continue;
+                }
                 let text = name.to_string_lossy();
                 if text.starts_with(crate::fsutil::TMP_PREFIX) || (!all && !is_artifact_name(&text))
                 {

@@ -61,8 +61,30 @@ fn a_verify_that_reads_the_engines_files_is_refused_at_the_baseline() {
     assert!(line.contains("(research-results.tsv)"), "{line}");
     assert_no_run_files(&repo);
 
+    // A prompt stand-in too: a search of Markdown files would read the agent's prompts.
+    let r = repo.run_loop(
+        "grep -rn --include='*.md' TODO . | wc -l",
+        &agent,
+        &["--iterations", "1"],
+    );
+    let line = error_line(&r);
+    assert!(line.contains("(.autoresearch/, autoresearch-lessons.md)"), "{line}");
+    assert_no_run_files(&repo);
+    // Listing the directory is no read (test runners and linters walk every directory).
+    let r = repo.run_loop(
+        "find . -name '*.txt' -path './src/*' | wc -l",
+        &agent,
+        &["--iterations", "1"],
+    );
+    r.expect_code(0);
+    assert_eq!(repo.rows()[0][2], "1");
+
     // The advice works: the same count over tracked files only, or the artifacts elsewhere.
-    let r = repo.run_loop("git grep -n TODO | wc -l", &agent, &["--iterations", "1"]);
+    let r = repo.run_loop(
+        "git grep -n TODO | wc -l",
+        &agent,
+        &["--iterations", "1", "--fresh"],
+    );
     r.expect_code(0);
     assert_eq!(repo.rows()[0][2], "2");
     let outside = repo.aux.join("artifacts");
