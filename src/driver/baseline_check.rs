@@ -211,3 +211,41 @@ impl Run {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engines_files_beside_the_repository_files() {
+        for name in [
+            RESULTS,
+            STATE,
+            LESSONS,
+            "research-results.prev.tsv",
+            "autoresearch-state.prev3.json",
+        ] {
+            assert!(is_artifact_name(name), "{name}");
+        }
+        for name in ["README.md", "results.tsv", "autoresearch.toml", PRIVATE] {
+            assert!(!is_artifact_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_private_directory_is_shown_whole() {
+        let root = Path::new("/r");
+        let paths = Paths::new(root, None).unwrap();
+        let shown = |p: &str| BaselineCheck::shown(&paths, root, Path::new(p));
+        assert_eq!(
+            shown("/r/.autoresearch/iter-0001/prompt.md"),
+            ".autoresearch/"
+        );
+        assert_eq!(shown("/r/research-results.tsv"), "research-results.tsv");
+        let outside = Paths::new(root, Some(Path::new("/elsewhere"))).unwrap();
+        assert_eq!(
+            BaselineCheck::shown(&outside, root, Path::new("/elsewhere/.autoresearch/lock")),
+            "/elsewhere/.autoresearch/"
+        );
+    }
+}

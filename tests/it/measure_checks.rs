@@ -68,7 +68,10 @@ fn a_verify_that_reads_the_engines_files_is_refused_at_the_baseline() {
         &["--iterations", "1"],
     );
     let line = error_line(&r);
-    assert!(line.contains("(.autoresearch/, autoresearch-lessons.md)"), "{line}");
+    assert!(
+        line.contains("(.autoresearch/, autoresearch-lessons.md)"),
+        "{line}"
+    );
     assert_no_run_files(&repo);
     // Listing the directory is no read (test runners and linters walk every directory).
     let r = repo.run_loop(
