@@ -2,8 +2,9 @@
 //! files (results log, state, lessons, `.autoresearch/`: prompts, logs) or changes tracked files
 //! is refused before the run starts, with the fix. Opens are seen with inotify (`IN_OPEN`,
 //! `IN_ACCESS`) only while the command runs; the engine's own opens in that window (the command's
-//! log, its process-group record, temporary files) are left out. Missing root artifacts get a
-//! stand-in for the baseline, so that a command reading them has something to open.
+//! log, its process-group record, temporary files) are left out, and so is listing a directory.
+//! Files that do not exist yet get a stand-in for the baseline (`artifacts::stand_in`), so that a
+//! command reading them has something to open.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
