@@ -53,7 +53,7 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
     let paths = Paths::new(&repo.root, artifacts_dir)?;
     let holder = lock::peek(&paths.lock).filter(|h| h.alive());
     let root = repo.root.display().to_string();
-    if !paths.results.exists() {
+    if !paths.results.exists() || crate::artifacts::stand_in::is(&paths.results) {
         if json_out {
             say!(
                 "{}",

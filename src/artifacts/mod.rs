@@ -6,6 +6,7 @@ pub mod lessons;
 pub mod lock;
 pub mod results;
 pub mod runs;
+pub mod stand_in;
 pub mod state;
 
 use std::fs;
@@ -269,7 +270,9 @@ impl Paths {
 
     /// Returns true when a run's results or state exist here.
     pub fn has_run(&self) -> bool {
-        self.results.exists() || self.state.exists()
+        [&self.results, &self.state]
+            .iter()
+            .any(|f| f.exists() && !stand_in::is(f))
     }
 
     /// Returns the settings stored with the run here, read-only; `None` when there is no run

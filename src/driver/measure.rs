@@ -10,7 +10,7 @@ use crate::engine::row::Guard;
 use crate::engine::step::{Guarded, Measured};
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::process::{self, End, Spec};
+use crate::process::{End, Spec};
 
 /// Why verify and guard on an untouched tree (the baseline, the resume re-measure) refuse a start.
 pub(super) enum Untouched {
@@ -76,7 +76,8 @@ impl Run {
         const WHO: &str = "the measurement of the untouched tree";
         // Like in an iteration: what verify wrote is undone before the guard runs.
         let measured = self.measure(dir, &format!("{prefix}verify"))?;
-        self.restore_measurement_writes(WHO)?;
+        let edited = self.restore_measurement_writes(WHO)?;
+        self.note_edits("verify", edited);
         let metric = match measured {
             Measured::Metric(v) => v,
             Measured::Failed { reason, tail, .. } => {
@@ -85,7 +86,8 @@ impl Run {
             Measured::Interrupted(sig) => return Ok(Err(Untouched::Interrupted(sig))),
         };
         let guarded = self.run_guard(dir, &format!("{prefix}guard"))?;
-        self.restore_measurement_writes(WHO)?;
+        let edited = self.restore_measurement_writes(WHO)?;
+        self.note_edits("the guard", edited);
         let guard = match guarded {
             None => Guard::NotRun,
             Some(Guarded::Pass) => Guard::Pass,
@@ -141,7 +143,8 @@ impl Run {
                     .push(("AUTORESEARCH_VERIFY_REPEAT".into(), k.to_string().into()));
             }
             let t = std::time::Instant::now();
-            let out = process::run(&spec)
+            let out = self
+                .run_check(&spec, "verify")
                 .map_err(|e| Error::Blocked(format!("cannot start verify (`sh -c`): {e}")))?;
             self.verify_took(t.elapsed());
             self.write_feedback("last verify output", &out.last_lines(40));
@@ -157,7 +160,12 @@ impl Run {
                         tail: out.last_lines(5),
                     });
                 }
-                _ => self.cfg.metric_format.extract(&out.stdout),
+                // Fix mode: a count a passing verify no longer prints (`N failed`) is 0.
+                end => self.cfg.metric_format.read(
+                    &out.stdout,
+                    &self.cfg.metric,
+                    self.cfg.mode == crate::config::Mode::Fix && end == End::Exited(0),
+                ),
             };
             match extracted {
                 Ok(v) => values.push(v),
@@ -184,7 +192,8 @@ impl Run {
         };
         self.no_process_since_clean = false;
         let spec = self.check_spec(&guard, dir.join(format!("{stem}.log")));
-        let out = process::run(&spec)
+        let out = self
+            .run_check(&spec, "the guard")
             .map_err(|e| Error::Blocked(format!("cannot start the guard (`sh -c`): {e}")))?;
         self.write_feedback("last guard output", &out.last_lines(60));
         Ok(Some(match out.end {

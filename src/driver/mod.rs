@@ -6,6 +6,7 @@
 
 mod holdout;
 mod judge;
+mod baseline_check;
 mod measure;
 mod preflight;
 mod recover;
@@ -111,6 +112,8 @@ struct Run {
     notes: Vec<String>,
     /// Verify and guard are running on the untouched tree (baseline, re-measure on resume).
     untouched: bool,
+    /// What verify and guard touched at the baseline (only while it runs).
+    baseline_check: Option<baseline_check::BaselineCheck>,
     /// The tree was restored and the watch armed since: a change seen before the next agent
     /// turn was made by someone else.
     settled: bool,
@@ -201,6 +204,7 @@ fn new_run(
         scans: 0,
         notes: Vec::new(),
         untouched: false,
+        baseline_check: None,
         settled: false,
         git_dir_on_disk: crate::gitdir::OnDisk::default(),
         _lock: lock,

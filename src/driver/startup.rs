@@ -147,6 +147,8 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
             h.pid
         ));
     }
+    // Stand-ins a killed baseline left are no run.
+    crate::artifacts::stand_in::remove(paths);
     let mut existing = match (paths.has_run(), pre.fresh) {
         (false, _) => None,
         (true, false) => Some(load_existing(paths, out)?),
@@ -368,7 +370,7 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
     let dir = run.paths.private.join("baseline");
     fsutil::ensure_dir(&dir)?;
     run.keep.next_role = crate::engine::seq::Role::Baseline;
-    let (first, guard) = run.baseline(&dir)?;
+    let (first, guard) = run.checked_baseline(&dir)?;
     let (metric, runs) = run.baseline_more(&dir, first)?;
     run.holdout_start("start")?;
     let baseline = Row {
@@ -569,7 +571,7 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
 impl Run {
     /// Verify and guard on the untouched tree; a missing metric or a failing guard refuses the
     /// run. Their logs wait in `dir`.
-    fn baseline(&mut self, dir: &Path) -> Result<(f64, Guard)> {
+    pub(super) fn baseline(&mut self, dir: &Path) -> Result<(f64, Guard)> {
         Ok(match self.measure_untouched(dir, "")? {
             Ok(m) => m,
             Err(Untouched::NoMetric { reason, tail }) => {

@@ -412,17 +412,18 @@ impl Run {
     /// guard and a rework turn start from the trial, and it is never committed: new files are
     /// removed (said once per run); a tracked file they changed is put back with its changed
     /// content kept as a loose blob and named (an edit someone made meanwhile looks the same);
-    /// your untracked files are put back the same way.
-    pub(super) fn restore_measurement_writes(&mut self, who: &str) -> Result<()> {
+    /// your untracked files are put back the same way. Returns the tracked files it put back.
+    pub(super) fn restore_measurement_writes(&mut self, who: &str) -> Result<Vec<String>> {
         let head = self.repo.head()?;
         let kept = self.kept_path_set();
         let changes = self.changes_since_clean(head)?;
-        let mut created = Vec::new();
+        let (mut created, mut edited) = (Vec::new(), Vec::new());
         for c in changes.iter().filter(|c| !kept.contains(&c.path)) {
             if c.kind == ChangeKind::Untracked {
                 created.push(c.path.clone());
                 continue;
             }
+            edited.push(c.path.clone());
             let full = crate::repopath::to_fs(&self.repo.root, &c.path);
             let path = crate::repopath::display(&c.path);
             let note = match blob_copy(&self.repo, &full) {
@@ -453,7 +454,7 @@ impl Run {
         // The tree equals HEAD again; until the next process runs, even without the watch.
         self.clean_at = Some(head);
         self.no_process_since_clean = true;
-        Ok(())
+        Ok(edited)
     }
 
     /// Rolls back iteration `n`: keeps its work under `refs/autoresearch/<tag>/` (the trial and,

@@ -29,6 +29,27 @@ fn clip(s: &str) -> String {
 }
 
 impl MetricFormat {
+    /// Returns the metric of `--metric` `name` in `stdout`, or a short reason why there is none.
+    /// The scalar format also reads a number with a unit and a `name: value` line, and says
+    /// which format would read the output when it cannot. With `absent_is_zero` (fix mode, a
+    /// verify that exited 0), a regex that matches nothing reads 0: the counted failures are gone.
+    pub fn read(&self, stdout: &str, name: &str, absent_is_zero: bool) -> Result<f64, String> {
+        use super::metric_forms::{named, suggest, with_unit};
+        match self {
+            MetricFormat::Scalar => self.extract(stdout).or_else(|why| {
+                last_line(stdout)
+                    .and_then(with_unit)
+                    .or_else(|| named(stdout, name))
+                    .ok_or_else(|| match suggest(stdout) {
+                        Some(hint) => format!("{why}; {hint}"),
+                        None => why,
+                    })
+            }),
+            MetricFormat::Regex(re) if absent_is_zero && !re.is_match(stdout) => Ok(0.0),
+            _ => self.extract(stdout),
+        }
+    }
+
     /// Returns the metric in `stdout`, or a short reason why there is none.
     pub fn extract(&self, stdout: &str) -> Result<f64, String> {
         match self {
@@ -81,6 +102,38 @@ impl MetricFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scalar_reads_units_and_the_named_line_and_says_what_to_use() {
+        let f = MetricFormat::Scalar;
+        assert_eq!(f.read("42\n", "score", false), Ok(42.0));
+        assert_eq!(f.read("bench\n12ms\n", "latency", false), Ok(12.0));
+        assert_eq!(f.read("score: 0.93\nbye", "score", false), Ok(0.93));
+        assert_eq!(f.read("SCORE=0.5", "score", false), Ok(0.5));
+        let why = f.read("total: 0.93\ndone", "score", false).unwrap_err();
+        assert!(why.contains("`done`"), "{why}");
+        assert!(why.contains("--metric 'total'"), "{why}");
+        let why = f
+            .read("2 failed, 3 passed\n", "failures", true)
+            .unwrap_err();
+        assert!(
+            why.contains(r"--verify-format regex --metric-regex '(\d+) failed'"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_regex_without_a_match_reads_zero_only_when_told() {
+        let f = MetricFormat::Regex(Regex::new(r"(\d+) failed").unwrap());
+        assert_eq!(f.read("3 failed, 1 passed", "failures", true), Ok(3.0));
+        assert_eq!(f.read("4 passed", "failures", true), Ok(0.0));
+        assert!(f.read("4 passed", "failures", false).is_err());
+        let g = MetricFormat::Regex(Regex::new(r"failed: (\w+)").unwrap());
+        assert!(
+            g.read("failed: many", "failures", true).is_err(),
+            "a match is read"
+        );
+    }
 
     #[test]
     fn scalar_uses_the_last_non_empty_line() {

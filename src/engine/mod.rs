@@ -4,6 +4,7 @@
 
 pub mod holdout;
 pub mod metric;
+pub mod metric_forms;
 pub mod number;
 pub mod policy;
 pub mod reason;
