@@ -4,6 +4,7 @@
 //! executor of one iteration and the escalation rows), `measure` (verify and guard runs),
 //! `tree` (inspection, restores and what they preserve).
 
+mod drift;
 mod measure;
 mod preflight;
 mod recover;
@@ -62,6 +63,8 @@ struct Setup {
     scope: PathSet,
     protect: PathSet,
     protected_list: Vec<String>,
+    /// The files verify and guard execute (pinned at the baseline).
+    evaluators: Vec<crate::protection::EvaluatorFile>,
     lock: Lock,
     env: crate::config::EngineEnv,
 }
@@ -116,6 +119,8 @@ struct Run {
     /// Declared before the lock: it removes its file before the lock is released.
     git_dir_on_disk: crate::gitdir::OnDisk,
     _lock: Lock,
+    /// The evaluator files and their pins (`drift`).
+    pins: drift::Pins,
     /// The engine's own variables, read once at start.
     env: crate::config::EngineEnv,
 }
@@ -153,6 +158,7 @@ fn new_run(
         scope,
         protect,
         protected_list,
+        evaluators,
         lock,
         env,
     } = setup;
@@ -197,6 +203,7 @@ fn new_run(
         settled: false,
         git_dir_on_disk: crate::gitdir::OnDisk::default(),
         _lock: lock,
+        pins: drift::Pins::new(evaluators),
         env,
     }
 }
@@ -289,6 +296,12 @@ impl Run {
             }
             if let Some(why) = self.changed_by_someone_else()? {
                 break Stop::Blocked(why);
+            }
+            match self.rebaseline_if_drifted()? {
+                drift::Drift::Stop(stop) => break stop,
+                // The drift row is a row: the limits are checked again.
+                drift::Drift::Rebaselined => continue,
+                drift::Drift::None => {}
             }
             if let Some(stop) = self.iteration()? {
                 break stop;

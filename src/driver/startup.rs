@@ -61,6 +61,7 @@ pub fn run(opts: Options) -> Result<Summary> {
         scope,
         protect,
         protected_list,
+        protection,
         mut agent,
         env,
         ..
@@ -86,6 +87,7 @@ pub fn run(opts: Options) -> Result<Summary> {
         scope,
         protect,
         protected_list,
+        evaluators: protection.evaluators,
         lock: own.lock,
         env,
     };
@@ -223,9 +225,9 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
 }
 
 /// What the run says about its set-up when it starts: the agent's version, a scope that
-/// matches nothing, the paths verify and guard name.
+/// matches nothing, the evaluator files verify and guard execute.
 fn start_notes(pre: &Preflight) -> Vec<String> {
-    let (cfg, scope, named) = (&pre.cfg, &pre.scope, &pre.named);
+    let (cfg, scope, prot) = (&pre.cfg, &pre.scope, &pre.protection);
     let mut notes = Vec::new();
     if cfg.agent != AgentKind::Command {
         notes.push(match pre.agent.version() {
@@ -239,18 +241,18 @@ fn start_notes(pre: &Preflight) -> Vec<String> {
             cfg.scope.join(",")
         ));
     }
-    if !named.is_empty() {
+    if !prot.evaluators.is_empty() {
+        let shown: Vec<String> = prot.evaluators.iter().map(|f| f.shown()).collect();
         notes.push(format!(
-            "protected from the agent (named by verify/guard): {}",
-            list_paths(named)
+            "evaluator (run by verify/guard; protected from the agent, pinned at the baseline): {}",
+            list_paths(&shown)
         ));
-        let inside: Vec<String> = named.iter().filter(|p| scope.matches(p)).cloned().collect();
-        if !inside.is_empty() {
-            notes.push(format!(
-                "warning: {} is inside --scope but named by verify/guard, so the agent may not change it (measure through a script to let it)",
-                list_paths(&inside)
-            ));
-        }
+    }
+    if !prot.editable.is_empty() {
+        notes.push(format!(
+            "{} is run by verify/guard but listed in --scope: the agent may change it",
+            list_paths(&prot.editable)
+        ));
     }
     notes
 }
@@ -364,6 +366,7 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
     // there when the baseline fails): an earlier run is archived only once this one can start.
     let dir = run.paths.private.join("baseline");
     fsutil::ensure_dir(&dir)?;
+    run.pin_evaluators()?;
     let (metric, guard) = run.baseline(&dir)?;
     let baseline = Row {
         iteration: 0,
@@ -468,6 +471,8 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
     let n = run.replay.tally.iteration + 1;
     let dir = run.paths.iter_dir(n);
     fsutil::ensure_dir(&dir)?;
+    run.load_pins()?;
+    let drifted = run.drifted_evaluators();
     let metric = match run.measure_untouched(&dir, "resume-")? {
         Ok((m, _)) => m,
         Err(Untouched::NoMetric { reason, .. }) => {
@@ -485,7 +490,8 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
             return Err(Error::Interrupted(sig, "while re-measuring"));
         }
     };
-    // Saved only now: a refused resume leaves the stored configuration as it was.
+    // Saved only now: a refused resume leaves the stored configuration (and pins) as they were.
+    run.pin_evaluators()?;
     run.save_state()?;
     let retained = run.replay.tally.current_metric;
     run.out.started(&StartInfo {
@@ -500,8 +506,13 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
         retained,
         agent: run.agent.name(),
     });
-    if moved || !same(metric, retained) {
-        let why = if moved {
+    if moved || !same(metric, retained) || !drifted.is_empty() {
+        let why = if !drifted.is_empty() {
+            format!(
+                "the evaluator {} changed between runs",
+                list_paths(&drifted)
+            )
+        } else if moved {
             format!(
                 "HEAD moved from {} to {} between runs",
                 Repo::short(expected),
