@@ -245,54 +245,7 @@ fn simple(words: &[String], cwd: &str, depth: usize, out: &mut Vec<Evaluator>) -
         "nohup" | "exec" | "command" | "builtin" | "time" | "chronic" | "xvfb-run" => {
             again(operand(rest, 0, &[]), out)
         }
-        "hyperfine" => {
-            let with_value = [
-                "-w",
-                "--warmup",
-                "-r",
-                "--runs",
-                "-m",
-                "--min-runs",
-                "-M",
-                "--max-runs",
-                "--export-json",
-                "--export-csv",
-                "--export-markdown",
-                "-n",
-                "--command-name",
-                "-u",
-                "--time-unit",
-                "-S",
-                "--shell",
-                "--style",
-                "--output",
-            ];
-            let mut i = 0;
-            while let Some(w) = rest.get(i) {
-                if with_value.contains(&w.as_str()) {
-                    i += 2;
-                    continue;
-                }
-                if !w.starts_with('-')
-                    || matches!(
-                        w.as_str(),
-                        "-p" | "--prepare" | "-c" | "--cleanup" | "-s" | "--setup"
-                    )
-                {
-                    let cmd = if w.starts_with('-') {
-                        rest.get(i + 1)
-                    } else {
-                        Some(w)
-                    };
-                    if let Some(c) = cmd {
-                        script(c, cwd, depth + 1, out);
-                    }
-                    i += if w.starts_with('-') { 2 } else { 1 };
-                    continue;
-                }
-                i += 1;
-            }
-        }
+        "hyperfine" => hyperfine(rest, cwd, depth, out),
         "sh" | "bash" | "zsh" | "dash" | "ksh" | "mksh" | "ash" | "fish" => {
             shell(rest, cwd, depth, out);
         }
@@ -307,24 +260,7 @@ fn simple(words: &[String], cwd: &str, depth: usize, out: &mut Vec<Evaluator>) -
         "uv" | "poetry" | "pipenv" | "pdm" | "hatch" | "rye" | "conda" | "pixi" => {
             runner(rest, cwd, depth, out)
         }
-        "deno" => {
-            let sub = usize::from(rest.first().is_some_and(|w| w == "run"));
-            let i = operand(rest, sub, &["--config", "-c", "--import-map", "--lock"]);
-            if let Some(f) = rest.get(i).filter(|w| w.as_str() != "task") {
-                add_file(out, cwd, f);
-            }
-        }
-        "bun" => {
-            let sub = usize::from(rest.first().is_some_and(|w| w == "run"));
-            let i = operand(rest, sub, &["--cwd", "--config", "-c"]);
-            match rest.get(i) {
-                Some(f) if f.contains('/') || has_script_ext(f) => add_file(out, cwd, f),
-                Some(f) if sub == 1 || !BUN_COMMANDS.contains(&f.as_str()) => {
-                    add(out, vec![join(cwd, "package.json")])
-                }
-                _ => {}
-            }
-        }
+        "deno" | "bun" => deno_bun(name, rest, cwd, out),
         _ => {
             if let Some(opts) = interpreter(name) {
                 let i = operand(rest, 0, opts.with_value);
@@ -342,6 +278,76 @@ fn simple(words: &[String], cwd: &str, depth: usize, out: &mut Vec<Evaluator>) -
         }
     }
     None
+}
+
+/// `hyperfine 'cmd' ...`: every command it benchmarks, prepares, sets up or cleans up with.
+fn hyperfine(rest: &[String], cwd: &str, depth: usize, out: &mut Vec<Evaluator>) {
+    let with_value = [
+        "-w",
+        "--warmup",
+        "-r",
+        "--runs",
+        "-m",
+        "--min-runs",
+        "-M",
+        "--max-runs",
+        "--export-json",
+        "--export-csv",
+        "--export-markdown",
+        "-n",
+        "--command-name",
+        "-u",
+        "--time-unit",
+        "-S",
+        "--shell",
+        "--style",
+        "--output",
+    ];
+    let mut i = 0;
+    while let Some(w) = rest.get(i) {
+        if with_value.contains(&w.as_str()) {
+            i += 2;
+            continue;
+        }
+        if !w.starts_with('-')
+            || matches!(
+                w.as_str(),
+                "-p" | "--prepare" | "-c" | "--cleanup" | "-s" | "--setup"
+            )
+        {
+            let cmd = if w.starts_with('-') {
+                rest.get(i + 1)
+            } else {
+                Some(w)
+            };
+            if let Some(c) = cmd {
+                script(c, cwd, depth + 1, out);
+            }
+            i += if w.starts_with('-') { 2 } else { 1 };
+            continue;
+        }
+        i += 1;
+    }
+}
+
+/// `deno run x.ts`, `bun x.ts` (a script), `bun run bench` (a script of `package.json`).
+fn deno_bun(name: &str, rest: &[String], cwd: &str, out: &mut Vec<Evaluator>) {
+    let sub = usize::from(rest.first().is_some_and(|w| w == "run"));
+    if name == "deno" {
+        let i = operand(rest, sub, &["--config", "-c", "--import-map", "--lock"]);
+        if let Some(f) = rest.get(i).filter(|w| w.as_str() != "task") {
+            add_file(out, cwd, f);
+        }
+        return;
+    }
+    let i = operand(rest, sub, &["--cwd", "--config", "-c"]);
+    match rest.get(i) {
+        Some(f) if f.contains('/') || has_script_ext(f) => add_file(out, cwd, f),
+        Some(f) if sub == 1 || !BUN_COMMANDS.contains(&f.as_str()) => {
+            add(out, vec![join(cwd, "package.json")])
+        }
+        _ => {}
+    }
 }
 
 /// `bun` subcommands that are not package scripts.
