@@ -75,9 +75,17 @@ pub(super) fn preflight(opts: Options) -> Result<Preflight> {
     let protection =
         crate::protection::protection(&cfg, &repo.root, &paths, opts.config_file.as_deref());
     crate::protection::check_editable(&repo, &cfg.scope, &protection.list)?;
-    let protected_list = protection.list.clone();
+    let mut protected_list = protection.list.clone();
     let protect =
         PathSet::new(&protected_list).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
+    // The prompt names the evaluator files outside the repository too.
+    protected_list.extend(
+        protection
+            .evaluators
+            .iter()
+            .filter(|f| f.in_repo.is_none())
+            .map(|f| f.shown()),
+    );
     let checked = if paths.inflight.exists() {
         None
     } else {

@@ -132,6 +132,12 @@ fn an_outside_evaluator_the_agent_changes_is_protected_and_put_back() {
         rows[1][6]
     );
     assert_eq!(rows[2][2], "4", "measured with the evaluator put back");
+    let prompt = repo.read(".autoresearch/iter-0001/prompt.md");
+    let never = prompt
+        .lines()
+        .find(|l| l.starts_with("Never change:"))
+        .unwrap_or_default();
+    assert!(never.contains(&bench), "the prompt names it protected:\n{prompt}");
     assert_eq!(
         fs::read_to_string(&bench).unwrap(),
         "#!/bin/sh\ncat src/value.txt\n"
