@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Run;
 use super::measure::Untouched;
+use crate::artifacts::Paths;
 use crate::engine::list_paths;
 use crate::engine::number::{canonical, delta};
 use crate::engine::policy::Stop;
@@ -69,14 +70,57 @@ fn hash(path: &Path) -> Option<String> {
         .map(|o| o.to_string())
 }
 
+fn pins_file(paths: &Paths) -> PathBuf {
+    paths.private.join("evaluators.json")
+}
+
+/// Where the copy of an outside evaluator with content `hash` is kept.
+fn pin_copy(paths: &Paths, hash: &str) -> PathBuf {
+    paths.private.join("evaluators").join(hash)
+}
+
+/// Puts back each evaluator file outside the repository that differs from its pin, from its
+/// copy; returns their names.
+fn put_back_outside(paths: &Paths, root: &Path, pins: &[Pin]) -> Result<Vec<String>> {
+    let mut changed = Vec::new();
+    for p in pins {
+        if p.path.starts_with(root) || hash(&p.path) == p.hash {
+            continue;
+        }
+        if let Some(copy) = p.hash.as_ref().map(|h| pin_copy(paths, h))
+            && copy.exists()
+        {
+            std::fs::copy(&copy, &p.path).ctx("put back", &p.path)?;
+        }
+        changed.push(p.shown.clone());
+    }
+    Ok(changed)
+}
+
+/// After an agent turn the engine did not survive (the start recovers it): the evaluator files
+/// outside the repository that differ from their pins were changed while the agent ran; they are
+/// put back rather than taken for a drift. Returns what to say.
+pub(super) fn put_back_after_killed_turn(paths: &Paths, root: &Path) -> Result<Vec<String>> {
+    let Some(stored) = std::fs::read(pins_file(paths))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<PinFile>(&b).ok())
+    else {
+        return Ok(Vec::new());
+    };
+    let put_back = put_back_outside(paths, root, &stored.files)?;
+    Ok(put_back
+        .iter()
+        .map(|p| format!("put back the evaluator {p}, which changed during the interrupted turn"))
+        .collect())
+}
+
 impl Run {
     fn pins_file(&self) -> PathBuf {
-        self.paths.private.join("evaluators.json")
+        pins_file(&self.paths)
     }
 
-    /// Where the copy of an outside evaluator with content `hash` is kept.
     fn pin_copy(&self, hash: &str) -> PathBuf {
-        self.paths.private.join("evaluators").join(hash)
+        pin_copy(&self.paths, hash)
     }
 
     /// Pins the evaluator files as they are now, and keeps a copy of each one outside the
@@ -142,19 +186,7 @@ impl Run {
     /// After an agent turn: the evaluator files outside the repository it changed, put back
     /// from their copies (those inside are protected paths, seen by the inspection).
     pub(super) fn evaluators_changed_by_turn(&mut self) -> Result<Vec<String>> {
-        let mut changed = Vec::new();
-        for p in &self.pins.pinned {
-            if p.path.starts_with(&self.repo.root) || hash(&p.path) == p.hash {
-                continue;
-            }
-            match &p.hash {
-                Some(h) => {
-                    std::fs::copy(self.pin_copy(h), &p.path).ctx("put back", &p.path)?;
-                }
-                None => std::fs::remove_file(&p.path).ctx("remove", &p.path)?,
-            }
-            changed.push(p.shown.clone());
-        }
+        let changed = put_back_outside(&self.paths, &self.repo.root, &self.pins.pinned)?;
         if !changed.is_empty() {
             let note = format!(
                 "the turn changed the evaluator {}; put back (verify and guard run it)",

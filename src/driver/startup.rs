@@ -205,7 +205,14 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
     }
     // An interrupted iteration is rolled back before anything else, fresh or not.
     if let Some(marker) = Inflight::load(&paths.inflight)? {
+        // An unreadable marker may have been a turn too.
+        let turn = marker
+            .as_ref()
+            .map_or(true, |m| matches!(m.phase.as_str(), "agent" | "rework"));
         recover(repo, paths, existing.as_mut(), marker, out)?;
+        if turn {
+            notes.extend(super::drift::put_back_after_killed_turn(paths, &repo.root)?);
+        }
     }
     // The `.git` snapshot a killed run kept is used up now, or stale (killed between turns).
     crate::gitdir::remove_saved(repo.repo.path())?;

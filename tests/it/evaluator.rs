@@ -137,7 +137,10 @@ fn an_outside_evaluator_the_agent_changes_is_protected_and_put_back() {
         .lines()
         .find(|l| l.starts_with("Never change:"))
         .unwrap_or_default();
-    assert!(never.contains(&bench), "the prompt names it protected:\n{prompt}");
+    assert!(
+        never.contains(&bench),
+        "the prompt names it protected:\n{prompt}"
+    );
     assert_eq!(
         fs::read_to_string(&bench).unwrap(),
         "#!/bin/sh\ncat src/value.txt\n"
@@ -248,4 +251,46 @@ fn a_scope_protection_leaves_nothing_to_edit_in_is_refused_and_config_is_invalid
     // Listed verbatim, the evaluator is editable: valid.
     let (code, v) = config("bench.sh");
     assert_eq!((code, &v["valid"]), (0, &Value::Bool(true)), "{v}");
+}
+
+#[test]
+fn an_outside_evaluator_changed_in_a_turn_the_engine_did_not_survive_is_put_back() {
+    use nix::sys::signal::Signal;
+    let repo = number_repo(9);
+    let bench = repo.script("bench.sh", "cat src/value.txt");
+    let marker = repo.aux.join("agent-started");
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[(
+            1,
+            &format!("echo 'echo 0' >> {bench}; {}; sleep 60", mark(&marker)),
+        )],
+    );
+    let mut first = repo.spawn(&TestRepo::loop_args(&bench, &agent, &["--iterations", "2"]));
+    first.wait_for(&marker);
+    let agent_group = pgid_of(read_pid(&marker)).expect("the agent is running");
+    first.signal(Signal::SIGKILL);
+    kill_group(agent_group);
+    assert_eq!(first.finish().code, -9);
+    assert!(fs::read_to_string(&bench).unwrap().contains("echo 0"));
+
+    let r = repo.run_loop(&bench, &agent, &["--iterations", "2"]);
+    r.expect_code(0);
+    assert!(
+        r.stderr
+            .contains(&format!("put back the evaluator {bench}")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(&bench).unwrap(),
+        "#!/bin/sh\ncat src/value.txt\n"
+    );
+    assert_eq!(
+        repo.statuses(),
+        ["baseline", "crash", "no-op"],
+        "{:?}",
+        repo.rows()
+    );
 }
