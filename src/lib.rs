@@ -31,6 +31,7 @@ pub mod output;
 pub mod process;
 pub mod procfs;
 pub mod prompt;
+pub mod protection;
 pub mod repopath;
 pub mod scope;
 pub mod signal;

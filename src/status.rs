@@ -218,9 +218,17 @@ pub fn config(g: crate::config::Gathered, json_out: bool, exec: bool) -> Result<
     let exec_needs = (exec && merged.iterations.is_none())
         .then(|| crate::config::missing("iterations").to_string());
     let problem = identity.or(exec_needs).or_else(|| {
-        RunConfig::from_settings(merged)
-            .err()
-            .map(|e| crate::config::locate(e, &sources).to_string())
+        match RunConfig::from_settings(merged) {
+            Err(e) => Some(crate::config::locate(e, &sources).to_string()),
+            // A run refuses a scope that protection leaves nothing to edit in: so does this.
+            Ok(cfg) => repo.as_ref().and_then(|r| {
+                let paths = Paths::new(&r.root, cfg.settings.artifacts_dir.as_deref()).ok()?;
+                let p = crate::protection::protection(&cfg, &r.root, &paths, g.file.as_deref());
+                crate::protection::check_editable(r, &cfg.scope, &p.list)
+                    .err()
+                    .map(|e| e.to_string())
+            }),
+        }
     });
     if json_out {
         let settings: serde_json::Map<String, Value> = Settings::KEYS

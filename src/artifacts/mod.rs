@@ -65,7 +65,7 @@ fn escape_exclude(path: &str) -> String {
 
 /// Escapes a literal path for a [`crate::scope::PathSet`] pattern: a path without glob
 /// characters is taken literally; each glob character is wrapped in a class of its own.
-fn escape_glob(path: &str) -> String {
+pub(crate) fn escape_glob(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for c in path.chars() {
         if "*?[]{}".contains(c) {

@@ -4,9 +4,10 @@
 //! executor of one iteration and the escalation rows), `measure` (verify and guard runs),
 //! `tree` (inspection, restores and what they preserve).
 
+mod baseline_check;
+mod drift;
 mod holdout;
 mod judge;
-mod baseline_check;
 mod measure;
 mod preflight;
 mod recover;
@@ -65,6 +66,8 @@ struct Setup {
     scope: PathSet,
     protect: PathSet,
     protected_list: Vec<String>,
+    /// The files verify and guard execute (pinned at the baseline).
+    evaluators: Vec<crate::protection::EvaluatorFile>,
     lock: Lock,
     env: crate::config::EngineEnv,
 }
@@ -121,6 +124,8 @@ struct Run {
     /// Declared before the lock: it removes its file before the lock is released.
     git_dir_on_disk: crate::gitdir::OnDisk,
     _lock: Lock,
+    /// The evaluator files and their pins (`drift`).
+    pins: drift::Pins,
     /// The engine's own variables, read once at start.
     env: crate::config::EngineEnv,
     /// The keep rule's state between iterations (SEQ, the runs log).
@@ -162,6 +167,7 @@ fn new_run(
         scope,
         protect,
         protected_list,
+        evaluators,
         lock,
         env,
     } = setup;
@@ -208,6 +214,7 @@ fn new_run(
         settled: false,
         git_dir_on_disk: crate::gitdir::OnDisk::default(),
         _lock: lock,
+        pins: drift::Pins::new(evaluators),
         env,
         keep,
         holdout: holdout::HoldoutState::default(),
@@ -302,6 +309,12 @@ impl Run {
             }
             if let Some(why) = self.changed_by_someone_else()? {
                 break Stop::Blocked(why);
+            }
+            match self.rebaseline_if_drifted()? {
+                drift::Drift::Stop(stop) => break stop,
+                // The drift row is a row: the limits are checked again.
+                drift::Drift::Rebaselined => continue,
+                drift::Drift::None => {}
             }
             if let Some(stop) = self.iteration()? {
                 break stop;

@@ -30,8 +30,9 @@ pub(super) struct Preflight {
     pub(super) scope: PathSet,
     pub(super) protect: PathSet,
     pub(super) protected_list: Vec<String>,
-    /// The paths verify and guard name (protected).
-    pub(super) named: Vec<String>,
+    /// The evaluator files verify and guard execute (protected and pinned), and those left
+    /// editable.
+    pub(super) protection: crate::protection::Protection,
     /// Your untracked files outside the scope, when the tree could be checked now (not after an
     /// interrupted iteration, which is rolled back first).
     pub(super) checked: Option<Vec<String>>,
@@ -73,10 +74,20 @@ pub(super) fn preflight(opts: Options) -> Result<Preflight> {
     let cfg = RunConfig::from_settings(config::layered(saved.as_ref(), &opts.settings))
         .map_err(|e| config::locate(e, &opts.sources))?;
     let scope = PathSet::new(&cfg.scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
-    let (named, protected_list) =
-        protected_paths(&cfg, &repo.root, &paths, opts.config_file.as_deref());
+    let protection =
+        crate::protection::protection(&cfg, &repo.root, &paths, opts.config_file.as_deref());
+    crate::protection::check_editable(&repo, &cfg.scope, &protection.list)?;
+    let mut protected_list = protection.list.clone();
     let protect =
         PathSet::new(&protected_list).map_err(|e| Error::Usage(format!("--protect: {e}")))?;
+    // The prompt names the evaluator files outside the repository too.
+    protected_list.extend(
+        protection
+            .evaluators
+            .iter()
+            .filter(|f| f.in_repo.is_none())
+            .map(|f| f.shown()),
+    );
     let checked = if paths.inflight.exists() {
         None
     } else {
@@ -100,40 +111,11 @@ pub(super) fn preflight(opts: Options) -> Result<Preflight> {
         scope,
         protect,
         protected_list,
-        named,
+        protection,
         checked,
         agent,
         env,
     })
-}
-
-/// Returns the paths verify and guard name, and every protected pattern: `--protect`, those
-/// paths, the engine's files in the repository, and the config file that was read.
-fn protected_paths(
-    cfg: &RunConfig,
-    root: &Path,
-    paths: &Paths,
-    config_file: Option<&Path>,
-) -> (Vec<String>, Vec<String>) {
-    let mut protected_list: Vec<String> = cfg.protect.clone();
-    let mut named = named_paths(&cfg.verify, root);
-    if let Some(g) = &cfg.guard {
-        for p in named_paths(g, root) {
-            if !named.contains(&p) {
-                named.push(p);
-            }
-        }
-    }
-    for n in &named {
-        if !protected_list.contains(n) {
-            protected_list.push(n.clone());
-        }
-    }
-    protected_list.extend(paths.protected_in_repo());
-    if let Some(rel) = config_file.and_then(|f| f.strip_prefix(root).ok()) {
-        protected_list.push(rel.to_string_lossy().into_owned());
-    }
-    (named, protected_list)
 }
 
 /// A run that exists on disk.
@@ -261,44 +243,6 @@ pub(super) fn preflight_tree(
         )));
     }
     Ok(outside)
-}
-
-/// Returns the paths a shell command names that exist in the repository (protected from edits).
-pub(super) fn named_paths(command: &str, root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for raw in command.split(|c: char| {
-        c.is_whitespace() || matches!(c, ';' | '|' | '&' | '(' | ')' | '<' | '>' | '`')
-    }) {
-        let token = raw.trim_matches(|c| c == '"' || c == '\'');
-        let token = token.rsplit('=').next().unwrap_or(token);
-        if token.is_empty()
-            || token.starts_with('-')
-            || !(token.contains('/') || token.contains('.'))
-        {
-            continue;
-        }
-        let p = Path::new(token);
-        let rel = if p.is_absolute() {
-            match p.strip_prefix(root) {
-                Ok(r) => r.to_path_buf(),
-                Err(_) => continue,
-            }
-        } else {
-            p.to_path_buf()
-        };
-        let rel_s = rel
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .trim_end_matches('/')
-            .to_string();
-        if rel_s.is_empty() || rel_s == "." || rel_s.split('/').any(|c| c == "..") {
-            continue;
-        }
-        if root.join(&rel_s).exists() && !out.contains(&rel_s) {
-            out.push(rel_s);
-        }
-    }
-    out
 }
 
 /// Finds an agent CLI: `--<name>-bin`, else `$<ENV>`, else `<name>` on the PATH; a missing one

@@ -62,6 +62,7 @@ pub fn run(opts: Options) -> Result<Summary> {
         scope,
         protect,
         protected_list,
+        protection,
         mut agent,
         env,
         ..
@@ -87,6 +88,7 @@ pub fn run(opts: Options) -> Result<Summary> {
         scope,
         protect,
         protected_list,
+        evaluators: protection.evaluators,
         lock: own.lock,
         env,
     };
@@ -206,7 +208,14 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
     }
     // An interrupted iteration is rolled back before anything else, fresh or not.
     if let Some(marker) = Inflight::load(&paths.inflight)? {
+        // An unreadable marker may have been a turn too.
+        let turn = marker
+            .as_ref()
+            .map_or(true, |m| matches!(m.phase.as_str(), "agent" | "rework"));
         recover(repo, paths, existing.as_mut(), marker, out)?;
+        if turn {
+            notes.extend(super::drift::put_back_after_killed_turn(paths, &repo.root)?);
+        }
     }
     // The `.git` snapshot a killed run kept is used up now, or stale (killed between turns).
     crate::gitdir::remove_saved(repo.repo.path())?;
@@ -226,9 +235,9 @@ fn take_over(pre: &Preflight) -> Result<Owned> {
 }
 
 /// What the run says about its set-up when it starts: the agent's version, a scope that
-/// matches nothing, the paths verify and guard name.
+/// matches nothing, the evaluator files verify and guard execute.
 fn start_notes(pre: &Preflight) -> Vec<String> {
-    let (cfg, scope, named) = (&pre.cfg, &pre.scope, &pre.named);
+    let (cfg, scope, prot) = (&pre.cfg, &pre.scope, &pre.protection);
     let mut notes = Vec::new();
     if cfg.agent != AgentKind::Command {
         notes.push(match pre.agent.version() {
@@ -242,18 +251,18 @@ fn start_notes(pre: &Preflight) -> Vec<String> {
             cfg.scope.join(",")
         ));
     }
-    if !named.is_empty() {
+    if !prot.evaluators.is_empty() {
+        let shown: Vec<String> = prot.evaluators.iter().map(|f| f.shown()).collect();
         notes.push(format!(
-            "protected from the agent (named by verify/guard): {}",
-            list_paths(named)
+            "evaluator (run by verify/guard; protected from the agent, pinned at the baseline): {}",
+            list_paths(&shown)
         ));
-        let inside: Vec<String> = named.iter().filter(|p| scope.matches(p)).cloned().collect();
-        if !inside.is_empty() {
-            notes.push(format!(
-                "warning: {} is inside --scope but named by verify/guard, so the agent may not change it (measure through a script to let it)",
-                list_paths(&inside)
-            ));
-        }
+    }
+    if !prot.editable.is_empty() {
+        notes.push(format!(
+            "{} is run by verify/guard but listed in --scope: the agent may change it",
+            list_paths(&prot.editable)
+        ));
     }
     notes
 }
@@ -369,6 +378,7 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
     // there when the baseline fails): an earlier run is archived only once this one can start.
     let dir = run.paths.private.join("baseline");
     fsutil::ensure_dir(&dir)?;
+    run.pin_evaluators()?;
     run.keep.next_role = crate::engine::seq::Role::Baseline;
     let (first, guard) = run.checked_baseline(&dir)?;
     let (metric, runs) = run.baseline_more(&dir, first)?;
@@ -491,6 +501,8 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
     let n = run.replay.tally.iteration + 1;
     let dir = run.paths.iter_dir(n);
     fsutil::ensure_dir(&dir)?;
+    run.load_pins()?;
+    let drifted = run.drifted_evaluators();
     let metric = match run.measure_untouched(&dir, "resume-")? {
         Ok((m, _)) => m,
         Err(Untouched::NoMetric { reason, .. }) => {
@@ -517,12 +529,18 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
                 && s.reference_mean().is_some_and(|r| !same(r, metric))
         });
     let metric = if seq {
-        run.resume_keep_rule(&dir, n, metric, moved || !replayed || exact_changed)?
+        run.resume_keep_rule(
+            &dir,
+            n,
+            metric,
+            moved || !replayed || exact_changed || !drifted.is_empty(),
+        )?
     } else {
         metric
     };
     run.holdout_start(&format!("resume-{n:04}"))?;
-    // Saved only now: a refused resume leaves the stored configuration as it was.
+    // Saved only now: a refused resume leaves the stored configuration (and pins) as they were.
+    run.pin_evaluators()?;
     run.save_state()?;
     let retained = run.replay.tally.current_metric;
     run.out.started(&StartInfo {
@@ -538,10 +556,15 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
         agent: run.agent.name(),
     });
     // Under SEQ a retained value that measures differently is noise or a level shift the rule
-    // tracks itself; only a moved HEAD or a changed deterministic metric (re-baselined above)
-    // is a drift.
-    if moved || exact_changed || (!seq && !same(metric, retained)) {
-        let why = if moved {
+    // tracks itself; only a moved HEAD, a changed evaluator or a changed deterministic metric
+    // (re-baselined above) is a drift.
+    if moved || exact_changed || !drifted.is_empty() || (!seq && !same(metric, retained)) {
+        let why = if !drifted.is_empty() {
+            format!(
+                "the evaluator {} changed between runs",
+                list_paths(&drifted)
+            )
+        } else if moved {
             format!(
                 "HEAD moved from {} to {} between runs",
                 Repo::short(expected),

@@ -285,11 +285,12 @@ impl Run {
             Action::Inspect => {
                 let insp = self.inspect(std::mem::take(&mut it.gitdir))?;
                 self.cross_check(it.n, &it.reported, &insp);
-                let found = Found {
+                let mut found = Found {
                     changed: !insp.changed.is_empty(),
                     scope: insp.scope.clone(),
                     protected: insp.protected.clone(),
                 };
+                found.protected.extend(self.evaluators_changed_by_turn()?);
                 it.insp = Some(insp);
                 Observation::Inspected(found)
             }

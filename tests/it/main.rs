@@ -12,6 +12,7 @@ mod crash;
 mod crash_leftovers;
 mod docs;
 mod escalation;
+mod evaluator;
 mod exec;
 mod gitdir;
 mod loop_basic;
