@@ -343,7 +343,8 @@ fn simulation_without_real_gains_rarely_keeps() {
     }
 }
 
-/// Dumps sessions for the differential check against `noise_rules.py` (`SEQ_DUMP=path`).
+/// Dumps sessions for the differential check against `noise_rules.py` (`SEQ_DUMP=path`, then
+/// `model_check.py` beside this file).
 #[test]
 #[ignore]
 fn dump_sessions_for_the_python_model() {
