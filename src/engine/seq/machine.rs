@@ -57,6 +57,8 @@ struct Iter {
     rejected: Option<f64>,
     llr: Option<f64>,
     n_retained: Option<usize>,
+    /// The reference value of the last comparison, y units.
+    ref_mean: Option<f64>,
     /// The new reference being built after the guard, its last run and median cutoff point.
     rebase: Vec<(u64, f64)>,
     rebase_last: f64,
@@ -172,6 +174,7 @@ impl Seq {
                 self.it.llr = None;
                 self.it.n_retained = None;
                 self.it.rebase.clear();
+                self.it.ref_mean = None;
                 self.phase = Phase::Measure;
                 self.settle();
             }
@@ -290,6 +293,7 @@ impl Seq {
             },
             mean: self.sign * y,
             exact: it.exact,
+            retained_mean: it.ref_mean.map(|m| self.sign * m),
         }
     }
 
@@ -469,6 +473,7 @@ impl Seq {
         } else if !self.reference.is_empty() {
             let m = mean(self.reference.iter().map(|&(_, v)| v));
             if y - m > self.params.outlier * s {
+                self.it.ref_mean = Some(m);
                 self.it.rejected = Some(y);
                 self.it.n_retained = Some(self.reference.len());
                 self.phase = Phase::Done(Next::Discard(Why::Outlier));
@@ -489,7 +494,9 @@ impl Seq {
         }
         let (s, d) = (self.it.s, self.it.d);
         let (n_r, n_c) = (vals.len() as f64, self.it.cs.len() as f64);
-        let gain = mean(vals.iter().map(|&(_, v)| v)) - mean(self.it.cs.iter().copied());
+        let ref_mean = mean(vals.iter().map(|&(_, v)| v));
+        self.it.ref_mean = Some(ref_mean);
+        let gain = ref_mean - mean(self.it.cs.iter().copied());
         let llr = (d * gain - d * d / 2.0) / (s * s * (1.0 / n_r + 1.0 / n_c));
         self.it.llr = Some(llr);
         self.it.n_retained = Some(vals.len());
@@ -566,6 +573,7 @@ impl Seq {
             .params
             .min_effect
             .map_or(0.0, |e| e.resolve(retained.unwrap_or(0.0)).abs());
+        self.it.ref_mean = retained;
         match retained {
             Some(r) if r - y > 0.0 && r - y >= floor => {
                 self.phase = Phase::ExactConfirm { first: y };

@@ -313,6 +313,9 @@ pub struct Evidence {
     pub mean: f64,
     /// Whether the iteration ran in exact mode.
     pub exact: bool,
+    /// Metric units: the retained value the candidate was last compared with (the reference
+    /// mean; exact mode: the last reference value), for the row's `delta`. None before that.
+    pub retained_mean: Option<f64>,
 }
 
 impl Evidence {

@@ -99,6 +99,7 @@ fn a_deterministic_metric_is_compared_exactly_in_both_directions() {
         let (d, trace) = decide(&mut seq, |_| better);
         assert_eq!((d, trace), (Next::Keep, vec![C, C, Next::Guard]));
         assert_eq!(seq.evidence().tag(), "[seq exact n=2]");
+        assert_eq!(seq.evidence().retained_mean, Some(10.0), "the delta's base");
         assert_eq!(seq.evidence().mean, better);
         assert_eq!(seq.reference_mean(), Some(better));
 

@@ -64,6 +64,10 @@ fn an_llr_between_the_bounds_goes_on_until_the_cap() {
     assert!(e.llr.unwrap().abs() < 1e-9, "{e:?}");
     assert_eq!(e.tag(), "[seq n=1+5R llr=0.0 σ=0.87]");
     assert_eq!(format!("{:.4}", e.mean), format!("{:.4}", 10.4 - 0.6 * s));
+    assert_eq!(
+        e.retained_mean.map(|m| format!("{m:.4}")),
+        Some("10.4000".into())
+    );
 }
 
 #[test]
@@ -214,6 +218,7 @@ fn words_parse_and_print() {
         sigma: 0.01234,
         mean: 1.0,
         exact: false,
+        retained_mean: None,
     };
     assert_eq!(e.tag(), "[seq n=7+9R llr=4.8 σ=0.012]");
     let big = Evidence {
