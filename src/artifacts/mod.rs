@@ -6,6 +6,7 @@ pub mod lessons;
 pub mod lock;
 pub mod results;
 pub mod state;
+pub mod timing;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ pub const PRIVATE: &str = ".autoresearch";
 /// The run's files beside each other in the artifacts directory (the lessons carry over).
 const TOP: [&str; 3] = [RESULTS, STATE, LESSONS];
 /// The files of `.autoresearch/` that belong to one run (archived with it).
-const RUN_PRIVATE: [&str; 3] = [FEEDBACK, SETTINGS, KEPT];
+const RUN_PRIVATE: [&str; 4] = [FEEDBACK, SETTINGS, KEPT, timing::FILE];
 const FEEDBACK: &str = "feedback.txt";
 const SETTINGS: &str = "settings.json";
 const KEPT: &str = "kept-files.json";
