@@ -32,6 +32,7 @@ pub mod process;
 pub mod procfs;
 pub mod prompt;
 pub mod repopath;
+pub mod report;
 pub mod scope;
 pub mod signal;
 pub mod status;

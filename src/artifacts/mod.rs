@@ -24,7 +24,14 @@ pub const PRIVATE: &str = ".autoresearch";
 /// The run's files beside each other in the artifacts directory (the lessons carry over).
 const TOP: [&str; 3] = [RESULTS, STATE, LESSONS];
 /// The files of `.autoresearch/` that belong to one run (archived with it).
-const RUN_PRIVATE: [&str; 4] = [FEEDBACK, SETTINGS, KEPT, timing::FILE];
+const RUN_PRIVATE: [&str; 6] = [
+    FEEDBACK,
+    SETTINGS,
+    KEPT,
+    timing::FILE,
+    crate::report::MARKDOWN,
+    crate::report::SVG,
+];
 const FEEDBACK: &str = "feedback.txt";
 const SETTINGS: &str = "settings.json";
 const KEPT: &str = "kept-files.json";

@@ -17,6 +17,7 @@ mod gitdir;
 mod loop_basic;
 mod nonutf8;
 mod preflight;
+mod report;
 mod resume;
 mod status_cmd;
 mod stress;
