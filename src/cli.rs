@@ -42,6 +42,8 @@ pub enum Command {
     Config(Box<ConfigArgs>),
     /// Install the $codex-autoresearch skill where Codex finds it, or print it.
     Skill(crate::skill::SkillArgs),
+    /// Write the run's summary (report.md) and chart (progress.svg); print the report's path.
+    Report(crate::report::ReportArgs),
 }
 
 /// `config`: the RUN FLAGS, plus which command to show the configuration of.
@@ -412,6 +414,16 @@ pub fn main() -> ExitCode {
                 args.artifacts_dir.as_deref(),
                 args.json,
             ) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&out, &e),
+            }
+        }
+        Command::Report(args) => {
+            let out = Output {
+                style: Style::Human,
+            };
+            let (repo, dir) = (absolute(&args.repo), absolute(&args.artifacts_dir));
+            match crate::report::report(repo.as_deref(), dir.as_deref(), args.json) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&out, &e),
             }

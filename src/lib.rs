@@ -33,6 +33,7 @@ pub mod procfs;
 pub mod prompt;
 pub mod protection;
 pub mod repopath;
+pub mod report;
 pub mod scope;
 pub mod signal;
 pub mod skill;

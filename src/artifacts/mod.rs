@@ -8,6 +8,7 @@ pub mod results;
 pub mod runs;
 pub mod stand_in;
 pub mod state;
+pub mod timing;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,15 @@ pub const PRIVATE: &str = ".autoresearch";
 /// The run's files beside each other in the artifacts directory (the lessons carry over).
 const TOP: [&str; 3] = [RESULTS, STATE, LESSONS];
 /// The files of `.autoresearch/` that belong to one run (archived with it).
-const RUN_PRIVATE: [&str; 4] = [FEEDBACK, SETTINGS, KEPT, RUNS];
+const RUN_PRIVATE: [&str; 7] = [
+    FEEDBACK,
+    SETTINGS,
+    KEPT,
+    RUNS,
+    timing::FILE,
+    crate::report::MARKDOWN,
+    crate::report::SVG,
+];
 const FEEDBACK: &str = "feedback.txt";
 const SETTINGS: &str = "settings.json";
 const KEPT: &str = "kept-files.json";

@@ -3,7 +3,7 @@
 //! what happened; plus the escalation rows between iterations.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use git2::Oid;
 
@@ -487,6 +487,10 @@ impl Run {
         rec.total_ms = ms(t0.elapsed());
         rec.tree_scans = self.scans;
         rec.notes.append(&mut self.notes);
+        // The report's time axis; a side record, so a failed write does not stop the run.
+        let timing =
+            crate::artifacts::timing::IterationTiming::from_record(&rec, SystemTime::now());
+        let _ = crate::artifacts::timing::append(&self.paths, &timing);
         self.record(row, Some(rec))?;
         Inflight::clear(&self.paths.inflight)
     }

@@ -21,6 +21,7 @@ mod nonutf8;
 mod preflight;
 mod readonly_git;
 mod recipes;
+mod report;
 mod resume;
 mod seq_keep;
 mod skill;
