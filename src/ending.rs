@@ -43,7 +43,10 @@ pub fn describe_stop(stop: &Stop) -> (&'static str, Option<&'static str>, String
         Stop::Interrupted(sig) => (
             "stopped",
             None,
-            format!("stopped by {}", crate::engine::signal_name(*sig)),
+            format!(
+                "interrupted by {}; the unfinished iteration was rolled back",
+                crate::engine::signal_name(*sig)
+            ),
         ),
     }
 }

@@ -10,8 +10,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-/// How long the notify command may run before its process group is killed.
+/// How long the notify command may run before its process group is killed (default of
+/// `AUTORESEARCH_NOTIFY_TIMEOUT`).
 pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The notify timeout: `AUTORESEARCH_NOTIFY_TIMEOUT` (e.g. `30s`) when valid, else [`TIMEOUT`].
+pub fn timeout() -> Duration {
+    std::env::var("AUTORESEARCH_NOTIFY_TIMEOUT")
+        .ok()
+        .and_then(|v| crate::duration::parse(&v).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(TIMEOUT)
+}
 
 /// The hidden subcommand that runs the notify command.
 pub const HELPER: &str = "__notify";
@@ -49,7 +59,7 @@ pub fn spawn(cmd: &str, notice: &Notice, log: &Path) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut c = Command::new(exe);
     c.arg(HELPER)
-        .arg(TIMEOUT.as_secs().to_string())
+        .arg(timeout().as_millis().to_string())
         .arg(log)
         .arg(cmd)
         .current_dir(&notice.repo)
@@ -71,17 +81,17 @@ pub fn spawn(cmd: &str, notice: &Notice, log: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The helper: `__notify SECS LOG CMD` runs `sh -c CMD` with the timeout, its output in LOG,
+/// The helper: `__notify MILLIS LOG CMD` runs `sh -c CMD` with the timeout, its output in LOG,
 /// then appends how it ended. Always exits 0.
 pub fn helper(args: &[OsString]) -> ExitCode {
     let [secs, log, cmd] = args else {
         return ExitCode::from(2);
     };
-    let secs: u64 = secs.to_str().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let ms: u64 = secs.to_str().and_then(|s| s.parse().ok()).unwrap_or(60_000);
     let log = PathBuf::from(log);
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let mut spec = crate::process::Spec::shell(&cmd.to_string_lossy(), &cwd);
-    spec.timeout = Some(Duration::from_secs(secs));
+    spec.timeout = Some(Duration::from_millis(ms));
     spec.stdout_log = Some(log.clone());
     spec.stderr_log = Some(log.clone());
     spec.tail_bytes = 4096;

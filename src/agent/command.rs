@@ -78,8 +78,10 @@ impl Agent for CommandAgent {
             )),
             End::Interrupted(sig) => Outcome::Interrupted(sig),
         };
-        let mut usage = crate::artifacts::state::Usage::default();
-        usage.input_tokens = tokens.unwrap_or(0);
+        let usage = crate::artifacts::state::Usage {
+            input_tokens: tokens.unwrap_or(0),
+            ..Default::default()
+        };
         Proposal {
             description,
             usage,
