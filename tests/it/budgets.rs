@@ -335,3 +335,35 @@ fn the_prompt_states_the_last_turn_and_not_the_lessons_header() {
         );
     }
 }
+
+#[test]
+fn max_tokens_counts_what_codex_reports() {
+    use crate::codex::CodexRun;
+    use crate::mock_responses::*;
+    let patch = |from: &str, to: &str| {
+        format!(
+            "*** Begin Patch\n*** Update File: src/value.txt\n@@\n-{from}\n+{to}\n*** End Patch\n"
+        )
+    };
+    let Some(t) = CodexRun::new(vec![
+        MockReply::Sse(reply_patch("p1", &patch("10", "9"))),
+        MockReply::Sse(reply_message("Lower to 9.", Some((1000, 50)))),
+        MockReply::Sse(reply_patch("p2", &patch("9", "8"))),
+        MockReply::Sse(reply_message("Lower to 8.", Some((1000, 50)))),
+        MockReply::Sse(reply_patch("p3", &patch("8", "7"))),
+        MockReply::Sse(reply_message("Lower to 7.", Some((1000, 50)))),
+    ]) else {
+        return;
+    };
+    let r = t.run(&["--iterations", "3", "--max-tokens", "1500"]);
+    r.expect_code(0);
+    // 1050 tokens after the first turn, 2100 (plus the patch turns' usage) after the second.
+    assert_eq!(
+        t.repo.statuses(),
+        ["baseline", "keep", "keep"],
+        "{}",
+        r.stdout
+    );
+    let e = assert_ended(&t.repo, "budget", "budget spent (--max-tokens)", 0);
+    assert_eq!(e["budget"], "max_tokens");
+}
