@@ -1,5 +1,7 @@
 //! The command agent: `sh -c CMD` in the repository, prompt on stdin, the last non-empty stdout
-//! line as the description (a `tokens: N` line is the turn's token count instead), the last meaningful stderr line as the reason of a failure. Scripted proposers and the test suite's fake agents plug in here.
+//! line as the description (a `tokens: N` line is the turn's token count instead), the last
+//! meaningful stderr line as the reason of a failure. Scripted proposers and the test suite's
+//! fake agents plug in here.
 
 use std::time::Duration;
 

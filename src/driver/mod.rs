@@ -2,7 +2,8 @@
 //! iteration and this module carries its actions out. Submodules, one concern each: `startup`
 //! (preflight, new run, resume), `recover` (an iteration a killed process left), `step` (the
 //! executor of one iteration and the escalation rows), `measure` (verify and guard runs),
-//! `tree` (inspection, restores and what they preserve).
+//! `tree` (inspection, restores and what they preserve), `ending` (budgets, the end record,
+//! notify).
 
 mod ending;
 mod measure;
