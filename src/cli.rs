@@ -371,6 +371,10 @@ fn run_command(args: &RunArgs, exec: bool) -> ExitCode {
 
 /// Parses the command line and runs the command; returns the process exit code.
 pub fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == crate::notify::HELPER) {
+        return crate::notify::helper(&args[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -53,7 +53,8 @@ pub struct StartInfo<'a> {
 #[derive(Clone, Debug)]
 pub struct Summary {
     pub run_tag: String,
-    /// Machine word: `goal_reached`, `iteration_cap`, `needs_human`, `blocked`, `interrupted`.
+    /// Machine word: `goal_reached`, `iteration_cap`, `budget`, `plateau`, `needs_human`, `blocked`,
+    /// `interrupted`.
     pub reason: String,
     /// One human sentence.
     pub message: String,

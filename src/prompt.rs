@@ -33,6 +33,48 @@ pub struct PromptInput<'a> {
     pub lessons: &'a str,
     /// Output to show the agent (failing guard output for rework, a verify failure).
     pub feedback: Option<(&'a str, &'a str)>,
+    /// The last experiment row of the log (what became of the agent's previous turn).
+    pub previous: Option<&'a Row>,
+}
+
+/// The "Last turn" section: whether the previous turn was kept or rolled back and why, so an
+/// agent that continues its session does not build on an edit the engine undid. Empty before
+/// the first experiment.
+pub fn previous_outcome(row: Option<&Row>) -> String {
+    use crate::engine::row::Status;
+    let Some(r) = row else {
+        return String::new();
+    };
+    let what = if r.description.trim().is_empty() {
+        "(no description)".to_string()
+    } else {
+        r.description.trim().to_string()
+    };
+    let text = match r.status {
+        Status::Keep => format!(
+            "Iteration {} was kept ({} -> {}): {what}. It is in the tree; build on it.",
+            r.iteration,
+            canonical(r.metric - r.delta),
+            canonical(r.metric)
+        ),
+        status => format!(
+            "Iteration {} was rolled back ({status}): {what}. The tree is back at the retained \
+             commit: that edit is gone, do not build on it.",
+            r.iteration
+        ),
+    };
+    format!("## Last turn\n{text}\n\n")
+}
+
+/// Returns the last experiment row (keep, discard, crash, no-op) of `rows`, if any.
+pub fn last_experiment(rows: &[Row]) -> Option<&Row> {
+    use crate::engine::row::Status;
+    rows.iter().rev().find(|r| {
+        matches!(
+            r.status,
+            Status::Keep | Status::Discard | Status::Crash | Status::NoOp
+        )
+    })
 }
 
 /// Returns the text of `## Directive: <word>` in the escalation protocol.
@@ -113,6 +155,7 @@ pub fn render(p: &PromptInput<'_>) -> String {
     let scope = list(p.scope);
     let protected = list(p.protected);
     let never = paragraph(LOOP_RULES, "What the agent must never do:");
+    let previous = previous_outcome(p.previous);
     fill(template, |name| {
         Some(match name {
             "goal" => p.goal.trim(),
@@ -131,6 +174,7 @@ pub fn render(p: &PromptInput<'_>) -> String {
             "lessons" => &lessons,
             "feedback" => &feedback,
             "never" => &never,
+            "previous" => &previous,
             _ => return None,
         })
     })
@@ -186,6 +230,7 @@ mod tests {
             results: &[],
             lessons: "",
             feedback,
+            previous: None,
         }
     }
 
@@ -247,6 +292,36 @@ mod tests {
         let text = render(&i);
         assert!(text.contains("How the agent should use them: prefer directions"));
         assert!(text.contains("### L-1: inline the hot loop"));
+    }
+
+    #[test]
+    fn the_prompt_states_the_previous_outcome() {
+        let rows: Vec<Row> = [
+            "0\tabc0000\t20\t0\t-\tbaseline\tbaseline",
+            "1\tabc0001\t18\t-2\tpass\tkeep\tcache the lookup table",
+            "2\t-\t19\t1\tpass\tdiscard\tunroll the tokenizer loop",
+            "3\t-\t18\t0\t-\trefine\t[REFINE] 3 failed experiments in a row",
+        ]
+        .iter()
+        .map(|l| Row::parse_line(l).expect(l))
+        .collect();
+        let mut i = input(Directive::Continue, None);
+        assert!(
+            !render(&i).contains("## Last turn"),
+            "nothing before a turn"
+        );
+        i.previous = last_experiment(&rows);
+        let text = render(&i);
+        assert!(
+            text.contains("## Last turn\nIteration 2 was rolled back (discard): unroll the tokenizer loop. The tree is back at the retained commit: that edit is gone, do not build on it."),
+            "{text}"
+        );
+        i.previous = last_experiment(&rows[..2]);
+        let text = render(&i);
+        assert!(
+            text.contains("Iteration 1 was kept (20 -> 18): cache the lookup table. It is in the tree; build on it."),
+            "{text}"
+        );
     }
 
     /// Ten results rows and five lessons of a realistic size.

@@ -122,7 +122,36 @@ fn as_json(v: &View) -> Value {
         "running": v.holder.is_some(),
         "pid": v.holder.as_ref().map(|h| h.pid),
         "inflight": v.inflight.as_ref().map(|m| json!({"iteration": m.iteration, "phase": m.phase})),
+        "ended": ended_json(v),
     })
+}
+
+/// The `ended` object of `status --json`: the record of an ended run, `{"reason": "crashed"}`
+/// for a run whose process is gone without one, `null` while it runs.
+fn ended_json(v: &View) -> Value {
+    if v.holder.is_some() {
+        return Value::Null;
+    }
+    match v.state.as_ref().and_then(|s| s.engine.ended.as_ref()) {
+        Some(e) => json!(e),
+        None => json!({
+            "reason": "crashed",
+            "detail": crate::ending::CRASHED,
+            "elapsed_secs": v.state.as_ref().map(|s| s.engine.elapsed_ms / 1000),
+        }),
+    }
+}
+
+/// The line of a run no process holds: how it ended, or that it crashed.
+fn ended_text(state: Option<&StateFile>, inflight: Option<&Inflight>) -> String {
+    match (state.and_then(|s| s.engine.ended.as_ref()), inflight) {
+        (Some(e), _) => format!("not running; {}", crate::ending::status_line(e)),
+        (None, Some(m)) => format!(
+            "not running; crashed during iteration {} ({}): the next `run` rolls it back and resumes",
+            m.iteration, m.phase
+        ),
+        (None, None) => format!("not running; {}", crate::ending::CRASHED),
+    }
 }
 
 /// The human `status` text.
@@ -167,12 +196,7 @@ fn print_text(v: &View) {
             m.phase
         ),
         (Some(h), None) => say!("running: pid {}", h.pid),
-        (None, Some(m)) => say!(
-            "not running; iteration {} was interrupted during {} and is rolled back by the next `run`",
-            m.iteration,
-            m.phase
-        ),
-        (None, None) => say!("not running (last status: {})", t.last_status),
+        (None, inflight) => say!("{}", ended_text(v.state.as_ref(), inflight.as_ref())),
     }
     let usage = v
         .state

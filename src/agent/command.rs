@@ -1,5 +1,7 @@
 //! The command agent: `sh -c CMD` in the repository, prompt on stdin, the last non-empty stdout
-//! line as the description, the last meaningful stderr line as the reason of a failure. Scripted proposers and the test suite's fake agents plug in here.
+//! line as the description (a `tokens: N` line is the turn's token count instead), the last
+//! meaningful stderr line as the reason of a failure. Scripted proposers and the test suite's
+//! fake agents plug in here.
 
 use std::time::Duration;
 
@@ -53,9 +55,11 @@ impl Agent for CommandAgent {
             .stdout
             .lines()
             .map(str::trim)
-            .rfind(|l| !l.is_empty())
+            .rfind(|l| !l.is_empty() && reported_tokens(l).is_none())
             .unwrap_or("")
             .to_string();
+        // `tokens: N` on stdout: what the command's own model used this turn (the last one counts).
+        let tokens = out.stdout.lines().rev().find_map(reported_tokens);
         let outcome = match out.end {
             End::Exited(0) => Outcome::Completed,
             End::Exited(_) | End::Signaled(_) => {
@@ -76,13 +80,23 @@ impl Agent for CommandAgent {
             )),
             End::Interrupted(sig) => Outcome::Interrupted(sig),
         };
+        let usage = crate::artifacts::state::Usage {
+            input_tokens: tokens.unwrap_or(0),
+            ..Default::default()
+        };
         Proposal {
             description,
+            usage,
             outcome,
             duration: out.duration,
             ..Proposal::ended(Outcome::Completed, out.duration)
         }
     }
+}
+
+/// Reads a `tokens: N` line (the tokens a command agent reports for its turn).
+fn reported_tokens(line: &str) -> Option<u64> {
+    line.trim().strip_prefix("tokens:")?.trim().parse().ok()
 }
 
 #[cfg(test)]

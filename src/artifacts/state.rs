@@ -104,6 +104,12 @@ pub struct EngineInfo {
     pub verify_ms: u64,
     #[serde(default)]
     pub guard_ms: u64,
+    /// Active time of the run over all its sessions, in milliseconds (`--max-duration`).
+    #[serde(default)]
+    pub elapsed_ms: u64,
+    /// How the run ended (`null` while it runs or after a crash; cleared by a resume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<crate::ending::Ended>,
     /// The last [`RECENT`] iterations.
     #[serde(default)]
     pub recent: Vec<IterationRecord>,

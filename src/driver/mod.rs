@@ -2,10 +2,12 @@
 //! iteration and this module carries its actions out. Submodules, one concern each: `startup`
 //! (preflight, new run, resume), `recover` (an iteration a killed process left), `step` (the
 //! executor of one iteration and the escalation rows), `measure` (verify and guard runs),
-//! `tree` (inspection, restores and what they preserve).
+//! `tree` (inspection, restores and what they preserve), `ending` (budgets, the end record,
+//! notify).
 
 mod baseline_check;
 mod drift;
+mod ending;
 mod holdout;
 mod judge;
 mod measure;
@@ -132,6 +134,8 @@ struct Run {
     keep: judge::KeepState,
     /// `--holdout`'s reference and the values of the keep being judged.
     holdout: holdout::HoldoutState,
+    /// `--max-duration`, `--until`, `--max-tokens`, `--plateau` and the time spent before.
+    budgets: ending::Budgets,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -173,6 +177,7 @@ fn new_run(
     } = setup;
     let policy = policy::for_mode(cfg.mode);
     let keep = judge::KeepState::new(&cfg, &paths.runs);
+    let budgets = ending::Budgets::new(&cfg, &state.engine);
     let rules = Rules {
         metric: cfg.metric.clone(),
         stop_condition: cfg.stop_condition.clone(),
@@ -218,6 +223,7 @@ fn new_run(
         env,
         keep,
         holdout: holdout::HoldoutState::default(),
+        budgets,
     }
 }
 
@@ -231,6 +237,7 @@ impl Run {
         self.state.engine.version = env!("CARGO_PKG_VERSION").to_string();
         self.state.engine.branch = self.branch.clone();
         self.state.engine.head = self.head.to_string();
+        self.state.engine.elapsed_ms = ms(self.run_elapsed());
         self.state.save(&self.paths.state)?;
         self.state_stamp = fsutil::fingerprint(&self.paths.state);
         // A second copy of the current settings, so a lost state file does not lose the flags
@@ -304,6 +311,9 @@ impl Run {
             if let Some(stop) = policy::stop_check(self.policy, &self.rules, &self.replay) {
                 break stop;
             }
+            if let Some(stop) = self.budget_check() {
+                break stop;
+            }
             if let Some(why) = self.blocker()? {
                 break Stop::Blocked(why);
             }
@@ -331,13 +341,13 @@ impl Run {
         Ok(stop)
     }
 
-    fn finish(self, stop: Stop) -> Summary {
+    fn finish(&self, stop: &Stop) -> Summary {
         let t = &self.replay.tally;
         let improved = self
             .cfg
             .direction
             .improves(t.best_metric, t.baseline_metric);
-        let (reason, message, code) = match &stop {
+        let (reason, message, code) = match stop {
             Stop::Goal(m) => ("goal_reached", format!("goal reached: {m}."), exit::OK),
             Stop::Cap(cap) => (
                 "iteration_cap",
@@ -346,6 +356,11 @@ impl Run {
             ),
             Stop::NeedsHuman(m) => ("needs_human", format!("stopped: {m}."), exit::NEEDS_HUMAN),
             Stop::Blocked(m) => ("blocked", format!("blocked: {m}."), exit::BLOCKED),
+            Stop::Budget(_, m) => ("budget", format!("budget spent: {m}."), exit::OK),
+            Stop::Plateau(_) => {
+                let (_, _, m) = crate::ending::describe_stop(stop);
+                ("plateau", format!("plateau: {m}."), exit::OK)
+            }
             Stop::Interrupted(sig) => (
                 "interrupted",
                 format!(

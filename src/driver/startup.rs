@@ -99,8 +99,8 @@ pub fn run(opts: Options) -> Result<Summary> {
     for n in &own.notes {
         run.out.note(n);
     }
-    let stop = run.main_loop()?;
-    Ok(run.finish(stop))
+    let stop = run.main_loop();
+    run.conclude(stop)
 }
 
 /// What taking over the run's files established.
@@ -488,6 +488,8 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
     state.config = cfg.settings.to_saved();
     state.mode = cfg.mode.to_string();
     state.run_tag = run_tag.clone();
+    // A resumed run has not ended (yet).
+    state.engine.ended = None;
     let mut run = new_run(setup, old.results, old.replay, state, head_now, run_tag);
     run.keep_user_files(user_untracked)?;
 

@@ -163,6 +163,7 @@ impl Run {
             results: self.results.tail(PROMPT_ROWS),
             lessons: &lessons,
             feedback,
+            previous: prompt::last_experiment(self.results.tail(PROMPT_ROWS)),
         })
     }
 

@@ -51,6 +51,9 @@ pub fn ending(r: &Report) -> String {
             "ended: {}",
             if e.reason.is_empty() { "-" } else { &e.reason }
         );
+        if !e.detail.is_empty() {
+            let _ = write!(s, " ({})", e.detail);
+        }
         if !e.at.is_empty() {
             let _ = write!(s, " at {}", e.at);
         }

@@ -109,7 +109,11 @@ pub fn gather(repo: &Repo, paths: &Paths) -> Result<Report> {
         .unwrap_or_default();
     let meta = |k: &str| log.meta(k).unwrap_or_default().to_string();
     let ended = Ended::from_state(&state);
-    let running = lock::peek(&paths.lock).filter(|h| h.alive()).map(|h| h.pid);
+    // An end record means the run is over, even while its process (writing this report at its
+    // end) still holds the lock.
+    let running = lock::peek(&paths.lock)
+        .filter(|h| h.alive() && ended.is_none())
+        .map(|h| h.pid);
     let interrupted = Inflight::load(&paths.inflight)
         .ok()
         .flatten()

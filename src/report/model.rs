@@ -9,10 +9,13 @@ use crate::artifacts::timing::IterationTiming;
 use crate::engine::Direction;
 use crate::engine::row::{Row, Status};
 
-/// How the run ended, from the state file's `ended` object (absent in runs that predate it).
+/// How the run ended, from the state file's `engine.ended` object (absent in runs that predate
+/// it).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Ended {
     pub reason: String,
+    /// What was reached, or why a human is needed or the run is blocked.
+    pub detail: String,
     pub at: String,
     pub elapsed_secs: Option<f64>,
     pub exit_code: Option<i64>,
@@ -21,7 +24,11 @@ pub struct Ended {
 impl Ended {
     /// Reads the `ended` object of a state file's JSON; `None` when it is missing or empty.
     pub fn from_state(state: &serde_json::Value) -> Option<Ended> {
-        let e = state.get("ended")?.as_object()?;
+        let e = state
+            .get("engine")
+            .and_then(|e| e.get("ended"))
+            .or_else(|| state.get("ended"))?
+            .as_object()?;
         let text = |k: &str| {
             e.get(k)
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
@@ -29,6 +36,7 @@ impl Ended {
         };
         let ended = Ended {
             reason: text("reason"),
+            detail: text("detail"),
             at: text("at"),
             elapsed_secs: e.get("elapsed_secs").and_then(serde_json::Value::as_f64),
             exit_code: e.get("exit_code").and_then(serde_json::Value::as_i64),

@@ -4,6 +4,7 @@
 mod mock_responses;
 mod support;
 
+mod budgets;
 mod claude;
 mod cli;
 mod codex;

@@ -2,6 +2,7 @@
 //! stop rule. This module also holds the decisions taken between iterations (stop checks, the
 //! escalation rows), pure and shared by every mode (GUIDE §7).
 
+mod budget;
 mod fix;
 mod loop_mode;
 
@@ -12,6 +13,7 @@ use super::row::Status;
 use super::stop::StopCondition;
 use crate::config::Mode;
 
+pub use budget::{Budget, Limits, Spent, budget_stop};
 pub use fix::Fix;
 pub use loop_mode::Loop;
 
@@ -23,6 +25,10 @@ pub enum Stop {
     NeedsHuman(String),
     Blocked(String),
     Interrupted(i32),
+    /// A budget of an unattended run was spent (`--max-duration`, `--until`, `--max-tokens`).
+    Budget(Budget, String),
+    /// `--plateau N`: N experiments in a row without a keep.
+    Plateau(u64),
 }
 
 /// What distinguishes one mode from another.
@@ -146,7 +152,12 @@ pub fn next_escalation(rules: &Rules, replay: &Replay) -> Option<Escalate> {
 pub fn closing_row(stop: &Stop) -> Option<(Status, String)> {
     match stop {
         Stop::Blocked(why) => Some((Status::Blocked, why.clone())),
-        Stop::Goal(_) | Stop::Cap(_) | Stop::NeedsHuman(_) | Stop::Interrupted(_) => None,
+        Stop::Goal(_)
+        | Stop::Cap(_)
+        | Stop::NeedsHuman(_)
+        | Stop::Interrupted(_)
+        | Stop::Budget(..)
+        | Stop::Plateau(_) => None,
     }
 }
 
