@@ -27,6 +27,7 @@ pub mod fsutil;
 pub mod git;
 pub mod gitdir;
 pub mod gitlock;
+pub mod launch;
 pub mod output;
 pub mod process;
 pub mod procfs;

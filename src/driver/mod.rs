@@ -273,6 +273,9 @@ impl Run {
             if let Some(sig) = signal::pending() {
                 break Stop::Interrupted(sig);
             }
+            if crate::launch::control::stop_requested(&self.paths.private) {
+                break Stop::Requested;
+            }
             // Limits next, so `--iterations N` means at most N rows; a pending refine or pivot
             // row is appended on resume (the ladder is recomputed from the log).
             if let Some(stop) = policy::stop_check(self.policy, &self.rules, &self.replay) {
@@ -317,6 +320,11 @@ impl Run {
             ),
             Stop::NeedsHuman(m) => ("needs_human", format!("stopped: {m}."), exit::NEEDS_HUMAN),
             Stop::Blocked(m) => ("blocked", format!("blocked: {m}."), exit::BLOCKED),
+            Stop::Requested => (
+                "stopped",
+                format!("stopped on request after iteration {}.", t.iteration),
+                exit::OK,
+            ),
             Stop::Interrupted(sig) => (
                 "interrupted",
                 format!(

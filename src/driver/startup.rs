@@ -364,6 +364,7 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
     // there when the baseline fails): an earlier run is archived only once this one can start.
     let dir = run.paths.private.join("baseline");
     fsutil::ensure_dir(&dir)?;
+    crate::launch::child::announce(&run.paths.private, &run.repo.root, &run.run_tag, false)?;
     let (metric, guard) = run.baseline(&dir)?;
     let baseline = Row {
         iteration: 0,
@@ -468,6 +469,7 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
     let n = run.replay.tally.iteration + 1;
     let dir = run.paths.iter_dir(n);
     fsutil::ensure_dir(&dir)?;
+    crate::launch::child::announce(&run.paths.private, &run.repo.root, &run.run_tag, true)?;
     let metric = match run.measure_untouched(&dir, "resume-")? {
         Ok((m, _)) => m,
         Err(Untouched::NoMetric { reason, .. }) => {

@@ -14,6 +14,7 @@ mod docs;
 mod escalation;
 mod exec;
 mod gitdir;
+mod launch;
 mod loop_basic;
 mod nonutf8;
 mod preflight;

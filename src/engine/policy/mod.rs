@@ -23,6 +23,8 @@ pub enum Stop {
     NeedsHuman(String),
     Blocked(String),
     Interrupted(i32),
+    /// `stop --after-iteration`: ended on request between iterations.
+    Requested,
 }
 
 /// What distinguishes one mode from another.
@@ -146,7 +148,11 @@ pub fn next_escalation(rules: &Rules, replay: &Replay) -> Option<Escalate> {
 pub fn closing_row(stop: &Stop) -> Option<(Status, String)> {
     match stop {
         Stop::Blocked(why) => Some((Status::Blocked, why.clone())),
-        Stop::Goal(_) | Stop::Cap(_) | Stop::NeedsHuman(_) | Stop::Interrupted(_) => None,
+        Stop::Goal(_)
+        | Stop::Cap(_)
+        | Stop::NeedsHuman(_)
+        | Stop::Interrupted(_)
+        | Stop::Requested => None,
     }
 }
 
