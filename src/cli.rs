@@ -44,6 +44,46 @@ pub enum Command {
     Skill(crate::skill::SkillArgs),
     /// Write the run's summary (report.md) and chart (progress.svg); print the report's path.
     Report(crate::report::ReportArgs),
+    /// Start a run detached (RUN FLAGS as for `run`); returns once it has passed preflight.
+    Launch(Box<RunArgs>),
+    /// Print the run log of a launched run; -f follows it until the run ends.
+    Logs(LogsArgs),
+    /// End the live run (rolled back now, or after its current iteration) and wait for it.
+    Stop(StopArgs),
+}
+
+/// `logs` flags.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Repository (default: the git root of the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Where the artifacts are, if not at the repo root.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts_dir: Option<PathBuf>,
+    /// Keep printing new lines until the run ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// How many of the last lines to print first.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 20, value_parser = crate::config::whole_number::<usize>)]
+    pub lines: usize,
+}
+
+/// `stop` flags.
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Repository (default: the git root of the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Where the artifacts are, if not at the repo root.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts_dir: Option<PathBuf>,
+    /// Let the current iteration finish and record its row, then end.
+    #[arg(long)]
+    pub after_iteration: bool,
+    /// How long to wait for the end (default 2m, or 2h with --after-iteration).
+    #[arg(long, value_name = "DUR")]
+    pub timeout: Option<Dur>,
 }
 
 /// `config`: the RUN FLAGS, plus which command to show the configuration of.
@@ -328,6 +368,9 @@ fn gather(args: &RunArgs, exec: bool) -> Result<crate::config::Gathered, Error> 
 }
 
 fn run_command(args: &RunArgs, exec: bool) -> ExitCode {
+    if !exec {
+        crate::launch::child::adopt();
+    }
     let style = if exec {
         Style::Exec
     } else if args.json {
@@ -365,6 +408,23 @@ fn run_command(args: &RunArgs, exec: bool) -> ExitCode {
             }
             ExitCode::from(summary.exit_code)
         }
+        Err(e) => fail(&out, &e),
+    }
+}
+
+/// `launch`: the run's own flags go to a detached `run`; `--json` is launch's.
+fn launch_command(args: &RunArgs) -> ExitCode {
+    let out = Output {
+        style: Style::Human,
+    };
+    // Flags and settings are checked by the run itself (same words, same exit code); these are
+    // read only to find a live run.
+    let settings = gather(args, false)
+        .map(|g| g.settings)
+        .unwrap_or_else(|_| args.to_settings());
+    let child_args = crate::launch::run_args(std::env::args_os());
+    match crate::launch::launch(&settings, child_args, args.json) {
+        Ok(code) => ExitCode::from(code),
         Err(e) => fail(&out, &e),
     }
 }
@@ -430,6 +490,41 @@ pub fn main() -> ExitCode {
             match crate::report::report(repo.as_deref(), dir.as_deref(), args.json) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&out, &e),
+            }
+        }
+        Command::Launch(args) => launch_command(&args),
+        Command::Logs(a) => {
+            let repo = absolute(&a.repo);
+            let dir = absolute(&a.artifacts_dir);
+            let r =
+                crate::launch::control::logs(repo.as_deref(), dir.as_deref(), a.lines, a.follow);
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(
+                    &Output {
+                        style: Style::Human,
+                    },
+                    &e,
+                ),
+            }
+        }
+        Command::Stop(a) => {
+            let repo = absolute(&a.repo);
+            let dir = absolute(&a.artifacts_dir);
+            let r = crate::launch::control::stop(&crate::launch::control::StopArgs {
+                repo: repo.as_deref(),
+                artifacts_dir: dir.as_deref(),
+                after_iteration: a.after_iteration,
+                timeout: a.timeout.map(|d| d.0),
+            });
+            match r {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => fail(
+                    &Output {
+                        style: Style::Human,
+                    },
+                    &e,
+                ),
             }
         }
         Command::Config(args) => {

@@ -40,6 +40,11 @@ pub fn describe_stop(stop: &Stop) -> (&'static str, Option<&'static str>, String
         ),
         Stop::NeedsHuman(m) => ("needs_human", None, m.clone()),
         Stop::Blocked(m) => ("blocked", None, m.clone()),
+        Stop::Requested => (
+            "stopped",
+            None,
+            "stopped on request (`stop --after-iteration`) between iterations".to_string(),
+        ),
         Stop::Interrupted(sig) => (
             "stopped",
             None,

@@ -28,6 +28,7 @@ pub mod fsutil;
 pub mod git;
 pub mod gitdir;
 pub mod gitlock;
+pub mod launch;
 pub mod localtime;
 pub mod notify;
 pub mod output;

@@ -22,6 +22,10 @@ pub fn install() {
     };
     std::thread::spawn(move || {
         for sig in signals.forever() {
+            // A run started by `launch` has no terminal to lose: SIGHUP does not stop it.
+            if sig == SIGHUP && crate::launch::child::detached() {
+                continue;
+            }
             if RECEIVED
                 .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()

@@ -40,6 +40,23 @@ impl View {
         self.log.meta(key).unwrap_or_default().to_string()
     }
 
+    /// The live run's phase, elapsed time and end estimate (none when no run is live).
+    fn live(&self) -> Option<crate::launch::live::Live> {
+        let holder = self.holder.as_ref()?;
+        let state = self.state.as_ref();
+        let inputs = crate::launch::live::Inputs {
+            holder,
+            inflight: self.inflight.as_ref(),
+            recent: state.map(|s| s.engine.recent.as_slice()).unwrap_or(&[]),
+            cap: crate::launch::live::cap(state),
+            recorded: Some(self.replay.tally.iteration),
+        };
+        Some(crate::launch::live::Live::read(
+            &inputs,
+            std::time::SystemTime::now(),
+        ))
+    }
+
     /// The last five rows, oldest first.
     fn last_rows(&self) -> &[crate::engine::row::Row] {
         self.log.tail(5)
@@ -53,12 +70,31 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
     let paths = Paths::new(&repo.root, artifacts_dir)?;
     let holder = lock::peek(&paths.lock).filter(|h| h.alive());
     let root = repo.root.display().to_string();
-    if !paths.results.exists() || crate::artifacts::stand_in::is(&paths.results) {
+    if !paths.results.exists() || crate::artifacts::stand_in::sized_like(&paths.results) {
+        // A live run without a log is measuring its baseline.
+        let now = std::time::SystemTime::now();
+        let live = holder.as_ref().map(|h| {
+            crate::launch::live::Live::read(
+                &crate::launch::live::Inputs {
+                    holder: h,
+                    inflight: None,
+                    recent: &[],
+                    cap: None,
+                    recorded: None,
+                },
+                now,
+            )
+        });
         if json_out {
             say!(
                 "{}",
-                json!({"run": Value::Null, "repo": root, "running": holder.is_some(), "pid": holder.map(|h| h.pid), "inflight": Value::Null})
+                json!({"run": Value::Null, "repo": root, "running": holder.is_some(), "pid": holder.map(|h| h.pid), "inflight": Value::Null, "live": live.map(|l| l.to_json(now))})
             );
+        } else if let (Some(h), Some(l)) = (&holder, live) {
+            say!("a run is starting in {root}: pid {}", h.pid);
+            for line in l.lines(now) {
+                say!("{line}");
+            }
         } else {
             say!("no autoresearch run in {root} (start one with `codex-autoresearch run`)");
         }
@@ -123,6 +159,7 @@ fn as_json(v: &View) -> Value {
         "pid": v.holder.as_ref().map(|h| h.pid),
         "inflight": v.inflight.as_ref().map(|m| json!({"iteration": m.iteration, "phase": m.phase})),
         "ended": ended_json(v),
+        "live": v.live().map(|l| l.to_json(std::time::SystemTime::now())),
     })
 }
 
@@ -197,6 +234,13 @@ fn print_text(v: &View) {
         ),
         (Some(h), None) => say!("running: pid {}", h.pid),
         (None, inflight) => say!("{}", ended_text(v.state.as_ref(), inflight.as_ref())),
+    }
+    for line in v
+        .live()
+        .map(|l| l.lines(std::time::SystemTime::now()))
+        .unwrap_or_default()
+    {
+        say!("{line}");
     }
     let usage = v
         .state

@@ -29,6 +29,9 @@ pub struct Inflight {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub started_at: String,
+    /// When the current phase began (absent in markers of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_started_at: Option<String>,
     pub pid: u32,
 }
 

@@ -159,6 +159,20 @@ impl BaselineCheck {
     }
 }
 
+/// The private files the commands that watch a run read (`status`, `logs -f`, `stop`, a
+/// `tail -f`): an open of them during the baseline is not taken for verify's (a verify that
+/// reads `.autoresearch/` still opens the prompt and feedback stand-ins). `status` tells the
+/// results log's stand-in by its size, without opening it.
+fn watched_by_people(paths: &Paths) -> Vec<PathBuf> {
+    vec![
+        paths.lock.clone(),
+        paths.inflight.clone(),
+        paths.settings.clone(),
+        crate::launch::child::log_path(&paths.private),
+        crate::launch::control::request_path(&paths.private),
+    ]
+}
+
 impl Run {
     /// The baseline with its check: stand-ins for missing root artifacts while it runs, then a
     /// refusal if verify or guard opened the engine's files or changed tracked files.
@@ -178,7 +192,8 @@ impl Run {
         measured
     }
 
-    /// Runs verify or the guard (`who`); at the baseline, notes the engine's files it opened.
+    /// Runs verify or the guard (`who`); at the baseline, notes the engine's files it opened
+    /// (not the private ones `status`, `logs -f` or `stop` read while a launched run starts).
     pub(super) fn run_check(&mut self, spec: &Spec, who: &'static str) -> std::io::Result<Outcome> {
         let Some(w) = self.baseline_check.as_mut().and_then(|c| c.watch.as_mut()) else {
             return process::run(spec);
@@ -188,6 +203,7 @@ impl Run {
             .into_iter()
             .flatten()
             .cloned()
+            .chain(watched_by_people(&self.paths))
             .collect();
         let out = process::run(spec);
         let opened = w.drain();

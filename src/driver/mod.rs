@@ -300,6 +300,9 @@ impl Run {
             if let Some(sig) = signal::pending() {
                 break Stop::Interrupted(sig);
             }
+            if crate::launch::control::stop_requested(&self.paths.private) {
+                break Stop::Requested;
+            }
             // Limits next, so `--iterations N` means at most N rows; a pending refine or pivot
             // row is appended on resume (the ladder is recomputed from the log).
             if let Some(stop) = policy::stop_check(self.policy, &self.rules, &self.replay) {
@@ -361,6 +364,11 @@ impl Run {
                 let (_, _, m) = crate::ending::describe_stop(stop);
                 ("plateau", format!("plateau: {m}."), exit::OK)
             }
+            Stop::Requested => (
+                "stopped",
+                format!("stopped on request after iteration {}.", t.iteration),
+                exit::OK,
+            ),
             Stop::Interrupted(sig) => (
                 "interrupted",
                 format!(

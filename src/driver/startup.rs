@@ -379,6 +379,7 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
     let dir = run.paths.private.join("baseline");
     fsutil::ensure_dir(&dir)?;
     run.pin_evaluators()?;
+    crate::launch::child::announce(&run.paths.private, &run.repo.root, &run.run_tag, false)?;
     run.keep.next_role = crate::engine::seq::Role::Baseline;
     let (first, guard) = run.checked_baseline(&dir)?;
     let (metric, runs) = run.baseline_more(&dir, first)?;
@@ -503,6 +504,7 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
     let n = run.replay.tally.iteration + 1;
     let dir = run.paths.iter_dir(n);
     fsutil::ensure_dir(&dir)?;
+    crate::launch::child::announce(&run.paths.private, &run.repo.root, &run.run_tag, true)?;
     run.load_pins()?;
     let drifted = run.drifted_evaluators();
     let metric = match run.measure_untouched(&dir, "resume-")? {

@@ -211,6 +211,7 @@ impl Run {
             trial_commit: None,
             description: None,
             started_at: crate::artifacts::state::now_utc(),
+            phase_started_at: Some(crate::artifacts::state::now_utc()),
             pid: std::process::id(),
         };
         marker.save(&self.paths.inflight)?;
@@ -255,6 +256,9 @@ impl Run {
         let phase = m.phase().as_str();
         let trial = m.trial().map(|t| t.to_string());
         if marker.phase != phase || marker.trial_commit != trial {
+            if marker.phase != phase {
+                marker.phase_started_at = Some(crate::artifacts::state::now_utc());
+            }
             marker.phase = phase.into();
             marker.trial_commit = trial;
             marker.description = m.description().map(str::to_string);

@@ -30,7 +30,11 @@ fn no_run_says_so() {
     assert_eq!(v["running"], false);
     // The same keys as with a run.
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["inflight", "pid", "repo", "run", "running"], "{v}");
+    assert_eq!(
+        keys,
+        ["inflight", "live", "pid", "repo", "run", "running"],
+        "{v}"
+    );
     repo.assert_untouched(&before);
     assert!(!repo.exists(".autoresearch"), "status writes nothing");
 }

@@ -29,6 +29,8 @@ pub enum Stop {
     Budget(Budget, String),
     /// `--plateau N`: N experiments in a row without a keep.
     Plateau(u64),
+    /// `stop --after-iteration`: ended on request between iterations.
+    Requested,
 }
 
 /// What distinguishes one mode from another.
@@ -157,7 +159,8 @@ pub fn closing_row(stop: &Stop) -> Option<(Status, String)> {
         | Stop::NeedsHuman(_)
         | Stop::Interrupted(_)
         | Stop::Budget(..)
-        | Stop::Plateau(_) => None,
+        | Stop::Plateau(_)
+        | Stop::Requested => None,
     }
 }
 
