@@ -16,6 +16,7 @@ mod escalation;
 mod evaluator;
 mod exec;
 mod gitdir;
+mod holdout;
 mod launch;
 mod loop_basic;
 mod measure_checks;

@@ -149,3 +149,67 @@ fn the_strict_rule_on_the_same_runs_keeps_mostly_noise() {
     let per = f64::from(t.runs) / f64::from(t.iterations);
     assert!(per < 1.1, "one verify run per iteration: {per}");
 }
+
+/// A resumed run replays `runs.tsv`: it goes on with the same reference and noise estimate (no
+/// new baseline runs, no drift row for a noisy re-measure), and its check of the retained tree
+/// is logged as a `check` run the rule does not use.
+#[test]
+fn a_resumed_run_continues_from_its_runs_not_from_one_new_sample() {
+    let repo = TestRepo::with_files(&[
+        ("src/level.txt", "100.0\n"),
+        ("src/notes.txt", ""),
+        ("verify.py", VERIFY),
+        ("agent.py", AGENT),
+    ]);
+    let run = |n: &str| {
+        let mut cmd = repo.cmd();
+        cmd.env("SIM_SEED", "3").args(TestRepo::loop_args(
+            "python3 verify.py",
+            "python3 agent.py",
+            &[
+                "--iterations",
+                n,
+                "--keep-effort",
+                "default",
+                "--no-confirm",
+            ],
+        ));
+        let r: Run = cmd.output().expect("run binary").into();
+        r.expect_code(0);
+        r
+    };
+    run("6");
+    let noise = repo.state()["noise"].clone();
+    assert_eq!(noise["mode"], "statistical", "{noise}");
+    let before = repo.read(".autoresearch/runs.tsv");
+    let r = run("12");
+    assert!(!r.stderr.contains("a new reference"), "{}", r.stderr);
+    let statuses = repo.statuses();
+    assert!(!statuses.contains(&"drift".to_string()), "{statuses:?}");
+    let after = repo.read(".autoresearch/runs.tsv");
+    assert!(after.starts_with(&before), "runs.tsv is append-only");
+    let new: Vec<Vec<&str>> = after[before.len()..]
+        .lines()
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(
+        new[0][3], "check",
+        "the resume's check comes first: {new:?}"
+    );
+    assert_eq!(new[0][0], "7");
+    assert!(
+        new.iter().all(|r| r[3] != "baseline"),
+        "no new baseline: {new:?}"
+    );
+    let numbers: Vec<u64> = after
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+    let n_after = repo.state()["noise"]["n"].as_u64().unwrap();
+    assert!(
+        n_after >= noise["n"].as_u64().unwrap(),
+        "the noise estimate carried over"
+    );
+}
