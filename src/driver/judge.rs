@@ -162,7 +162,7 @@ impl Run {
             .seq
             .as_ref()
             .and_then(Seq::reference_mean)
-            .unwrap_or(first);
+            .map_or(first, crate::engine::number::tidy);
         Ok(Ok((mean, runs)))
     }
 

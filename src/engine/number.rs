@@ -95,6 +95,16 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// A mean of measured values without the float noise of its sum (`184.76600000000002` ->
+/// `184.766`): 12 significant digits, more than any measurement carries.
+pub fn tidy(x: f64) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    // Decimal rounding through the formatter: exact at any magnitude.
+    format!("{x:.11e}").parse().unwrap_or(x)
+}
+
 /// `x` rounded to `digits` significant digits, in canonical form (`0.012345` -> `0.012`).
 pub fn significant(x: f64, digits: i32) -> String {
     if x == 0.0 || !x.is_finite() {
@@ -109,6 +119,17 @@ pub fn median_duration(values: &[std::time::Duration]) -> Option<std::time::Dura
     let mut v = values.to_vec();
     v.sort_unstable();
     (!v.is_empty()).then(|| v[v.len() / 2])
+}
+
+#[cfg(test)]
+#[test]
+fn a_tidy_mean_drops_the_float_noise_and_keeps_the_digits() {
+    assert_eq!(tidy(184.76600000000002), 184.766);
+    assert_eq!(tidy(0.1 + 0.2), 0.3);
+    assert_eq!(tidy(-12.345678), -12.345678);
+    assert_eq!(tidy(1e-9 / 3.0), 3.33333333333e-10);
+    assert_eq!(tidy(0.0), 0.0);
+    assert_eq!(tidy(1e300), 1e300);
 }
 
 /// Returns true when two metrics are equal at the precision the TSV keeps.

@@ -597,7 +597,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
                 let ev = seq.evidence();
                 if ev.n_candidate > 0 && ev.mean.is_finite() {
                     // The trial's value so far: what a guard failure's row shows.
-                    self.metric = Some(ev.mean);
+                    self.metric = Some(crate::engine::number::tidy(ev.mean));
                 }
                 self.taken.push(RunTaken {
                     role,

@@ -135,7 +135,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             }
             Next::Keep => {
                 let ev = seq.evidence();
-                self.metric = Some(ev.mean);
+                self.metric = Some(crate::engine::number::tidy(ev.mean));
                 let guard = self.guard_result;
                 self.keep(guard)
             }
@@ -151,7 +151,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
                 let draft = Draft {
                     status: Status::Discard,
                     commit: self.trial,
-                    metric: (ev.n_candidate > 0).then_some(ev.mean),
+                    metric: (ev.n_candidate > 0).then(|| crate::engine::number::tidy(ev.mean)),
                     guard: Guard::NotRun,
                     description,
                 };

@@ -347,25 +347,20 @@ fn two_digits(x: f64) -> String {
 /// proposing); returns the effort and a one-line reason.
 pub fn choose_effort(verify_median: Duration, agent_median: Duration) -> (Effort, String) {
     let nine = verify_median * 9;
-    let show = |d: Duration| humantime::format_duration(round_ms(d)).to_string();
+    let show = crate::duration::human;
     if nine < agent_median {
         let why = format!(
-            "thorough: 9 verify runs ({}) cost less than one agent turn ({})",
+            "9 verify runs ≈ {} cost less than one agent turn ≈ {}",
             show(nine),
             show(agent_median)
         );
         (Effort::Thorough, why)
     } else {
         let why = format!(
-            "default: 9 verify runs ({}) cost at least one agent turn ({})",
+            "9 verify runs ≈ {} cost at least one agent turn ≈ {}",
             show(nine),
             show(agent_median)
         );
         (Effort::Default, why)
     }
-}
-
-/// `d` rounded to milliseconds (readable durations).
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis().min(u64::MAX as u128) as u64)
 }
