@@ -44,6 +44,25 @@ pub enum Command {
     Skill(crate::skill::SkillArgs),
     /// Write the run's summary (report.md) and chart (progress.svg); print the report's path.
     Report(crate::report::ReportArgs),
+    /// Re-measure the run's result in a scratch checkout: total effect and leave-one-out ablation.
+    Confirm(ConfirmArgs),
+}
+
+/// `confirm` flags.
+#[derive(Args, Debug)]
+pub struct ConfirmArgs {
+    /// Repository (default: the git root of the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Where the artifacts are, if not at the repo root.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts_dir: Option<PathBuf>,
+    /// Verify runs per side (default: the run's setting, 10).
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u32>)]
+    pub confirm_runs: Option<u32>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `config`: the RUN FLAGS, plus which command to show the configuration of.
@@ -429,6 +448,20 @@ pub fn main() -> ExitCode {
             let (repo, dir) = (absolute(&args.repo), absolute(&args.artifacts_dir));
             match crate::report::report(repo.as_deref(), dir.as_deref(), args.json) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&out, &e),
+            }
+        }
+        Command::Confirm(args) => {
+            let out = Output {
+                style: Style::Human,
+            };
+            match crate::confirm::command(
+                absolute(&args.repo).as_deref(),
+                absolute(&args.artifacts_dir).as_deref(),
+                args.confirm_runs,
+                args.json,
+            ) {
+                Ok(code) => ExitCode::from(code),
                 Err(e) => fail(&out, &e),
             }
         }

@@ -142,7 +142,8 @@ pub fn verdict(contribution: &Effect, min_effect: f64) -> Verdict {
 /// The `p` quantile of Student's t distribution with `df` (> 0, possibly fractional) degrees of
 /// freedom, by bisection on the exact distribution function (accurate to about 1e-9).
 pub fn t_quantile(p: f64, df: f64) -> f64 {
-    if !(p > 0.0 && p < 1.0) || !(df > 0.0) {
+    let valid = p > 0.0 && p < 1.0 && df > 0.0;
+    if !valid {
         return f64::NAN;
     }
     if p < 0.5 {
@@ -314,7 +315,10 @@ mod tests {
         let sd = Sample::of(&control).sd;
         let se = (2.0 * sd * sd / 4.0).sqrt();
         let df = e.df.unwrap();
-        assert!(close(df, 6.0, 1e-9), "equal variances and sizes: df = 2n - 2");
+        assert!(
+            close(df, 6.0, 1e-9),
+            "equal variances and sizes: df = 2n - 2"
+        );
         assert!(close(e.high - e.estimate, 2.447 * se, 0.002));
         assert!(!e.covers_zero());
     }
