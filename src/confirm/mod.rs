@@ -224,7 +224,10 @@ fn ablate(
 ) -> Result<KeepReport> {
     let mut rep = KeepReport::new(k.iteration, &k.short, &k.description);
     let Some(commit) = k.commit else {
-        rep.note = Some("its commit is not in the final commit's history".into());
+        rep.note = Some(format!(
+            "its commit {} cannot be found in the final commit's history",
+            k.short
+        ));
         return Ok(rep);
     };
     let without = match scratch.without(commit, plan.last)? {
@@ -288,8 +291,9 @@ pub fn at_end(repo: &Repo, paths: &Paths, cfg: &RunConfig, out: &Output) {
     if !has_keep {
         return;
     }
-    let quiet = |_: &str| {};
-    match measure(repo, paths, cfg, &quiet).and_then(|r| r.write(paths).map(|()| r)) {
+    // Progress on stderr: the confirmation can take as long as many iterations' verify runs.
+    let progress = |line: &str| out.note(&format!("{line} (--no-confirm skips this)"));
+    match measure(repo, paths, cfg, &progress).and_then(|r| r.write(paths).map(|()| r)) {
         Ok(r) => say(out, &r.line(paths)),
         Err(e) => out.note(&format!(
             "{}; the run's result stands (run `codex-autoresearch confirm` to try again)",

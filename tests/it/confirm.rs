@@ -96,6 +96,8 @@ fn confirm_covers_the_true_effect_and_flags_the_dead_weight_keep() {
     let before = repo.snapshot();
     let tmp = repo.aux.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
+    // What a confirm killed by a second signal would have left: its process is gone.
+    std::fs::create_dir_all(tmp.join("autoresearch-confirm-4000000-gone/src")).unwrap();
     let started = Instant::now();
     let r: Run = repo
         .cmd()
