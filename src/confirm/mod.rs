@@ -121,10 +121,11 @@ impl Bench<'_> {
                 "verify timed out after {}",
                 crate::duration::format(self.cfg.verify_timeout)
             ),
+            // As in the run: the metric decides, not verify's exit status.
             end => match self.cfg.metric_format.extract(&out.stdout) {
-                Ok(v) if end.success() => return Ok(Ok(v)),
-                Ok(_) => format!("verify {}", end.describe()),
-                Err(why) => why,
+                Ok(v) => return Ok(Ok(v)),
+                Err(why) if end.success() => why,
+                Err(why) => format!("{why}; verify {}", end.describe()),
             },
         };
         let tail = out.last_lines(3).replace('\n', " | ");

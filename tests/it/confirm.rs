@@ -211,3 +211,35 @@ fn confirm_without_a_run_or_a_keep_refuses() {
     repo.run(&["confirm"])
         .expect_refusal(&["no keep", "no result to confirm"]);
 }
+
+#[test]
+fn the_metric_decides_not_the_exit_status_and_a_verify_without_one_stops_confirm() {
+    let repo = number_repo(10);
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    // Prints its metric and exits 3 (as `grep -c` exits 1 on zero); under confirm it prints
+    // nothing when FAIL_CONFIRM is set.
+    let verify = "[ -n \"$FAIL_CONFIRM\" ] && [ \"$AUTORESEARCH_VERIFY_ROLE\" = confirm ] && exit 0; sh measure.sh; exit 3";
+    repo.run_loop(verify, &agent, &["--iterations", "1", "--no-confirm"])
+        .expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "keep"]);
+    let r = repo.run(&["confirm", "--confirm-runs", "2"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout.starts_with("confirmed: value +1 [+1, +1] better"),
+        "{}",
+        r.stdout
+    );
+    let r: Run = repo
+        .cmd()
+        .args(["confirm", "--confirm-runs", "2"])
+        .env("FAIL_CONFIRM", "1")
+        .output()
+        .expect("confirm")
+        .into();
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("verify failed on commit") && r.stderr.contains("printed nothing"),
+        "{}",
+        r.stderr
+    );
+}
