@@ -122,7 +122,11 @@ impl Bench<'_> {
                 crate::duration::format(self.cfg.verify_timeout)
             ),
             // As in the run: the metric decides, not verify's exit status.
-            end => match self.cfg.metric_format.extract(&out.stdout) {
+            end => match self.cfg.metric_format.read(
+                &out.stdout,
+                &self.cfg.metric,
+                self.cfg.mode == crate::config::Mode::Fix && end.success(),
+            ) {
                 Ok(v) => return Ok(Ok(v)),
                 Err(why) if end.success() => why,
                 Err(why) => format!("{why}; verify {}", end.describe()),
