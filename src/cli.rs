@@ -50,6 +50,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// End the live run (rolled back now, or after its current iteration) and wait for it.
     Stop(StopArgs),
+    /// Re-measure the run's result in a scratch checkout: total effect and leave-one-out ablation.
+    Confirm(ConfirmArgs),
 }
 
 /// `logs` flags.
@@ -84,6 +86,23 @@ pub struct StopArgs {
     /// How long to wait for the end (default 2m, or 2h with --after-iteration).
     #[arg(long, value_name = "DUR")]
     pub timeout: Option<Dur>,
+}
+
+/// `confirm` flags.
+#[derive(Args, Debug)]
+pub struct ConfirmArgs {
+    /// Repository (default: the git root of the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Where the artifacts are, if not at the repo root.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts_dir: Option<PathBuf>,
+    /// Verify runs per side (default: the run's setting, 10).
+    #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u32>)]
+    pub confirm_runs: Option<u32>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `config`: the RUN FLAGS, plus which command to show the configuration of.
@@ -525,6 +544,20 @@ pub fn main() -> ExitCode {
                     },
                     &e,
                 ),
+            }
+        }
+        Command::Confirm(args) => {
+            let out = Output {
+                style: Style::Human,
+            };
+            match crate::confirm::command(
+                absolute(&args.repo).as_deref(),
+                absolute(&args.artifacts_dir).as_deref(),
+                args.confirm_runs,
+                args.json,
+            ) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => fail(&out, &e),
             }
         }
         Command::Config(args) => {

@@ -18,6 +18,7 @@ pub mod artifacts;
 pub mod caplog;
 pub mod cli;
 pub mod config;
+pub mod confirm;
 pub mod driver;
 pub mod duration;
 pub mod ending;

@@ -33,6 +33,8 @@ struct View {
     inflight: Option<Inflight>,
     holder: Option<lock::Holder>,
     root: String,
+    /// The stored confirmation: its line and its JSON summary.
+    confirm: Option<(String, Value)>,
 }
 
 impl View {
@@ -103,6 +105,7 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
     // A torn last line (a crash mid-write) is left out here; the next `run` repairs it.
     let (log, _) = ResultsLog::read(&paths.results)?;
     let replay = log.replay()?;
+    let confirm = crate::confirm::report::status_line(&paths, &replay.tally.last_commit);
     let view = View {
         log,
         replay,
@@ -113,6 +116,7 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
             .and_then(|r| r.ok()),
         holder,
         root,
+        confirm,
     };
     if json_out {
         say!("{}", as_json(&view));
@@ -154,6 +158,7 @@ fn as_json(v: &View) -> Value {
             "tokens": state.map(|s| s.engine.usage.clone()).unwrap_or_default(),
             "session_id": state.and_then(|s| s.engine.session_id.clone()),
             "recent": state.map(|s| s.engine.recent.clone()).unwrap_or_default(),
+            "confirm": v.confirm.as_ref().map(|c| c.1.clone()),
         },
         "running": v.holder.is_some(),
         "pid": v.holder.as_ref().map(|h| h.pid),
@@ -254,6 +259,9 @@ fn print_text(v: &View) {
             usage.cached_input_tokens,
             usage.output_tokens
         );
+    }
+    if let Some((line, _)) = &v.confirm {
+        say!("{line}");
     }
     say!("last rows:");
     for r in v.last_rows() {

@@ -26,7 +26,7 @@ pub const PRIVATE: &str = ".autoresearch";
 /// The run's files beside each other in the artifacts directory (the lessons carry over).
 const TOP: [&str; 3] = [RESULTS, STATE, LESSONS];
 /// The files of `.autoresearch/` that belong to one run (archived with it).
-const RUN_PRIVATE: [&str; 7] = [
+const RUN_PRIVATE: [&str; 9] = [
     FEEDBACK,
     SETTINGS,
     KEPT,
@@ -34,12 +34,16 @@ const RUN_PRIVATE: [&str; 7] = [
     timing::FILE,
     crate::report::MARKDOWN,
     crate::report::SVG,
+    CONFIRM_MD,
+    CONFIRM_JSON,
 ];
 const FEEDBACK: &str = "feedback.txt";
 const SETTINGS: &str = "settings.json";
 const KEPT: &str = "kept-files.json";
 /// Every verify run of the run (`artifacts::runs`).
 pub const RUNS: &str = "runs.tsv";
+const CONFIRM_MD: &str = "confirm.md";
+const CONFIRM_JSON: &str = "confirm.json";
 
 /// The name of an archived generation of `file` (`research-results.tsv` -> `research-results.prev.tsv`,
 /// `.prev2`, ...).
@@ -109,6 +113,9 @@ pub struct Paths {
     pub kept: PathBuf,
     /// Every verify run (`artifacts::runs`).
     pub runs: PathBuf,
+    /// `confirm`'s results: the table (`confirm.md`) and the figures (`confirm.json`).
+    pub confirm_md: PathBuf,
+    pub confirm_json: PathBuf,
     /// The artifacts directory relative to the repository root, if it is inside it.
     pub rel_in_repo: Option<String>,
     /// The engine's own stdout and stderr when they are files inside the work tree
@@ -156,6 +163,8 @@ impl Paths {
             settings: private.join(SETTINGS),
             kept: private.join(KEPT),
             runs: private.join(RUNS),
+            confirm_md: private.join(CONFIRM_MD),
+            confirm_json: private.join(CONFIRM_JSON),
             private,
             dir,
             rel_in_repo,

@@ -345,6 +345,9 @@ impl Run {
     }
 
     fn finish(&self, stop: &Stop) -> Summary {
+        if !matches!(stop, Stop::Interrupted(_) | Stop::Blocked(_)) {
+            crate::confirm::at_end(&self.repo, &self.paths, &self.cfg, &self.out);
+        }
         let t = &self.replay.tally;
         let improved = self
             .cfg

@@ -2,6 +2,7 @@
 //! escalation and stop conditions.
 //! Nothing here touches the filesystem, git or processes, so all of it is unit-tested directly.
 
+pub mod effect;
 pub mod evaluator;
 pub mod holdout;
 pub mod metric;

@@ -323,7 +323,8 @@ fn json_meta_rows_carry_durations_too() {
 #[test]
 fn human_lines_one_per_row_and_a_summary() {
     let (repo, agent) = noisy_setup();
-    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "6"]);
+    // Without the confirmation at the end, whose line has a test of its own (confirm.rs).
+    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "6", "--no-confirm"]);
     r.expect_code(0);
     assert!(
         !r.stdout.contains("chatter"),

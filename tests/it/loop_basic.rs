@@ -885,7 +885,15 @@ fn the_baseline_measures_as_iteration_zero() {
     repo.run_loop(
         &verify,
         &agent,
-        &["--iterations", "1", "--guard", &format!("sh {guard}")],
+        // The confirmation at the end would run verify again (with its own role, tested in
+        // confirm.rs).
+        &[
+            "--iterations",
+            "1",
+            "--guard",
+            &format!("sh {guard}"),
+            "--no-confirm",
+        ],
     )
     .expect_code(0);
     let seen = std::fs::read_to_string(seen).unwrap();

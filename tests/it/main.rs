@@ -9,6 +9,7 @@ mod claude;
 mod cli;
 mod codex;
 mod config_file;
+mod confirm;
 mod crash;
 mod crash_leftovers;
 mod docs;
