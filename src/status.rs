@@ -159,12 +159,46 @@ fn as_json(v: &View) -> Value {
             "session_id": state.and_then(|s| s.engine.session_id.clone()),
             "recent": state.map(|s| s.engine.recent.clone()).unwrap_or_default(),
             "confirm": v.confirm.as_ref().map(|c| c.1.clone()),
+            "keep_rule": keep_rule_json(v),
         },
         "running": v.holder.is_some(),
         "pid": v.holder.as_ref().map(|h| h.pid),
         "inflight": v.inflight.as_ref().map(|m| json!({"iteration": m.iteration, "phase": m.phase})),
         "ended": ended_json(v),
         "live": v.live().map(|l| l.to_json(std::time::SystemTime::now())),
+    })
+}
+
+/// The keep rule of the run and what it measured of the noise (`null` for a run without them).
+fn keep_rule_json(v: &View) -> Value {
+    let state = v.state.as_ref();
+    let rule = state.and_then(|s| s.config.get("keep_rule").cloned());
+    match state.and_then(|s| s.noise.as_ref()) {
+        Some(n) => json!({
+            "rule": rule.unwrap_or_else(|| json!("seq")),
+            "effort": state.and_then(|s| s.engine.keep_effort.clone()),
+            "noise": n,
+        }),
+        None => {
+            json!({ "rule": rule.unwrap_or_else(|| json!("strict")), "effort": Value::Null, "noise": Value::Null })
+        }
+    }
+}
+
+/// The keep rule's line of `status` (SEQ only): the preset and the noise it measured.
+fn keep_rule_text(v: &View) -> Option<String> {
+    let state = v.state.as_ref()?;
+    let n = state.noise.as_ref()?;
+    let effort = state.engine.keep_effort.as_deref().unwrap_or("default");
+    Some(match n.mode {
+        crate::engine::seq::NoiseMode::Exact => {
+            format!("keep rule: seq ({effort}), exact: the metric measured the same every time")
+        }
+        crate::engine::seq::NoiseMode::Statistical => format!(
+            "keep rule: seq ({effort}), noise σ={} from {} differences between runs",
+            crate::engine::number::significant(n.sigma, 2),
+            n.n
+        ),
     })
 }
 
@@ -215,6 +249,9 @@ fn print_text(v: &View) {
         t.best_iteration,
         canonical(t.current_metric)
     );
+    if let Some(line) = keep_rule_text(v) {
+        say!("{line}");
+    }
     let summary: Vec<String> = Status::ALL
         .iter()
         .skip(1)

@@ -245,6 +245,7 @@ impl Run {
                 .collect();
             if !runs.is_empty() {
                 self.log_runs(n, m.trial(), runs)?;
+                self.state.noise = m.noise().or(self.state.noise);
             }
         }
     }

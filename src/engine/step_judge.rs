@@ -94,6 +94,14 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
         std::mem::take(&mut self.taken)
     }
 
+    /// SEQ's noise estimate now (for the state file), `None` under the strict rule.
+    pub fn noise(&self) -> Option<crate::engine::seq::NoiseState> {
+        match &self.judge {
+            Judge::Seq(seq) => Some(seq.noise()),
+            Judge::Strict { .. } => None,
+        }
+    }
+
     /// The role of the measurement asked for last.
     pub fn asked(&self) -> Role {
         self.asked
