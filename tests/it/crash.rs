@@ -907,3 +907,79 @@ fn a_git_failure_mid_run_says_what_to_do_and_is_recovered() {
     assert_eq!(repo.read("src/value.txt"), "7\n");
     assert_consistent(&repo);
 }
+
+/// SEQ measures the retained commit in the middle of an iteration by moving the branch and the
+/// tree to it: `kill -9` right then leaves the branch on the retained commit with the trial only
+/// in the marker. The next run records the interruption, keeps the trial under its ref, and
+/// resumes with the runs it had (the killed iteration's runs are not taken as a keep).
+#[test]
+fn kill_9_while_seq_measures_the_retained_commit_then_resume() {
+    let repo = repo_with_user_files();
+    let initial = repo.head();
+    let marker = repo.aux.join("retained-verify");
+    // A noisy metric (value plus a tenth per run) so that SEQ asks for retained runs; the first
+    // retained run of iteration 1 hangs.
+    let verify = repo.script(
+        "verify.sh",
+        &format!(
+            "if [ \"$AUTORESEARCH_VERIFY_ROLE\" = retained ] && [ \"$AUTORESEARCH_ITERATION\" = 1 ] && [ ! -e {m} ]; then {}; sleep 60; fi\necho \"$(cat src/value.txt).$((AUTORESEARCH_VERIFY_RUN % 7))\"",
+            mark(&marker),
+            m = marker.display()
+        ),
+    );
+    let agent = scripted_agent(
+        &repo,
+        "agent.sh",
+        &[
+            (1, "echo 5 > src/value.txt; echo 'try 5'"),
+            (2, "echo 7 > src/value.txt; echo 'lower to 7'"),
+        ],
+    );
+    let args = [
+        "--iterations",
+        "2",
+        "--keep-effort",
+        "default",
+        "--no-confirm",
+    ];
+    let mut first = repo.spawn(&TestRepo::loop_args(&verify, &agent, &args));
+    first.wait_for(&marker);
+    let verify_group = pgid_of(read_pid(&marker)).expect("verify is running");
+    assert_eq!(repo.head(), initial, "the branch is on the retained commit");
+    assert_eq!(repo.read("src/value.txt"), "10\n", "and so is the tree");
+    let trial = repo.git(&["rev-parse", "--verify", "-q", "HEAD@{1}"]);
+    first.signal(Signal::SIGKILL);
+    assert_eq!(first.finish().code, -9);
+    kill_group(verify_group);
+
+    let r = repo.run_loop(&verify, &agent, &args);
+    r.expect_code(0);
+    assert!(
+        r.stderr
+            .contains("iteration 1 was interrupted during verify"),
+        "{}",
+        r.stderr
+    );
+    let statuses = repo.statuses();
+    assert_eq!(statuses[..2], ["baseline", "crash"], "{statuses:?}");
+    let rows = repo.rows();
+    assert!(
+        rows[1][6].starts_with("[INTERRUPTED] try 5"),
+        "{}",
+        rows[1][6]
+    );
+    let kept = repo.git(&["rev-parse", &trial_ref(1)]);
+    assert_eq!(kept.trim(), trial.trim(), "the trial is kept under its ref");
+    assert_eq!(
+        repo.read("src/value.txt").trim_end(),
+        "7",
+        "iteration 2 kept 7"
+    );
+    assert_eq!(statuses[2], "keep");
+    assert_user_files_intact(&repo);
+    assert_consistent(&repo);
+    // The killed iteration's runs stay in the log; the resumed run went on from them.
+    let runs = repo.read(".autoresearch/runs.tsv");
+    assert!(runs.lines().any(|l| l.starts_with("1\t")), "{runs}");
+    assert!(runs.lines().any(|l| l.contains("\tcheck\t")), "{runs}");
+}
