@@ -22,6 +22,7 @@ mod launch;
 mod loop_basic;
 mod measure_checks;
 mod nonutf8;
+mod overnight;
 mod preflight;
 mod readonly_git;
 mod recipes;
