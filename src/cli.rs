@@ -353,6 +353,19 @@ impl RunArgs {
     }
 }
 
+/// The exit of a command that prints for people: its code, or its error as one line.
+fn human(r: Result<u8, Error>) -> ExitCode {
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => fail(
+            &Output {
+                style: Style::Human,
+            },
+            &e,
+        ),
+    }
+}
+
 fn fail(out: &Output, e: &Error) -> ExitCode {
     out.note(&format!("error: {e}"));
     if out.style == Style::Exec {
@@ -488,78 +501,43 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run_command(&args, false),
         Command::Exec(args) => run_command(&args, true),
-        Command::Status(args) => {
-            let out = Output {
-                style: Style::Human,
-            };
-            match crate::status::status(
+        Command::Status(args) => human(
+            crate::status::status(
                 args.repo.as_deref(),
                 args.artifacts_dir.as_deref(),
                 args.json,
-            ) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&out, &e),
-            }
-        }
+            )
+            .map(|()| 0),
+        ),
         Command::Report(args) => {
-            let out = Output {
-                style: Style::Human,
-            };
             let (repo, dir) = (absolute(&args.repo), absolute(&args.artifacts_dir));
-            match crate::report::report(repo.as_deref(), dir.as_deref(), args.json) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&out, &e),
-            }
+            human(crate::report::report(repo.as_deref(), dir.as_deref(), args.json).map(|()| 0))
         }
         Command::Launch(args) => launch_command(&args),
         Command::Logs(a) => {
-            let repo = absolute(&a.repo);
-            let dir = absolute(&a.artifacts_dir);
-            let r =
-                crate::launch::control::logs(repo.as_deref(), dir.as_deref(), a.lines, a.follow);
-            match r {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(
-                    &Output {
-                        style: Style::Human,
-                    },
-                    &e,
-                ),
-            }
+            let (repo, dir) = (absolute(&a.repo), absolute(&a.artifacts_dir));
+            human(
+                crate::launch::control::logs(repo.as_deref(), dir.as_deref(), a.lines, a.follow)
+                    .map(|()| 0),
+            )
         }
         Command::Stop(a) => {
-            let repo = absolute(&a.repo);
-            let dir = absolute(&a.artifacts_dir);
-            let r = crate::launch::control::stop(&crate::launch::control::StopArgs {
-                repo: repo.as_deref(),
-                artifacts_dir: dir.as_deref(),
-                after_iteration: a.after_iteration,
-                timeout: a.timeout.map(|d| d.0),
-            });
-            match r {
-                Ok(code) => ExitCode::from(code),
-                Err(e) => fail(
-                    &Output {
-                        style: Style::Human,
-                    },
-                    &e,
-                ),
-            }
+            let (repo, dir) = (absolute(&a.repo), absolute(&a.artifacts_dir));
+            human(crate::launch::control::stop(
+                &crate::launch::control::StopArgs {
+                    repo: repo.as_deref(),
+                    artifacts_dir: dir.as_deref(),
+                    after_iteration: a.after_iteration,
+                    timeout: a.timeout.map(|d| d.0),
+                },
+            ))
         }
-        Command::Confirm(args) => {
-            let out = Output {
-                style: Style::Human,
-            };
-            match crate::confirm::command(
-                absolute(&args.repo).as_deref(),
-                absolute(&args.artifacts_dir).as_deref(),
-                args.confirm_runs,
-                args.json,
-            ) {
-                Ok(code) => ExitCode::from(code),
-                Err(e) => fail(&out, &e),
-            }
-        }
+        Command::Confirm(args) => human(crate::confirm::command(
+            absolute(&args.repo).as_deref(),
+            absolute(&args.artifacts_dir).as_deref(),
+            args.confirm_runs,
+            args.json,
+        )),
         Command::Config(args) => {
             let out = Output {
                 style: Style::Human,

@@ -1,3 +1,5 @@
+//! Unit tests of autoresearch.toml parsing: keys in either spelling, errors naming the line.
+
 use super::*;
 
 fn parse(text: &str) -> Result<Settings> {

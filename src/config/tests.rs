@@ -1,3 +1,5 @@
+//! Unit tests of the settings: layering, validation, defaults, the saved form.
+
 use super::*;
 use crate::engine::reducer::Thresholds;
 

@@ -135,6 +135,47 @@ pub fn valid_run_tag(tag: &str) -> bool {
         && !tag.ends_with('.')
 }
 
+/// [`check_value`] for the keep rule's and the unattended run's limits.
+fn check_limit(key: &str, s: &Settings) -> std::result::Result<(), String> {
+    let positive = |v: Option<Dur>| match v {
+        Some(d) if d.0.is_zero() => Err("must be longer than 0s".to_string()),
+        _ => Ok(()),
+    };
+    match key {
+        "max_runs" if s.max_runs == Some(0) => Err("must be at least 1".into()),
+        "confirm_runs" if s.confirm_runs.is_some_and(|n| n < 2) => Err("must be at least 2".into()),
+        "baseline_runs" if s.baseline_runs.is_some_and(|n| n < 2) => {
+            Err("must be at least 2 (two runs tell a deterministic metric from a noisy one)".into())
+        }
+        "max_tokens" if s.max_tokens == Some(0) => Err("must be at least 1".into()),
+        "plateau" if s.plateau == Some(0) => Err("must be at least 1".into()),
+        "max_duration" => positive(s.max_duration),
+        "min_effect" => match s.min_effect.as_deref() {
+            Some(t) => parse_min_effect(t).map(|_| ()),
+            None => Ok(()),
+        },
+        "until" => match s.until.as_deref() {
+            Some(t) => parse_clock(t).map(|_| ()),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// How verify's output is read (the regex compiled once).
+fn metric_format(format: VerifyFormat, key: &str, regex: Option<&str>) -> Result<MetricFormat> {
+    Ok(match format {
+        VerifyFormat::Scalar => MetricFormat::Scalar,
+        VerifyFormat::MetricsJson => MetricFormat::MetricsJson {
+            key: key.to_string(),
+        },
+        VerifyFormat::Regex => MetricFormat::Regex(
+            regex::Regex::new(regex.unwrap_or(""))
+                .map_err(|e| Error::Usage(format!("--metric-regex: {e}")))?,
+        ),
+    })
+}
+
 /// Checks one setting on its own (what can be judged without the other layers); returns the
 /// problem as a phrase that follows the key's name, e.g. "must be at least 1".
 ///
@@ -197,22 +238,8 @@ pub fn check_value(
             None => Ok(()),
         },
         "repeat" if s.repeat == Some(0) => Err("must be at least 1".into()),
-        "max_runs" if s.max_runs == Some(0) => Err("must be at least 1".into()),
-        "confirm_runs" if s.confirm_runs.is_some_and(|n| n < 2) => Err("must be at least 2".into()),
-        "baseline_runs" if s.baseline_runs.is_some_and(|n| n < 2) => {
-            Err("must be at least 2 (two runs tell a deterministic metric from a noisy one)".into())
-        }
-        "max_tokens" if s.max_tokens == Some(0) => Err("must be at least 1".into()),
-        "plateau" if s.plateau == Some(0) => Err("must be at least 1".into()),
-        "max_duration" => positive(s.max_duration),
-        "min_effect" => match s.min_effect.as_deref() {
-            Some(t) => parse_min_effect(t).map(|_| ()),
-            None => Ok(()),
-        },
-        "until" => match s.until.as_deref() {
-            Some(t) => parse_clock(t).map(|_| ()),
-            None => Ok(()),
-        },
+        "max_runs" | "confirm_runs" | "baseline_runs" | "max_tokens" | "plateau"
+        | "max_duration" | "min_effect" | "until" => check_limit(key, s),
         "holdout" | "notify" => non_empty(if key == "holdout" {
             &s.holdout
         } else {
@@ -384,16 +411,8 @@ impl RunConfig {
             .map_err(Error::Usage)?;
         let agent = or_default!(agent);
         let agent_cmd = check_agent(&s, agent)?;
-        let metric_format = match verify_format {
-            VerifyFormat::Scalar => MetricFormat::Scalar,
-            VerifyFormat::MetricsJson => MetricFormat::MetricsJson {
-                key: primary_metric_key.clone(),
-            },
-            VerifyFormat::Regex => MetricFormat::Regex(
-                regex::Regex::new(metric_regex.as_deref().unwrap_or(""))
-                    .map_err(|e| Error::Usage(format!("--metric-regex: {e}")))?,
-            ),
-        };
+        let metric_format =
+            metric_format(verify_format, &primary_metric_key, metric_regex.as_deref())?;
         Ok(RunConfig {
             mode,
             goal,

@@ -507,23 +507,7 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
     crate::launch::child::announce(&run.paths.private, &run.repo.root, &run.run_tag, true)?;
     run.load_pins()?;
     let drifted = run.drifted_evaluators();
-    let metric = match run.measure_untouched(&dir, "resume-")? {
-        Ok((m, _)) => m,
-        Err(Untouched::NoMetric { reason, .. }) => {
-            return Err(Error::Refused(format!(
-                "verify no longer gives a metric on the retained tree ({reason}); fix the environment, or use --fresh"
-            )));
-        }
-        Err(Untouched::GuardFails { reason, tail }) => {
-            return Err(Error::Refused(format!(
-                "the guard fails on the retained tree ({reason}: {}); fix it before resuming",
-                one_line(&tail)
-            )));
-        }
-        Err(Untouched::Interrupted(sig)) => {
-            return Err(Error::Interrupted(sig, "while re-measuring"));
-        }
-    };
+    let metric = run.remeasure_on_resume(&dir)?;
     let seq = run.keep.seq.is_some();
     // Exact mode has no retained runs to notice a change by itself: a deterministic metric that
     // measures differently now is a drift, re-baselined.
@@ -577,9 +561,40 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
         } else {
             "the environment changed".to_string()
         };
+        run.drift_on_resume(n, metric, &why)?;
+    }
+    Ok(run)
+}
+
+impl Run {
+    /// The resume's check of the retained tree: verify still gives a metric (returned) and the
+    /// guard still passes, or the resume is refused.
+    fn remeasure_on_resume(&mut self, dir: &Path) -> Result<f64> {
+        Ok(match self.measure_untouched(dir, "resume-")? {
+            Ok((m, _)) => m,
+            Err(Untouched::NoMetric { reason, .. }) => {
+                return Err(Error::Refused(format!(
+                    "verify no longer gives a metric on the retained tree ({reason}); fix the environment, or use --fresh"
+                )));
+            }
+            Err(Untouched::GuardFails { reason, tail }) => {
+                return Err(Error::Refused(format!(
+                    "the guard fails on the retained tree ({reason}: {}); fix it before resuming",
+                    one_line(&tail)
+                )));
+            }
+            Err(Untouched::Interrupted(sig)) => {
+                return Err(Error::Interrupted(sig, "while re-measuring"));
+            }
+        })
+    }
+
+    /// The `drift` row of a resume: the retained tree re-measured as `metric` because of `why`.
+    fn drift_on_resume(&mut self, n: u64, metric: f64, why: &str) -> Result<()> {
+        let retained = self.replay.tally.current_metric;
         let row = Row {
             iteration: n,
-            commit: Repo::short(head_now),
+            commit: Repo::short(self.repo.head()?),
             metric,
             delta: delta(metric, retained),
             guard: Guard::NotRun,
@@ -590,12 +605,9 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
                 canonical(metric)
             ),
         };
-        run.record(row, None)?;
+        self.record(row, None)
     }
-    Ok(run)
-}
 
-impl Run {
     /// Verify and guard on the untouched tree; a missing metric or a failing guard refuses the
     /// run. Their logs wait in `dir`.
     pub(super) fn baseline(&mut self, dir: &Path) -> Result<(f64, Guard)> {

@@ -1,3 +1,5 @@
+//! Unit tests of process supervision: timeouts, group kills, leftovers.
+
 use super::*;
 use leftover::group_members;
 
