@@ -196,6 +196,11 @@ prepare() {
     fi
 }
 
+# The end-of-run confirmation re-measures the result (20 verify runs per keep): not an
+# iteration's cost, so it is left out where the build has it.
+NO_CONFIRM=()
+if "$BIN" run --help 2>/dev/null | grep -q -- '--no-confirm'; then NO_CONFIRM=(--no-confirm); fi
+
 # engine DIR ITERATIONS: runs the engine; prints the wall time in ms.
 engine() {
     local dir=$1 iters=$2 t0 rc=0 wall
@@ -203,7 +208,7 @@ engine() {
     "$BIN" run --repo "$dir" --goal "bench overhead" --scope 'src/**' --metric metric \
         --direction lower --verify "$VERIFY" --agent command --agent-cmd "$AGENT" \
         --iterations "$iters" --refine-after 0 --pivot-after 0 --max-pivots 0 --json \
-        > "$dir.out" 2> "$dir.err" || rc=$?
+        "${NO_CONFIRM[@]}" > "$dir.out" 2> "$dir.err" || rc=$?
     wall=$(ms_since "$t0")
     if (( rc != 0 )); then
         note "the engine failed (exit $rc) in $dir:"; tail -5 "$dir.err" >&2; exit 1

@@ -52,6 +52,7 @@ impl View {
             recent: state.map(|s| s.engine.recent.as_slice()).unwrap_or(&[]),
             cap: crate::launch::live::cap(state),
             recorded: Some(self.replay.tally.iteration),
+            deadline: crate::launch::live::deadline(state, holder, std::time::SystemTime::now()),
         };
         Some(crate::launch::live::Live::read(
             &inputs,
@@ -83,6 +84,7 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
                     recent: &[],
                     cap: None,
                     recorded: None,
+                    deadline: None,
                 },
                 now,
             )

@@ -48,8 +48,11 @@ pub struct Live {
     /// Mean duration of the recent iterations (bookkeeping rows left out).
     pub mean_iteration: Option<Duration>,
     pub iterations_left: Option<u64>,
-    /// From now until the iteration cap is reached, at the mean pace.
+    /// From now until the run's first bound ends it: the iteration cap at the mean pace, or a
+    /// time budget.
     pub end_in: Option<Duration>,
+    /// What that bound is (`4 iteration(s) left`, `--max-duration 8h`, `--until 07:00`).
+    pub bound: Option<String>,
 }
 
 /// What [`Live::read`] needs from the run's files.
@@ -62,6 +65,8 @@ pub struct Inputs<'a> {
     pub cap: Option<u64>,
     /// Rows after the baseline so far; none before the baseline row exists.
     pub recorded: Option<u64>,
+    /// A time budget (`--max-duration`, `--until`): how long it leaves from now, and its name.
+    pub deadline: Option<(Duration, String)>,
 }
 
 fn since(stamp: &str, now: SystemTime) -> Option<Duration> {
@@ -101,10 +106,20 @@ impl Live {
             .then(|| Duration::from_millis(durations.iter().sum::<u64>() / durations.len() as u64));
         let iterations_left = i.cap.map(|c| c.saturating_sub(recorded));
         let into_current = i.inflight.and_then(|m| since(&m.started_at, now));
-        let end_in = match (mean_iteration, iterations_left) {
-            (Some(mean), Some(left)) => Some(end_estimate(mean, left, into_current)),
+        let by_cap = match (mean_iteration, iterations_left) {
+            (Some(mean), Some(left)) => Some((
+                end_estimate(mean, left, into_current),
+                format!("{left} iteration(s) left"),
+            )),
             _ => None,
         };
+        // The first bound to end the run (a time budget is checked between iterations, so the
+        // run ends with the iteration in flight at that time: close enough for an estimate).
+        let (end_in, bound) = match (by_cap, i.deadline.clone()) {
+            (Some(c), Some(d)) => Some(if d.0 < c.0 { d } else { c }),
+            (c, d) => c.or(d),
+        }
+        .map_or((None, None), |(d, b)| (Some(d), Some(b)));
         Live {
             phase_for: phase_started_at.as_deref().and_then(|s| since(s, now)),
             phase,
@@ -115,6 +130,7 @@ impl Live {
             mean_iteration,
             iterations_left,
             end_in,
+            bound,
         }
     }
 
@@ -132,6 +148,7 @@ impl Live {
             "iterations_left": self.iterations_left,
             "end_estimate_seconds": secs(self.end_in),
             "end_estimate": self.end_in.map(|d| humantime::format_rfc3339_seconds(now + d).to_string()),
+            "end_bound": self.bound,
         })
     }
 
@@ -156,18 +173,57 @@ impl Live {
             pace.push_str(&format!("; mean iteration {}", short(m)));
         }
         out.push(pace);
-        match (self.iterations_left, self.end_in) {
-            (Some(left), Some(d)) => out.push(format!(
-                "end estimate: {} ({}), {left} iteration(s) left",
+        match (self.iterations_left, self.end_in, &self.bound) {
+            (_, Some(d), Some(bound)) => out.push(format!(
+                "end estimate: {} (in {}), {bound}",
                 humantime::format_rfc3339_seconds(now + d),
-                format_args!("in {}", short(d))
+                short(d)
             )),
-            (Some(left), None) => out.push(format!(
+            (Some(left), None, _) => out.push(format!(
                 "end estimate: after the first iteration; {left} iteration(s) left"
             )),
             _ => {}
         }
         out
+    }
+}
+
+/// The time a run's `--max-duration` and `--until` leave it at `now` (the sooner), with the
+/// flag that sets it: `--max-duration` counts the run's active time (the state's `elapsed_ms`
+/// plus the time since the state was written), `--until` the next HH:MM after this session
+/// started.
+pub fn deadline(
+    state: Option<&StateFile>,
+    holder: &Holder,
+    now: SystemTime,
+) -> Option<(Duration, String)> {
+    let state = state?;
+    let text = |k: &str| state.config.get(k).and_then(Value::as_str);
+    let by_duration = text("max_duration")
+        .and_then(|t| crate::duration::parse(t).ok())
+        .map(|max| {
+            let since_save = since(&state.updated_at, now).unwrap_or_default();
+            let spent = Duration::from_millis(state.engine.elapsed_ms) + since_save;
+            (
+                max.saturating_sub(spent),
+                format!("--max-duration {}", crate::duration::format(max)),
+            )
+        });
+    let by_clock = text("until").and_then(|t| {
+        let (h, m) = crate::config::parse_clock(t).ok()?;
+        let session = humantime::parse_rfc3339_weak(&holder.started_at).ok()?;
+        let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
+        let start = jiff::Timestamp::try_from(session).ok()?;
+        let at = crate::localtime::next_occurrence(start, &tz, h, m).ok()?;
+        let at = SystemTime::try_from(at).ok()?;
+        Some((
+            at.duration_since(now).unwrap_or_default(),
+            format!("--until {t}"),
+        ))
+    });
+    match (by_duration, by_clock) {
+        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+        (a, b) => a.or(b),
     }
 }
 
@@ -238,6 +294,7 @@ mod tests {
                 recent: &recent,
                 cap: Some(10),
                 recorded: Some(2),
+                deadline: None,
             },
             now,
         );
@@ -251,6 +308,55 @@ mod tests {
         assert_eq!(live.end_in, Some(Duration::from_secs(900)));
         let v = live.to_json(now);
         assert_eq!(v["end_estimate"], "2026-01-01T01:15:00Z");
+        assert_eq!(v["end_bound"], "8 iteration(s) left");
+        // A time budget that ends the run sooner is the estimate.
+        let budget = Live::read(
+            &Inputs {
+                holder: &h,
+                inflight: Some(&marker),
+                recent: &recent,
+                cap: Some(10),
+                recorded: Some(2),
+                deadline: Some((Duration::from_secs(300), "--max-duration 1h".into())),
+            },
+            now,
+        );
+        assert_eq!(budget.end_in, Some(Duration::from_secs(300)));
+        assert!(
+            budget.lines(now)[2].ends_with("(in 5m), --max-duration 1h"),
+            "{:?}",
+            budget.lines(now)
+        );
+        let mut state = StateFile {
+            version: 1,
+            run_tag: "t".into(),
+            mode: "loop".into(),
+            config: serde_json::from_value(json!({"max_duration": "1h"})).unwrap(),
+            state: crate::engine::reducer::Replay::start(
+                &crate::engine::row::Row {
+                    iteration: 0,
+                    commit: "abc1234".into(),
+                    metric: 1.0,
+                    delta: 0.0,
+                    guard: crate::engine::row::Guard::NotRun,
+                    status: crate::engine::row::Status::Baseline,
+                    description: String::new(),
+                },
+                crate::engine::Direction::Lower,
+            )
+            .unwrap()
+            .tally,
+            engine: Default::default(),
+            noise: None,
+            holdout: None,
+            updated_at: "2026-01-01T00:50:00Z".into(),
+        };
+        state.engine.elapsed_ms = 20 * 60 * 1000;
+        // 20 minutes recorded, 10 more since the state was written: 30 left.
+        assert_eq!(
+            deadline(Some(&state), &h, now),
+            Some((Duration::from_secs(1800), "--max-duration 1h".into()))
+        );
         assert!(live.lines(now)[0].starts_with("phase: verify for 10s (iteration 3)"));
         // Before the first row: the baseline, timed from the run's start; no estimate.
         let live = Live::read(
@@ -260,6 +366,7 @@ mod tests {
                 recent: &[],
                 cap: Some(10),
                 recorded: None,
+                deadline: None,
             },
             now,
         );
