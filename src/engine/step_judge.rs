@@ -5,7 +5,7 @@
 use super::*;
 use crate::engine::holdout;
 use crate::engine::number::canonical;
-use crate::engine::seq::{Next, Role, Seq, Use};
+use crate::engine::seq::{Next, Role, Seq, Use, Why};
 
 /// How a measured trial is judged: one sample against the retained value, or SEQ (it asks for
 /// more runs of either commit until it can decide; GUIDE §7a).
@@ -147,24 +147,39 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
                 let guard = self.guard_result;
                 self.keep(guard)
             }
-            // Idle never comes inside an iteration; were it to, nothing is kept.
-            Next::Discard(_) | Next::Idle => {
-                let ev = seq.evidence();
-                let desc = self.desc();
-                let tag = self.evidence_tag();
-                let description = match self.reworks {
-                    0 => format!("{desc}{tag}"),
-                    r => format!("{desc} (rework {r} lost the improvement){tag}"),
-                };
-                let draft = Draft {
-                    status: Status::Discard,
-                    commit: self.trial,
-                    metric: (ev.n_candidate > 0).then(|| crate::engine::number::tidy(ev.mean)),
-                    guard: Guard::NotRun,
-                    description,
-                };
-                self.roll_back_then(draft)
+            Next::Discard(why) => {
+                let small = why == Why::Small;
+                self.discard_judged(small)
             }
+            // Idle never comes inside an iteration; were it to, nothing is kept.
+            Next::Idle => self.discard_judged(false),
         }
+    }
+
+    /// The row of a trial SEQ discarded (`small`: clearly better, by less than `--min-effect`).
+    fn discard_judged(&mut self, small: bool) -> Action<C> {
+        let Judge::Seq(seq) = &self.judge else {
+            unreachable!("only SEQ discards this way");
+        };
+        let ev = seq.evidence();
+        let desc = self.desc();
+        let desc = if small {
+            format!("{desc} (better by less than --min-effect)")
+        } else {
+            desc
+        };
+        let tag = self.evidence_tag();
+        let description = match self.reworks {
+            0 => format!("{desc}{tag}"),
+            r => format!("{desc} (rework {r} lost the improvement){tag}"),
+        };
+        let draft = Draft {
+            status: Status::Discard,
+            commit: self.trial,
+            metric: (ev.n_candidate > 0).then(|| crate::engine::number::tidy(ev.mean)),
+            guard: Guard::NotRun,
+            description,
+        };
+        self.roll_back_then(draft)
     }
 }

@@ -49,6 +49,8 @@ struct Iter {
     t0: u64,
     /// Candidate runs used.
     cs: Vec<f64>,
+    /// The clock of each of `cs` (statistical mode): a level step drops the ones before it.
+    cs_at: Vec<u64>,
     /// Every run of this iteration (the termination guard).
     runs: u32,
     owe: bool,
@@ -169,6 +171,7 @@ impl Seq {
             Phase::Starting => {}
             Phase::Measure | Phase::Guard | Phase::Rebase { .. } if !self.it.exact => {
                 self.it.cs.clear();
+                self.it.cs_at.clear();
                 self.it.owe = false;
                 self.it.rejected = None;
                 self.it.llr = None;
@@ -180,6 +183,7 @@ impl Seq {
             }
             _ => {
                 self.it.cs.clear();
+                self.it.cs_at.clear();
                 self.phase = Phase::ExactFirst;
             }
         }
@@ -457,6 +461,9 @@ impl Seq {
             if shift.abs() > self.params.step_z * se {
                 let drop = self.reference.len().saturating_sub(m);
                 self.reference.drain(..drop);
+                if let Some(&(t, _)) = self.reference.front() {
+                    self.drop_candidates_before(t);
+                }
                 break;
             }
         }
@@ -481,8 +488,27 @@ impl Seq {
             }
         }
         self.it.cs.push(y);
+        self.it.cs_at.push(self.clock);
         self.judge();
         Use::Ok
+    }
+
+    /// After a level step at clock `t`, the trial's runs from before it are stale too: compared
+    /// with runs of the new level they would pass a step of the machine for a gain (or hide one).
+    fn drop_candidates_before(&mut self, t: u64) {
+        if !matches!(self.phase, Phase::Measure) {
+            return;
+        }
+        let it = &mut self.it;
+        if it.cs_at.len() != it.cs.len() {
+            it.cs.clear();
+            it.cs_at.clear();
+            return;
+        }
+        let keep: Vec<bool> = it.cs_at.iter().map(|&at| at >= t).collect();
+        let mut k = keep.iter();
+        it.cs.retain(|_| *k.next().unwrap_or(&false));
+        it.cs_at.retain(|&at| at >= t);
     }
 
     /// The LLR after a run: discard, owe fresh retained runs, drop older runs after a level
@@ -518,8 +544,17 @@ impl Seq {
             let se = s * (1.0 / fresh.len() as f64 + 1.0 / old.len() as f64).sqrt();
             if (mean(fresh.iter().copied()) - mean(old.iter().copied())).abs() > 3.0 * se {
                 self.reference.retain(|p| p.0 > t0);
+                if let Some(&(t, _)) = self.reference.front() {
+                    self.drop_candidates_before(t);
+                }
                 return;
             }
+        }
+        // The test looks for a gain of at least `--min-effect`, but a clear smaller one can
+        // still pass it: the floor is a floor.
+        if gain < self.min_effect() {
+            self.phase = Phase::Done(Next::Discard(Why::Small));
+            return;
         }
         self.phase = Phase::Guard;
     }

@@ -267,10 +267,12 @@ pub enum Why {
     Cap,
     /// Exact mode: the confirming rerun differed; the metric is noisy from now on.
     Unstable,
+    /// Clearly better, but by less than `--min-effect`.
+    Small,
 }
 
 impl Why {
-    /// A short tag: `worse`, `outlier`, `llr`, `cap`, `unstable`.
+    /// A short tag: `worse`, `outlier`, `llr`, `cap`, `unstable`, `small`.
     pub fn as_str(self) -> &'static str {
         match self {
             Why::Worse => "worse",
@@ -278,6 +280,7 @@ impl Why {
             Why::Llr => "llr",
             Why::Cap => "cap",
             Why::Unstable => "unstable",
+            Why::Small => "small",
         }
     }
 }

@@ -232,6 +232,39 @@ fn a_faster_machine_is_not_taken_for_a_gain() {
 }
 
 #[test]
+fn a_load_step_in_the_retained_runs_does_not_pass_for_a_gain() {
+    // The trial's runs come first, at the old level; then the machine gets slower (a build
+    // starts next to it) just as the retained runs owed before a keep are taken. Compared with
+    // the slow retained runs, the trial looks faster: it must be measured again at the new level.
+    let mut kept = 0;
+    for seed in 1..60 {
+        let mut rng = Rng::new(seed);
+        let mut seq = noisy(Direction::Lower, default(), 40.0, &mut rng);
+        for _ in 0..6 {
+            iterate(&mut seq, |_| 40.0 + rng.gauss());
+        }
+        let mut retained_runs = 0;
+        let (d, _) = decide(&mut seq, |role| {
+            if role == Role::Retained {
+                retained_runs += 1;
+            }
+            // From the first retained run of this iteration on, everything runs 4σ slower
+            // (less than the outlier cut of 5σ).
+            let slow = if retained_runs >= 1 { 4.0 } else { 0.0 };
+            // The trial is a hair faster (0.5σ, below what SEQ looks for).
+            let trial = if role == Role::Candidate { -0.5 } else { 0.0 };
+            40.0 + slow + trial + rng.gauss()
+        });
+        kept += usize::from(d == Next::Keep);
+    }
+    // Without the trial's stale runs dropped at the step: 15 of 59.
+    assert!(
+        kept <= 7,
+        "{kept} of 59 keeps of a 0.5σ change across a load step"
+    );
+}
+
+#[test]
 fn a_rework_restarts_the_candidate_and_keeps_this_iterations_retained_runs() {
     let mut rng = Rng::new(3);
     let mut seq = noisy(Direction::Lower, default(), 100.0, &mut rng);

@@ -112,6 +112,22 @@ fn min_effect_absolute_and_percent() {
         assert!(!gain(Some(MinEffect::Percent(10.0)), seed), "seed {seed}");
     }
 
+    // A clear gain between half the minimum effect and the minimum effect can pass the test (it
+    // looks for `d` = the minimum effect); the floor discards it as small.
+    let mut small = 0;
+    for seed in 1..12 {
+        let mut params = default();
+        params.min_effect = Some(MinEffect::Absolute(3.0));
+        let mut rng = Rng::new(seed);
+        let mut seq = noisy(Direction::Lower, params, 100.0, &mut rng);
+        let (d, _) = decide(&mut seq, |role| {
+            (if role == Role::Candidate { 97.8 } else { 100.0 }) + 0.3 * rng.gauss()
+        });
+        assert_ne!(d, Next::Keep, "seed {seed}: a 2.2 gain under a 3 floor");
+        small += usize::from(d == Next::Discard(Why::Small));
+    }
+    assert!(small >= 5, "the floor decided {small} of 11");
+
     // exact mode: strictly better, and by the minimum effect when one is given
     for (min, better, kept) in [
         (None, 99.0, true),
