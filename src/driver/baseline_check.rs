@@ -48,7 +48,7 @@ fn is_artifact_name(name: &str) -> bool {
 }
 
 impl OpenWatch {
-    fn start(paths: &Paths) -> Option<OpenWatch> {
+    fn start(paths: &Paths, git_dir: &Path) -> Option<OpenWatch> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
         let mask = AddWatchFlags::IN_OPEN
             | AddWatchFlags::IN_ACCESS
@@ -75,6 +75,18 @@ impl OpenWatch {
                         todo.push((e.path(), depth + 1));
                     }
                 }
+            }
+        }
+        // git's reflogs grow with every trial commit the run makes: a verify reading them
+        // (a recursive grep without --exclude-dir=.git) measures the run itself.
+        let logs = git_dir.join("logs");
+        for dir in [
+            logs.clone(),
+            logs.join("refs"),
+            logs.join("refs").join("heads"),
+        ] {
+            if let Ok(wd) = inotify.add_watch(&dir, mask) {
+                dirs.insert(wd, (dir, true));
             }
         }
         Some(OpenWatch {
@@ -145,7 +157,7 @@ impl BaselineCheck {
                 "or point --artifacts-dir elsewhere"
             };
             return Err(Error::Refused(format!(
-                "{who} opened the engine's own files at the baseline ({}): its result would change as the run writes them; exclude them from the command (e.g. `grep --exclude-dir={PRIVATE} --exclude='research-results*' --exclude='autoresearch-*'`, or `git grep`, which reads only tracked files), {artifacts}",
+                "{who} opened the engine's own files at the baseline ({}): its result would change as the run writes them; exclude them from the command (e.g. `grep --exclude-dir={PRIVATE} --exclude-dir=.git --exclude='research-results*' --exclude='autoresearch-*'`: git's reflogs grow with every trial commit; or `git grep`, which reads only tracked files), {artifacts}",
                 list_paths(&files)
             )));
         }
@@ -179,7 +191,7 @@ impl Run {
     pub(super) fn checked_baseline(&mut self, dir: &Path) -> Result<(f64, Guard)> {
         stand_in::place(&self.paths);
         self.baseline_check = Some(BaselineCheck {
-            watch: OpenWatch::start(&self.paths),
+            watch: OpenWatch::start(&self.paths, self.repo.repo.path()),
             opened: Vec::new(),
             edited: Vec::new(),
         });

@@ -277,3 +277,26 @@ fn stand_ins_are_no_run_even_when_the_engine_is_killed_during_the_baseline() {
     r.expect_code(0);
     assert_eq!(repo.statuses(), ["baseline", "keep"]);
 }
+
+/// A recursive grep that leaves out the run's files but not `.git` reads git's reflogs, which
+/// grow with every trial commit (`experiment: remove a TODO` adds the word each time): refused at
+/// the baseline; with `--exclude-dir=.git` as advised, a real removal is kept.
+#[test]
+fn a_verify_reading_gits_reflogs_is_refused_and_the_advice_works() {
+    let repo = TestRepo::with_files(&[("src/a.txt", "TODO one\nTODO two\nTODO three\n")]);
+    let agent = repo.script(
+        "agent.sh",
+        "cat > /dev/null\nsed -i '1d' src/a.txt\necho 'remove a TODO'",
+    );
+    let without_git = "grep -rn --exclude-dir=.autoresearch --exclude='research-results*' --exclude='autoresearch-*' TODO . | wc -l";
+    let r = repo.run_loop(without_git, &agent, &["--iterations", "1"]);
+    let line = error_line(&r);
+    assert!(line.contains(".git/logs/HEAD"), "{line}");
+    assert!(line.contains("--exclude-dir=.git"), "{line}");
+    assert_no_run_files(&repo);
+
+    let advised = "grep -rn --exclude-dir=.autoresearch --exclude-dir=.git --exclude='research-results*' --exclude='autoresearch-*' TODO . | wc -l";
+    repo.run_loop(advised, &agent, &["--iterations", "2", "--no-confirm"])
+        .expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "keep", "keep"]);
+}
