@@ -16,7 +16,7 @@ use crate::output::{Output, Style};
 use crate::scope::split_patterns;
 
 /// Autonomous, metric-driven code improvement: an agent proposes, the engine measures and keeps
-/// only strict improvements.
+/// only improvements that are not noise.
 #[derive(Parser, Debug)]
 #[command(
     name = "codex-autoresearch",
@@ -228,7 +228,7 @@ pub struct RunArgs {
     /// Verify runs per side when confirming the result.
     #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u32>)]
     pub confirm_runs: Option<u32>,
-    /// Stop after this much wall-clock time, e.g. 8h.
+    /// Stop after this much active time (over all sessions), e.g. 8h.
     #[arg(long, value_name = "DUR")]
     pub max_duration: Option<Dur>,
     /// Stop at the next occurrence of this local time, e.g. 07:00.

@@ -178,7 +178,7 @@ fn keep_rule_json(v: &View) -> Value {
     match state.and_then(|s| s.noise.as_ref()) {
         Some(n) => json!({
             "rule": rule.unwrap_or_else(|| json!("seq")),
-            "effort": state.and_then(|s| s.engine.keep_effort.clone()),
+            "effort": state.and_then(effort_of),
             "noise": n,
         }),
         None => {
@@ -187,11 +187,24 @@ fn keep_rule_json(v: &View) -> Value {
     }
 }
 
+/// The SEQ preset in use: the one `auto` chose, or the one asked for; `None` while `auto` has
+/// not chosen.
+fn effort_of(state: &StateFile) -> Option<String> {
+    state.engine.keep_effort.clone().or_else(|| {
+        state
+            .config
+            .get("keep_effort")
+            .and_then(|v| v.as_str())
+            .filter(|e| *e != "auto")
+            .map(str::to_string)
+    })
+}
+
 /// The keep rule's line of `status` (SEQ only): the preset and the noise it measured.
 fn keep_rule_text(v: &View) -> Option<String> {
     let state = v.state.as_ref()?;
     let n = state.noise.as_ref()?;
-    let effort = state.engine.keep_effort.as_deref().unwrap_or("default");
+    let effort = effort_of(state).unwrap_or_else(|| "auto, not chosen yet".into());
     Some(match n.mode {
         crate::engine::seq::NoiseMode::Exact => {
             format!("keep rule: seq ({effort}), exact: the metric measured the same every time")

@@ -162,7 +162,14 @@ impl Run {
             .seq
             .as_ref()
             .and_then(Seq::reference_mean)
-            .map_or(first, crate::engine::number::tidy);
+            .map_or(first, |m| {
+                let places = runs
+                    .iter()
+                    .map(|(_, r)| crate::engine::number::fraction_digits(r.value))
+                    .max()
+                    .unwrap_or(0);
+                crate::engine::number::mean_shown(m, places)
+            });
         Ok(Ok((mean, runs)))
     }
 

@@ -103,7 +103,7 @@ impl Run {
                     format!(
                         "{} {} -> {} ({})",
                         self.cfg.metric,
-                        canonical(row.metric - row.delta),
+                        canonical(crate::engine::number::tidy(row.metric - row.delta)),
                         canonical(row.metric),
                         crate::engine::number::signed(row.delta)
                     )

@@ -12,6 +12,8 @@ pub struct Holdout {
     direction: Direction,
     reference: Vec<f64>,
     sigma: f64,
+    /// Its runs have always agreed (one run is enough).
+    deterministic: bool,
 }
 
 /// What the holdout said about a keep.
@@ -52,16 +54,13 @@ impl Holdout {
             direction,
             reference: baseline.to_vec(),
             sigma: sigma(baseline),
+            deterministic: baseline.len() >= 2 && sigma(baseline) == 0.0,
         }
     }
 
     /// Runs a measurement takes: one for a deterministic holdout.
     pub fn runs(&self) -> usize {
-        if self.reference.len() >= 2 && self.sigma == 0.0 {
-            1
-        } else {
-            RUNS
-        }
+        if self.deterministic { 1 } else { RUNS }
     }
 
     /// The reference mean.
@@ -91,6 +90,7 @@ impl Holdout {
     pub fn accept(&mut self, values: &[f64]) {
         if values.len() >= 2 {
             self.sigma = sigma(values).max(self.sigma);
+            self.deterministic &= self.sigma == 0.0;
         }
         self.reference = values.to_vec();
     }
@@ -140,6 +140,7 @@ mod tests {
         );
         h.accept(&[3.0]);
         assert_eq!(h.mean(), 3.0);
+        assert_eq!(h.runs(), 1, "still one run after a keep");
         assert!(matches!(h.judge(&[3.5]), Verdict::Regressed { .. }));
     }
 }

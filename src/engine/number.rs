@@ -65,7 +65,7 @@ pub fn signed(v: f64) -> String {
     }
 }
 
-fn fraction_digits(v: f64) -> usize {
+pub fn fraction_digits(v: f64) -> usize {
     let s = canonical(v);
     s.split_once('.').map_or(0, |(_, f)| f.len())
 }
@@ -105,6 +105,15 @@ pub fn tidy(x: f64) -> f64 {
     format!("{x:.11e}").parse().unwrap_or(x)
 }
 
+/// A mean of runs as a row shows it: one decimal place more than the runs carry (`51.79`,
+/// `52.01`, `51.6` -> `51.8`; a mean of integers keeps one decimal), without float noise.
+pub fn mean_shown(mean: f64, run_decimals: usize) -> f64 {
+    let places = (run_decimals + 1).min(12) as i32;
+    let scale = 10f64.powi(places);
+    let r = (mean * scale).round() / scale;
+    tidy(if r.is_finite() { r } else { mean })
+}
+
 /// `x` rounded to `digits` significant digits, in canonical form (`0.012345` -> `0.012`).
 pub fn significant(x: f64, digits: i32) -> String {
     if x == 0.0 || !x.is_finite() {
@@ -119,6 +128,16 @@ pub fn median_duration(values: &[std::time::Duration]) -> Option<std::time::Dura
     let mut v = values.to_vec();
     v.sort_unstable();
     (!v.is_empty()).then(|| v[v.len() / 2])
+}
+
+#[cfg(test)]
+#[test]
+fn a_mean_shows_one_decimal_more_than_its_runs() {
+    assert_eq!(mean_shown((51.79 + 52.01 + 51.6) / 3.0, 2), 51.8);
+    assert_eq!(mean_shown(51.793333333, 2), 51.793);
+    assert_eq!(mean_shown(235.125999999, 3), 235.126);
+    assert_eq!(mean_shown(10.0 / 3.0, 0), 3.3);
+    assert_eq!(mean_shown(1e300, 0), 1e300);
 }
 
 #[cfg(test)]

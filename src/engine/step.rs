@@ -230,6 +230,8 @@ pub struct Iteration<'p, C> {
     held_out: bool,
     /// The trial was kept (SEQ's keep is final).
     kept: bool,
+    /// Decimal places of the verify values seen (a mean is shown with one more).
+    decimals: usize,
     rework_limit: u32,
     has_guard: bool,
     phase: Phase,
@@ -294,6 +296,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             holdout: None,
             held_out: false,
             kept: false,
+            decimals: 0,
             rework_limit,
             has_guard,
             phase: Phase::Agent,
@@ -589,6 +592,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             }
             Measured::Metric(v) if self.judging => {
                 self.verify_failures = 0;
+                self.decimals = self.decimals.max(crate::engine::number::fraction_digits(v));
                 let role = self.asked;
                 let Judge::Seq(seq) = &mut self.judge else {
                     unreachable!("judging is SEQ's");
@@ -597,7 +601,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
                 let ev = seq.evidence();
                 if ev.n_candidate > 0 && ev.mean.is_finite() {
                     // The trial's value so far: what a guard failure's row shows.
-                    self.metric = Some(crate::engine::number::tidy(ev.mean));
+                    self.metric = Some(self.shown(ev.mean));
                 }
                 self.taken.push(RunTaken {
                     role,

@@ -102,6 +102,11 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
         }
     }
 
+    /// A mean of this iteration's runs as the row shows it.
+    pub(super) fn shown(&self, mean: f64) -> f64 {
+        crate::engine::number::mean_shown(mean, self.decimals)
+    }
+
     /// The role of the measurement asked for last.
     pub fn asked(&self) -> Role {
         self.asked
@@ -143,7 +148,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             }
             Next::Keep => {
                 let ev = seq.evidence();
-                self.metric = Some(crate::engine::number::tidy(ev.mean));
+                self.metric = Some(self.shown(ev.mean));
                 let guard = self.guard_result;
                 self.keep(guard)
             }
@@ -176,7 +181,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
         let draft = Draft {
             status: Status::Discard,
             commit: self.trial,
-            metric: (ev.n_candidate > 0).then(|| crate::engine::number::tidy(ev.mean)),
+            metric: (ev.n_candidate > 0).then(|| self.shown(ev.mean)),
             guard: Guard::NotRun,
             description,
         };

@@ -140,7 +140,7 @@ pub fn stop(a: &StopArgs<'_>) -> Result<u8> {
         .ok()
         .and_then(|(log, _)| log.tail(1).first().map(|r| r.to_line().replace('\t', "  ")));
     say(&format!(
-        "run {tag} ended after {:.1}s{}",
+        "run {tag} ended ({:.1}s after the request){}",
         t0.elapsed().as_secs_f64(),
         last.map(|l| format!("; last row: {l}")).unwrap_or_default()
     ));

@@ -200,7 +200,7 @@ fn stop_rolls_back_now_and_waits() {
     r.expect_code(0);
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
     assert!(!alive(pid), "stop returns once the run has ended");
-    assert!(r.stdout.contains("ended after"), "{}", r.stdout);
+    assert!(r.stdout.contains("s after the request)"), "{}", r.stdout);
     let rows = repo.rows();
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows[2][5], "crash");
