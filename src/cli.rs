@@ -113,6 +113,9 @@ pub struct ConfigArgs {
     /// Show what `exec` would use (always fresh, iterations required) instead of `run`.
     #[arg(long)]
     pub exec: bool,
+    /// Validate as `run` would and measure the baseline read-only; at most 10 lines.
+    #[arg(long, conflicts_with = "exec")]
+    pub check: bool,
 }
 
 /// The RUN FLAGS (GUIDE.md documents each one).
@@ -542,9 +545,20 @@ pub fn main() -> ExitCode {
             let out = Output {
                 style: Style::Human,
             };
-            let ConfigArgs { mut run, exec } = *args;
+            let ConfigArgs {
+                mut run,
+                exec,
+                check,
+            } = *args;
             let json = run.json;
             run.json = false;
+            if check {
+                let launch = crate::check::launch_line(std::env::args_os());
+                return match crate::check::command(gather(&run, false), json, launch) {
+                    Ok(code) => ExitCode::from(code),
+                    Err(e) => fail(&out, &e),
+                };
+            }
             // A missing --iterations for exec is reported with the table, not instead of it.
             match gather(&run, false).and_then(|g| crate::status::config(g, json, exec)) {
                 Ok(code) => ExitCode::from(code),

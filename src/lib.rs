@@ -16,6 +16,7 @@
 pub mod agent;
 pub mod artifacts;
 pub mod caplog;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod confirm;

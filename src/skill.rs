@@ -247,6 +247,7 @@ mod tests {
             .filter(|l| l.contains("codex-autoresearch config"))
             .collect();
         assert_eq!(checks.len(), 1, "{checks:?}");
+        assert!(checks[0].contains("config --check"), "{checks:?}");
         let launches = SKILL_MD
             .lines()
             .filter(|l| l.trim_start().starts_with("codex-autoresearch launch"))

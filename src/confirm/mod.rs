@@ -4,7 +4,7 @@
 //! carry the gain. The statistics are in `engine::effect`; `report` writes and reads the results.
 
 pub mod report;
-mod tree;
+pub(crate) mod tree;
 
 use std::path::Path;
 use std::time::Instant;

@@ -56,7 +56,7 @@ pub(super) fn params(cfg: &RunConfig, effort: Effort) -> Params {
 }
 
 /// The preset a run starts with: the one asked for, or (for `auto`) none yet.
-fn fixed_effort(cfg: &RunConfig) -> Option<Effort> {
+pub(super) fn fixed_effort(cfg: &RunConfig) -> Option<Effort> {
     match cfg.keep_effort {
         KeepEffort::Default => Some(Effort::Default),
         KeepEffort::Thorough => Some(Effort::Thorough),

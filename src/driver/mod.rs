@@ -6,6 +6,7 @@
 //! notify).
 
 mod baseline_check;
+mod check;
 mod drift;
 mod ending;
 mod holdout;
@@ -40,6 +41,7 @@ use crate::scope::PathSet;
 use crate::watch::TreeWatch;
 use crate::{fsutil, signal};
 
+pub use check::{Checked, check};
 pub use startup::run;
 
 /// What `run` and `exec` hand to the driver.

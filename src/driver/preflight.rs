@@ -43,6 +43,12 @@ pub(super) struct Preflight {
 
 /// Checks everything that may refuse the run, writing nothing.
 pub(super) fn preflight(opts: Options) -> Result<Preflight> {
+    preflight_where(opts, true)
+}
+
+/// [`preflight`]; `probe_writable: false` leaves out the probe of a writable `.git` (for
+/// `config --check`, which runs in Codex's sandbox and says so instead of refusing).
+pub(super) fn preflight_where(opts: Options, probe_writable: bool) -> Result<Preflight> {
     let out = opts.output;
     // The engine's own variables first: a bad one refuses the run before anything is read.
     let env = config::engine_env()?;
@@ -59,7 +65,9 @@ pub(super) fn preflight(opts: Options) -> Result<Preflight> {
         return Err(lock::held_message(&paths.lock, Some(&h)));
     }
     // Codex's sandbox keeps .git read-only: say so before anything is written.
-    crate::writable::check(&repo)?;
+    if probe_writable {
+        crate::writable::check(&repo)?;
+    }
     let saved = match (fresh, paths.has_run()) {
         (false, true) => match paths.peek_saved() {
             Some(s) => Some(s),

@@ -8,6 +8,7 @@ mod budgets;
 mod claude;
 mod cli;
 mod codex;
+mod config_check;
 mod config_file;
 mod confirm;
 mod crash;

@@ -1,6 +1,6 @@
 //! The overnight path end to end with the real pinned Codex CLI: `skill install --repo`, then
 //! `codex exec '$codex-autoresearch lower the value'` whose scripted model checks the settings
-//! with `config` and starts the run with one escalated `launch`; Codex exits, the detached run
+//! with `config --check` and starts the run with one escalated `launch`; Codex exits, the detached run
 //! completes its iterations with a second scripted agent, `status` reports the end and `report`
 //! writes the summary and the chart. And with approvals bypassed (approval policy `never`), where
 //! Codex rejects any escalation request, the skill's fallback: the same launch unescalated.
@@ -223,7 +223,7 @@ fn overnight_from_codex_skill_launch_detached_status_and_report() {
     let server = MockServer::start(vec![
         MockReply::Sse(shell_call(
             "call_config",
-            &format!("codex-autoresearch config {flags}"),
+            &format!("codex-autoresearch config --check {flags}"),
             json!({}),
         )),
         MockReply::Sse(shell_call(
@@ -253,12 +253,16 @@ fn overnight_from_codex_skill_launch_detached_status_and_report() {
         skill.contains(skill_md.trim_end()),
         "the skill sent is not SKILL.md: {skill}"
     );
-    // `config` ran in the workspace-write sandbox and validated the settings.
+    // `config --check` ran in the workspace-write sandbox, validated the settings and measured
+    // the baseline; the read-only `.git` there is a note for the launch, not a refusal.
     let config = tool_output(&requests, "call_config")
         .unwrap_or_else(|| panic!("no output of the config call\n{}", why()));
     assert!(
-        config.contains("Process exited with code 0") && config.contains("lower the value"),
-        "config did not validate the settings: {config}\n{}",
+        config.contains("Process exited with code 0")
+            && config.contains("ok: lower the value")
+            && config.contains("verify: ")
+            && config.contains("launch: codex-autoresearch launch "),
+        "config --check did not validate the settings: {config}\n{}",
         why()
     );
     // The escalation went to review (standing in for the user), was approved, and launch ran.
