@@ -7,6 +7,7 @@
 //! matter plus optional `agents/openai.yaml` (`policy.allow_implicit_invocation`).
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -66,12 +67,21 @@ pub struct ShowArgs {
 pub fn command(args: SkillArgs, out: &Output) -> Result<u8> {
     match args.command {
         SkillCommand::Install(a) => {
-            let dir = match (&a.repo, a.user) {
-                (_, true) => user_dir()?,
-                (Some(Some(d)), false) => repo_dir(&std::path::absolute(d).ctx("resolve", d)?)?,
-                (_, false) => repo_dir(&crate::config::start_dir(None)?)?,
+            let repo = match (&a.repo, a.user) {
+                (_, true) => None,
+                (Some(Some(d)), false) => {
+                    Some(discover(&std::path::absolute(d).ctx("resolve", d)?)?)
+                }
+                (_, false) => Some(discover(&crate::config::start_dir(None)?)?),
+            };
+            let dir = match &repo {
+                Some(r) => skill_dir(&r.root),
+                None => user_dir()?,
             };
             println!("{}", install(&dir, a.force)?);
+            if let Some(line) = repo.as_ref().map(exclude).transpose()?.flatten() {
+                println!("{line}");
+            }
             Ok(crate::error::exit::OK)
         }
         SkillCommand::Show(a) => {
@@ -84,15 +94,36 @@ pub fn command(args: SkillArgs, out: &Output) -> Result<u8> {
     }
 }
 
-/// The skill's directory in the repository containing `start`.
-pub fn repo_dir(start: &Path) -> Result<PathBuf> {
-    let repo = Repo::discover(start).map_err(|_| {
+/// The repository containing `start`.
+fn discover(start: &Path) -> Result<Repo> {
+    Repo::discover(start).map_err(|_| {
         Error::Refused(format!(
             "{} is not inside a git repository with a working tree; run this inside one, or pass --user to install for every repository",
             start.display()
         ))
-    })?;
-    Ok(skill_dir(&repo.root))
+    })
+}
+
+/// The skill's directory in the repository containing `start`.
+pub fn repo_dir(start: &Path) -> Result<PathBuf> {
+    Ok(skill_dir(&discover(start)?.root))
+}
+
+/// Hides the skill installed in `repo` with a root-anchored `.git/info/exclude` entry, so a
+/// run's scope finds no untracked file there; returns the line to print, or `None` when its
+/// files are tracked (committed: nothing to hide).
+fn exclude(repo: &Repo) -> Result<Option<String>> {
+    let rel = format!(".agents/skills/{NAME}");
+    if FILES
+        .iter()
+        .any(|(f, _)| repo.is_tracked(&format!("{rel}/{f}")))
+    {
+        return Ok(None);
+    }
+    repo.add_excludes(&[format!("/{rel}/")])?;
+    Ok(Some(format!(
+        "hidden from git by `/{rel}/` in .git/info/exclude (runs see no untracked file there); commit it with `git add -f` to share it"
+    )))
 }
 
 /// The skill's directory for this user: `$HOME/.agents/skills/codex-autoresearch`.
@@ -163,6 +194,8 @@ pub fn install(dir: &Path, force: bool) -> Result<String> {
             fs::create_dir_all(parent).ctx("create the directory", parent)?;
         }
         crate::fsutil::write_atomic(&p, content.as_bytes())?;
+        // Readable by all, as any checked-out file (the temporary file was 0600).
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).ctx("set the mode of", &p)?;
     }
     let verb = if matches!(was, Copy::Differs(_)) {
         "replaced"

@@ -25,6 +25,9 @@ use crate::signal;
 use report::{KeepReport, Report, Side};
 use tree::{Ablated, ScratchTree};
 
+/// How a message says to try again (said once per message).
+const AGAIN: &str = "run `codex-autoresearch confirm` again";
+
 /// What `confirm` compares: the run's baseline, its final retained commit, and the keeps between.
 struct Plan {
     baseline: Oid,
@@ -95,7 +98,19 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
+    /// One verify run of `commit`; a failure because the scratch checkout vanished says so.
     fn once(&mut self, commit: Oid) -> Result<std::result::Result<f64, Stopped>> {
+        let r = self.run_once(commit);
+        match r {
+            Err(_) | Ok(Err(Stopped::Failed(_))) => match self.tree.vanished() {
+                Some(e) => Err(e),
+                None => r,
+            },
+            _ => r,
+        }
+    }
+
+    fn run_once(&mut self, commit: Oid) -> Result<std::result::Result<f64, Stopped>> {
         if let Some(sig) = signal::pending() {
             return Ok(Err(Stopped::Interrupted(sig)));
         }
@@ -192,7 +207,7 @@ fn measure(repo: &Repo, paths: &Paths, cfg: &RunConfig, progress: &dyn Fn(&str))
     let stopped = |s: Stopped, commit: Oid| match s {
         Stopped::Interrupted(sig) => Error::Interrupted(sig, "during confirm"),
         Stopped::Failed(why) => Error::Blocked(format!(
-            "confirm: verify failed on commit {}: {why}; fix verify and run `codex-autoresearch confirm` again",
+            "confirm: verify failed on commit {}: {why}; fix verify and {AGAIN}",
             Repo::short(commit)
         )),
     };
@@ -300,10 +315,18 @@ pub fn at_end(repo: &Repo, paths: &Paths, cfg: &RunConfig, out: &Output) {
     let progress = |line: &str| out.note(&format!("{line} (--no-confirm skips this)"));
     match measure(repo, paths, cfg, &progress).and_then(|r| r.write(paths).map(|()| r)) {
         Ok(r) => say(out, &r.line(paths)),
-        Err(e) => out.note(&format!(
-            "{}; the run's result stands (run `codex-autoresearch confirm` to try again)",
-            e.to_string().trim_start_matches("confirm: ")
-        )),
+        Err(e) => {
+            let msg = e.to_string();
+            let retry = if msg.contains(AGAIN) {
+                String::new()
+            } else {
+                " (run `codex-autoresearch confirm` to try again)".to_string()
+            };
+            out.note(&format!(
+                "{}; the run's result stands{retry}",
+                msg.trim_start_matches("confirm: ")
+            ))
+        }
     }
 }
 

@@ -1,24 +1,31 @@
 //! The scratch checkout `confirm` measures in: a throwaway git repository in the system's temp
 //! directory that borrows the user's objects (an `alternates` entry), with a detached HEAD. The
-//! user's repository gains no worktree entry, ref, index change or object; the directory is
-//! removed on drop, and one a killed confirm left behind is swept by the next one.
+//! user's repository gains no worktree entry, ref, index change or object. The checkout holds an
+//! exclusive `flock` on a lock file inside it for its whole life: it is removed on drop, and one
+//! a killed confirm left behind (its lock free) is swept by the next one. Pids say nothing here:
+//! confirms in other pid namespaces (containers, sandboxes) share the temp directory.
 
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use git2::build::CheckoutBuilder;
 use git2::{Oid, Repository, Signature};
+use nix::fcntl::{Flock, FlockArg};
 
-use crate::error::{GitContext, IoContext, Result};
+use crate::error::{Error, GitContext, IoContext, Result};
 use crate::git::{FALLBACK_EMAIL, Repo};
 
 /// Prefix of the scratch directories (`autoresearch-confirm-<pid>-XXXXXX`).
 pub const PREFIX: &str = "autoresearch-confirm-";
+/// The lock file inside a scratch directory (in its `.git`, out of reach of the checkouts).
+pub const LOCK_FILE: &str = ".git/autoresearch-confirm.lock";
 
 /// A scratch checkout; removed when dropped.
 pub struct ScratchTree {
     repo: Repository,
-    dir: tempfile::TempDir,
+    root: PathBuf,
+    /// Held until the directory is removed: while it is, no sweep removes the directory.
+    _lock: Flock<File>,
 }
 
 /// Why a keep cannot be taken out of the final tree.
@@ -31,26 +38,59 @@ pub enum Ablated {
 
 impl ScratchTree {
     /// Creates the scratch repository for `user` (first removing those killed confirms left).
+    /// It is set up under a hidden name, locked, then renamed to its `PREFIX` name: a sweep never
+    /// sees it without its lock held.
     pub fn create(user: &Repo) -> Result<ScratchTree> {
         let tmp = std::env::temp_dir();
         sweep_stale(&tmp);
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{PREFIX}{}-", std::process::id()))
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{PREFIX}{}-", std::process::id()))
             .tempdir_in(&tmp)
             .ctx("create a scratch directory in", &tmp)?;
-        let root = dir.path().to_path_buf();
-        Repository::init(&root).git_ctx("create the scratch repository for confirm")?;
+        Repository::init(staging.path()).git_ctx("create the scratch repository for confirm")?;
+        let lock = hold_lock(staging.path())?;
         let objects = user.repo.commondir().join("objects");
-        let alternates = root.join(".git/objects/info/alternates");
+        let alternates = staging.path().join(".git/objects/info/alternates");
         fs::write(&alternates, format!("{}\n", objects.display())).ctx("write", &alternates)?;
+        let name = staging
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| n.trim_start_matches('.').to_string())
+            .unwrap_or_default();
+        let root = tmp.join(name);
+        fs::rename(staging.path(), &root).ctx("rename the scratch directory", staging.path())?;
+        // Renamed: nothing is left for the TempDir to remove.
+        let _ = staging.keep();
         // Opened again so the alternates are read.
-        let repo = Repository::open(&root).git_ctx("open the scratch repository")?;
-        Ok(ScratchTree { repo, dir })
+        match Repository::open(&root) {
+            Ok(repo) => Ok(ScratchTree {
+                repo,
+                root,
+                _lock: lock,
+            }),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&root);
+                Err(e).git_ctx("open the scratch repository")
+            }
+        }
     }
 
     /// The directory verify runs in.
     pub fn root(&self) -> &Path {
-        self.dir.path()
+        &self.root
+    }
+
+    /// The error when the checkout is gone while confirm still measures in it (something else
+    /// removed it), else `None`.
+    pub fn vanished(&self) -> Option<Error> {
+        (!self.root.join(LOCK_FILE).exists()).then(|| {
+            Error::Blocked(format!(
+                "confirm: the scratch checkout {} vanished while confirm was measuring in it (something else removed it); {}",
+                self.root.display(),
+                super::AGAIN
+            ))
+        })
     }
 
     /// Makes the work tree exactly `commit`'s tree (untracked byproducts of the last run are
@@ -113,24 +153,44 @@ impl ScratchTree {
     }
 }
 
-/// Removes the scratch directories of confirms whose process is gone (killed by a second
-/// signal or SIGKILL before their drop ran).
-fn sweep_stale(tmp: &Path) {
+impl Drop for ScratchTree {
+    fn drop(&mut self) {
+        // Removed while the lock is held (the lock field is dropped after this).
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Creates the lock file in `dir` and takes its lock.
+fn hold_lock(dir: &Path) -> Result<Flock<File>> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::create(&path).ctx("create", &path)?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, errno)| std::io::Error::from(errno))
+        .ctx("lock", &path)
+}
+
+/// Removes the scratch directories of confirms that are gone (killed by a second signal or
+/// SIGKILL before their drop ran): those whose lock this process can take. One whose lock is
+/// held belongs to a live confirm, wherever it runs; one without a lock file is left alone.
+pub(super) fn sweep_stale(tmp: &Path) {
     let Ok(entries) = fs::read_dir(tmp) else {
         return;
     };
     for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+        let ours = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(PREFIX));
+        if !ours || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(file) = File::open(path.join(LOCK_FILE)) else {
             continue;
         };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        let path: PathBuf = e.path();
-        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir && pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+        if let Ok(held) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             let _ = fs::remove_dir_all(&path);
+            drop(held);
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The evaluator's pins: the files verify and guard execute (inside the repository or outside
 //! it) are pinned by content hash at the baseline, in `.autoresearch/evaluators.json` (a copy of
 //! each outside file beside it), so a resume keeps them. A change is never compared across: the
-//! agent's (seen after its turn) makes the trial `[PROTECTED]` and an outside file is put back;
-//! anyone else's (seen between iterations) is a `drift` row and a re-baseline.
+//! agent's (seen after its turn) makes the trial `[PROTECTED]` and an outside file is put back
+//! (its changed content kept as `evaluators/changed-<n>-<name>`); anyone else's (seen between
+//! iterations) is a `drift` row and a re-baseline.
 
 use std::path::{Path, PathBuf};
 
@@ -79,22 +80,63 @@ fn pin_copy(paths: &Paths, hash: &str) -> PathBuf {
     paths.private.join("evaluators").join(hash)
 }
 
+/// Keeps the changed content of `path` at `.autoresearch/evaluators/changed-<n>-<name>` (the
+/// next free `n`) before it is put back; returns where, or `None` when it is gone.
+fn keep_changed(paths: &Paths, path: &Path) -> Result<Option<PathBuf>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let dir = paths.private.join("evaluators");
+    fsutil::ensure_dir(&dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let kept = (1u32..)
+        .map(|n| dir.join(format!("changed-{n}-{name}")))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.join(format!("changed-{name}")));
+    std::fs::copy(path, &kept).ctx("keep the changed content of", path)?;
+    Ok(Some(kept))
+}
+
 /// Puts back each evaluator file outside the repository that differs from its pin, from its
-/// copy; returns their names.
-fn put_back_outside(paths: &Paths, root: &Path, pins: &[Pin]) -> Result<Vec<String>> {
+/// copy, keeping the changed content first; returns their names, each with where that is.
+fn put_back_outside(paths: &Paths, root: &Path, pins: &[Pin]) -> Result<Vec<PutBack>> {
     let mut changed = Vec::new();
     for p in pins {
         if p.path.starts_with(root) || hash(&p.path) == p.hash {
             continue;
         }
+        let mut kept = None;
         if let Some(copy) = p.hash.as_ref().map(|h| pin_copy(paths, h))
             && copy.exists()
         {
+            kept = keep_changed(paths, &p.path)?;
             std::fs::copy(&copy, &p.path).ctx("put back", &p.path)?;
         }
-        changed.push(p.shown.clone());
+        changed.push(PutBack {
+            shown: p.shown.clone(),
+            kept,
+        });
     }
     Ok(changed)
+}
+
+/// An evaluator file put back, and where its changed content is kept.
+struct PutBack {
+    shown: String,
+    kept: Option<PathBuf>,
+}
+
+impl PutBack {
+    /// `; its changed content is kept in PATH`, or nothing.
+    fn kept_clause(&self) -> String {
+        self.kept
+            .as_ref()
+            .map(|k| format!("; its changed content is kept in {}", k.display()))
+            .unwrap_or_default()
+    }
 }
 
 /// After an agent turn the engine did not survive (the start recovers it): the evaluator files
@@ -110,7 +152,13 @@ pub(super) fn put_back_after_killed_turn(paths: &Paths, root: &Path) -> Result<V
     let put_back = put_back_outside(paths, root, &stored.files)?;
     Ok(put_back
         .iter()
-        .map(|p| format!("put back the evaluator {p}, which changed during the interrupted turn"))
+        .map(|p| {
+            format!(
+                "put back the evaluator {}, which changed during the interrupted turn{}",
+                p.shown,
+                p.kept_clause()
+            )
+        })
         .collect())
 }
 
@@ -186,10 +234,12 @@ impl Run {
     /// After an agent turn: the evaluator files outside the repository it changed, put back
     /// from their copies (those inside are protected paths, seen by the inspection).
     pub(super) fn evaluators_changed_by_turn(&mut self) -> Result<Vec<String>> {
-        let changed = put_back_outside(&self.paths, &self.repo.root, &self.pins.pinned)?;
+        let put_back = put_back_outside(&self.paths, &self.repo.root, &self.pins.pinned)?;
+        let changed: Vec<String> = put_back.iter().map(|p| p.shown.clone()).collect();
         if !changed.is_empty() {
+            let kept: String = put_back.iter().map(PutBack::kept_clause).collect();
             let note = format!(
-                "the turn changed the evaluator {}; put back (verify and guard run it)",
+                "the turn changed the evaluator {}; put back (verify and guard run it){kept}",
                 list_paths(&changed)
             );
             self.out.note(&note);

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -74,6 +75,17 @@ fn scratch_dirs(tmp: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The lock file inside a scratch checkout.
+const LOCK: &str = ".git/autoresearch-confirm.lock";
+
+/// Creates the lock file `path` and holds its lock, as a live confirm does.
+fn hold(path: &Path) -> Flock<std::fs::File> {
+    let f = std::fs::File::create(path).unwrap();
+    Flock::lock(f, FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .unwrap()
+}
+
 fn keep_verdicts(v: &Value) -> Vec<(String, Value)> {
     v["keeps"]
         .as_array()
@@ -96,8 +108,14 @@ fn confirm_covers_the_true_effect_and_flags_the_dead_weight_keep() {
     let before = repo.snapshot();
     let tmp = repo.aux.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    // What a confirm killed by a second signal would have left: its process is gone.
-    std::fs::create_dir_all(tmp.join("autoresearch-confirm-4000000-gone/src")).unwrap();
+    // What a confirm killed by a second signal would have left: its lock is free.
+    let gone = tmp.join("autoresearch-confirm-4000000-gone");
+    std::fs::create_dir_all(gone.join(".git")).unwrap();
+    std::fs::write(gone.join(LOCK), "").unwrap();
+    // A live confirm in another pid namespace (its pid means nothing here): it holds its lock.
+    let live = tmp.join("autoresearch-confirm-4000001-elsewhere");
+    std::fs::create_dir_all(live.join(".git")).unwrap();
+    let held = hold(&live.join(LOCK));
     let started = Instant::now();
     let r: Run = repo
         .cmd()
@@ -139,7 +157,12 @@ fn confirm_covers_the_true_effect_and_flags_the_dead_weight_keep() {
     // The user's tree, index, refs and HEAD are as they were; nothing is left behind.
     assert_eq!(repo.snapshot(), before, "confirm changed the repository");
     assert_eq!(repo.git(&["worktree", "list"]).lines().count(), 1);
-    assert!(scratch_dirs(&tmp).is_empty(), "{:?}", scratch_dirs(&tmp));
+    assert_eq!(
+        scratch_dirs(&tmp),
+        ["autoresearch-confirm-4000001-elsewhere"],
+        "the stale one is swept, the live one kept"
+    );
+    drop(held);
     // status shows the confirmed effect.
     let s = repo.run(&["status"]);
     s.expect_code(0);
@@ -242,4 +265,49 @@ fn the_metric_decides_not_the_exit_status_and_a_verify_without_one_stops_confirm
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn a_scratch_checkout_that_vanishes_under_confirm_is_named_and_retried_once() {
+    let repo = number_repo(10);
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    // Under confirm, with the flag file there, verify removes its own checkout (as another
+    // process's sweep would) and fails.
+    let flag = repo.aux.join("vanish");
+    let verify = format!(
+        "if [ \"$AUTORESEARCH_VERIFY_ROLE\" = confirm ] && [ -e {} ]; then rm -rf \"$PWD\"; exit 1; fi; sh measure.sh",
+        flag.display()
+    );
+    repo.run_loop(&verify, &agent, &["--iterations", "1", "--no-confirm"])
+        .expect_code(0);
+    std::fs::write(&flag, "").unwrap();
+    let r = repo.run(&["confirm", "--confirm-runs", "2"]);
+    r.expect_code(2);
+    let says = |text: &str| {
+        assert!(
+            text.contains("the scratch checkout") && text.contains("vanished"),
+            "{text}"
+        );
+        assert!(!text.contains("fix verify"), "{text}");
+        assert_eq!(
+            text.matches("codex-autoresearch confirm").count(),
+            1,
+            "{text}"
+        );
+    };
+    says(&r.stderr);
+    // At the end of a run: one note, the run's result as it was.
+    let r = repo.run_loop(
+        &verify,
+        &agent,
+        &["--iterations", "1", "--confirm-runs", "2", "--fresh"],
+    );
+    r.expect_code(0);
+    let note = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("vanished"))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    says(note);
+    assert!(note.contains("the run's result stands"), "{note}");
 }

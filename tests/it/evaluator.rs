@@ -122,10 +122,18 @@ fn an_outside_evaluator_the_agent_changes_is_protected_and_put_back() {
             (2, "echo 4 > src/value.txt; echo lower"),
         ],
     );
-    repo.run_loop(&bench, &agent, &["--iterations", "2"])
-        .expect_code(0);
+    let r = repo.run_loop(&bench, &agent, &["--iterations", "2"]);
+    r.expect_code(0);
     let rows = repo.rows();
     assert_eq!(repo.statuses(), ["baseline", "discard", "keep"], "{rows:?}");
+    // The changed content is kept, and the note says where.
+    let kept = ".autoresearch/evaluators/changed-1-bench.sh";
+    assert_eq!(repo.read(kept), "#!/bin/sh\ncat src/value.txt\necho 0\n");
+    assert!(
+        r.stderr.contains("its changed content is kept in") && r.stderr.contains(kept),
+        "{}",
+        r.stderr
+    );
     assert!(
         rows[1][6].starts_with(&format!("[PROTECTED] {bench}")),
         "{}",
@@ -282,6 +290,11 @@ fn an_outside_evaluator_changed_in_a_turn_the_engine_did_not_survive_is_put_back
             .contains(&format!("put back the evaluator {bench}")),
         "{}",
         r.stderr
+    );
+    assert!(
+        repo.read(".autoresearch/evaluators/changed-1-bench.sh")
+            .contains("echo 0"),
+        "the interrupted turn's change is kept"
     );
     assert_eq!(
         fs::read_to_string(&bench).unwrap(),

@@ -335,12 +335,8 @@ fn overnight_from_codex_skill_launch_detached_status_and_report() {
     assert_eq!(repo.read("src/value.txt"), "6\n");
     assert_eq!(repo.log().len(), 5, "{:?}", repo.log());
     assert_eq!(repo.git(&["branch", "--show-current"]).trim(), "main");
-    // Clean: nothing tracked changed; only the skill `skill install --repo` wrote is untracked.
-    assert_eq!(
-        repo.status(),
-        "?? .agents/skills/codex-autoresearch/SKILL.md\n?? .agents/skills/codex-autoresearch/agents/openai.yaml\n",
-        "the tree is not clean"
-    );
+    // Clean: nothing tracked changed, and the skill `skill install --repo` wrote is excluded.
+    assert_eq!(repo.status(), "", "the tree is not clean");
 }
 
 /// `codex exec --dangerously-bypass-approvals-and-sandbox` (approval policy `never`, no sandbox):

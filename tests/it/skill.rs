@@ -55,7 +55,7 @@ fn install_repo_writes_both_files_and_again_is_already_installed() {
         .unwrap();
     again.expect_code(0);
     assert_eq!(
-        again.stdout.trim(),
+        again.stdout.lines().next().unwrap_or_default(),
         format!("already installed: {}", dir.display())
     );
     // `--repo DIR` names the repository from elsewhere.
@@ -70,6 +70,47 @@ fn install_repo_writes_both_files_and_again_is_already_installed() {
         .unwrap()
         .expect_code(0);
     assert_installed(&other.root.join(DIR));
+}
+
+#[test]
+fn a_repo_install_is_excluded_so_a_run_over_the_whole_repository_starts() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let repo = number_repo(5);
+    let r = repo.run(&["skill", "install"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout.contains(".git/info/exclude") && r.stdout.contains("git add -f"),
+        "{}",
+        r.stdout
+    );
+    let exclude = std::fs::read_to_string(repo.root.join(".git/info/exclude")).unwrap();
+    assert!(
+        exclude
+            .lines()
+            .any(|l| l == "/.agents/skills/codex-autoresearch/"),
+        "{exclude}"
+    );
+    for rel in ["SKILL.md", "agents/openai.yaml"] {
+        let mode = std::fs::metadata(repo.root.join(DIR).join(rel))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{rel}");
+    }
+    assert_eq!(repo.status(), "", "no untracked file");
+    let agent = stepping_agent(&repo, "agent.sh", -1);
+    let mut args = TestRepo::loop_args("sh measure.sh", &agent, &["--iterations", "1"]);
+    let scope = args.iter().position(|a| a == "src/**").unwrap();
+    args[scope] = ".".into();
+    let run = repo.run_owned(&args);
+    run.expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "keep"], "{}", run.stderr);
+    // Once committed (`git add -f`), there is nothing to hide: no line about it.
+    repo.git(&["add", "-f", DIR]);
+    repo.git(&["commit", "-qm", "share the skill"]);
+    let r = repo.run(&["skill", "install"]);
+    r.expect_code(0);
+    assert!(!r.stdout.contains("info/exclude"), "{}", r.stdout);
 }
 
 #[test]
