@@ -57,12 +57,8 @@ pub enum Command {
 /// `logs` flags.
 #[derive(Args, Debug)]
 pub struct LogsArgs {
-    /// Repository (default: the git root of the current directory).
-    #[arg(long, value_name = "DIR")]
-    pub repo: Option<PathBuf>,
-    /// Where the artifacts are, if not at the repo root.
-    #[arg(long, value_name = "DIR")]
-    pub artifacts_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub at: RunAt,
     /// Keep printing new lines until the run ends.
     #[arg(short = 'f', long)]
     pub follow: bool,
@@ -74,12 +70,8 @@ pub struct LogsArgs {
 /// `stop` flags.
 #[derive(Args, Debug)]
 pub struct StopArgs {
-    /// Repository (default: the git root of the current directory).
-    #[arg(long, value_name = "DIR")]
-    pub repo: Option<PathBuf>,
-    /// Where the artifacts are, if not at the repo root.
-    #[arg(long, value_name = "DIR")]
-    pub artifacts_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub at: RunAt,
     /// Let the current iteration finish and record its row, then end.
     #[arg(long)]
     pub after_iteration: bool,
@@ -91,12 +83,8 @@ pub struct StopArgs {
 /// `confirm` flags.
 #[derive(Args, Debug)]
 pub struct ConfirmArgs {
-    /// Repository (default: the git root of the current directory).
-    #[arg(long, value_name = "DIR")]
-    pub repo: Option<PathBuf>,
-    /// Where the artifacts are, if not at the repo root.
-    #[arg(long, value_name = "DIR")]
-    pub artifacts_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub at: RunAt,
     /// Verify runs per side (default: the run's setting, 10).
     #[arg(long, value_name = "N", value_parser = crate::config::whole_number::<u32>)]
     pub confirm_runs: Option<u32>,
@@ -278,15 +266,29 @@ pub struct RunArgs {
     pub max_quota_wait: Option<Dur>,
 }
 
-/// `status` flags.
+/// Which run a command reads: `--repo DIR` and `--artifacts-dir DIR`.
 #[derive(Args, Debug)]
-pub struct StatusArgs {
+pub struct RunAt {
     /// Repository (default: the git root of the current directory).
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
     /// Where the artifacts are, if not at the repo root.
     #[arg(long, value_name = "DIR")]
     pub artifacts_dir: Option<PathBuf>,
+}
+
+impl RunAt {
+    /// The two paths made absolute against the current directory.
+    pub fn absolute(&self) -> (Option<PathBuf>, Option<PathBuf>) {
+        (absolute(&self.repo), absolute(&self.artifacts_dir))
+    }
+}
+
+/// `status` flags.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub at: RunAt,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -506,26 +508,26 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => run_command(&args, true),
         Command::Status(args) => human(
             crate::status::status(
-                args.repo.as_deref(),
-                args.artifacts_dir.as_deref(),
+                args.at.repo.as_deref(),
+                args.at.artifacts_dir.as_deref(),
                 args.json,
             )
             .map(|()| 0),
         ),
         Command::Report(args) => {
-            let (repo, dir) = (absolute(&args.repo), absolute(&args.artifacts_dir));
+            let (repo, dir) = args.at.absolute();
             human(crate::report::report(repo.as_deref(), dir.as_deref(), args.json).map(|()| 0))
         }
         Command::Launch(args) => launch_command(&args),
         Command::Logs(a) => {
-            let (repo, dir) = (absolute(&a.repo), absolute(&a.artifacts_dir));
+            let (repo, dir) = a.at.absolute();
             human(
                 crate::launch::control::logs(repo.as_deref(), dir.as_deref(), a.lines, a.follow)
                     .map(|()| 0),
             )
         }
         Command::Stop(a) => {
-            let (repo, dir) = (absolute(&a.repo), absolute(&a.artifacts_dir));
+            let (repo, dir) = a.at.absolute();
             human(crate::launch::control::stop(
                 &crate::launch::control::StopArgs {
                     repo: repo.as_deref(),
@@ -536,8 +538,8 @@ pub fn main() -> ExitCode {
             ))
         }
         Command::Confirm(args) => human(crate::confirm::command(
-            absolute(&args.repo).as_deref(),
-            absolute(&args.artifacts_dir).as_deref(),
+            args.at.absolute().0.as_deref(),
+            args.at.absolute().1.as_deref(),
             args.confirm_runs,
             args.json,
         )),

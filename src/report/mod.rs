@@ -249,12 +249,8 @@ pub fn report(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
 /// `report` flags.
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// Repository (default: the git root of the current directory).
-    #[arg(long, value_name = "DIR")]
-    pub repo: Option<PathBuf>,
-    /// Where the artifacts are, if not at the repo root.
-    #[arg(long, value_name = "DIR")]
-    pub artifacts_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub at: crate::cli::RunAt,
     /// Print one JSON object instead of the report's path.
     #[arg(long)]
     pub json: bool,
