@@ -79,6 +79,23 @@ pub fn sync_dir(dir: &Path) {
     }
 }
 
+/// Appends `bytes` to `path` in one write, without waiting for the disk (side records whose
+/// last line may be lost in a crash, or that are synced before what depends on them).
+pub fn append(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ctx("open", path)?;
+    f.write_all(bytes).ctx("append to", path)
+}
+
+/// Fsyncs an existing file's data.
+pub fn sync_file(path: &Path) -> Result<()> {
+    let f = OpenOptions::new().append(true).open(path).ctx("open", path)?;
+    f.sync_data().ctx("sync", path)
+}
+
 /// Appends `bytes` to `path` in one write and fsyncs it.
 pub fn append_durable(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = OpenOptions::new()

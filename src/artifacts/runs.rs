@@ -17,6 +17,8 @@ pub struct RunsLog {
     path: PathBuf,
     /// The number the next run gets (1 for the first).
     next: u64,
+    /// Runs appended since the last [`RunsLog::sync`].
+    unsynced: bool,
 }
 
 /// Parses one line; `None` for the header, a torn or a foreign line.
@@ -62,6 +64,7 @@ impl RunsLog {
             RunsLog {
                 path: path.to_path_buf(),
                 next,
+                unsynced: false,
             },
             records,
         ))
@@ -72,11 +75,13 @@ impl RunsLog {
         RunsLog {
             path: path.to_path_buf(),
             next: 1,
+            unsynced: false,
         }
     }
 
-    /// Appends run number `run` (one write plus fsync: the row that used it is recorded after
-    /// it). Numbers count every verify run, those that gave no metric included.
+    /// Appends run number `run` (one write; [`RunsLog::sync`] makes the runs durable before the
+    /// row that used them is recorded). Numbers count every verify run, those that gave no
+    /// metric included.
     pub fn append(
         &mut self,
         run: u64,
@@ -109,9 +114,18 @@ impl RunsLog {
             rec.value,
             rec.used.as_str()
         ));
-        fsutil::append_durable(&self.path, line.as_bytes())?;
+        fsutil::append(&self.path, line.as_bytes())?;
+        self.unsynced = true;
         self.next = self.next.max(run + 1);
         Ok(rec)
+    }
+
+    /// Waits for the disk to hold the runs appended so far (one fsync, when there are any).
+    pub fn sync(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.unsynced) {
+            fsutil::sync_file(&self.path)?;
+        }
+        Ok(())
     }
 
     /// The highest run number recorded, plus one.

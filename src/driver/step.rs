@@ -72,6 +72,8 @@ pub(super) struct Current {
 impl Run {
     /// Appends a row, updates the state (and lessons), and reports it.
     pub(super) fn record(&mut self, row: Row, rec: Option<IterationRecord>) -> Result<()> {
+        // The runs a row rests on reach the disk before it (a resume replays them).
+        self.keep.runs.sync()?;
         self.results.append(&row)?;
         self.replay
             .apply(&row)
