@@ -92,7 +92,10 @@ pub fn append(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Fsyncs an existing file's data.
 pub fn sync_file(path: &Path) -> Result<()> {
-    let f = OpenOptions::new().append(true).open(path).ctx("open", path)?;
+    let f = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .ctx("open", path)?;
     f.sync_data().ctx("sync", path)
 }
 
