@@ -426,7 +426,13 @@ impl Settings {
         }
         map.insert("parallel_mode".into(), "serial".into());
         map.insert("web_search".into(), "disabled".into());
-        map.insert("session_mode".into(), "foreground".into());
+        // The reference's word for a run detached from whoever started it (`launch`).
+        let mode = if crate::launch::child::detached() {
+            "background"
+        } else {
+            "foreground"
+        };
+        map.insert("session_mode".into(), mode.into());
         map
     }
 

@@ -92,6 +92,11 @@ fn launch_returns_at_once_and_the_run_completes() {
         "{text}"
     );
     assert!(repo.status().is_empty(), "{}", repo.status());
+    assert_eq!(
+        repo.state()["config"]["session_mode"],
+        "background",
+        "a launched run is recorded as detached"
+    );
 }
 
 #[test]
