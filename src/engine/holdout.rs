@@ -2,6 +2,7 @@
 //! and after each keep; a regression beyond its noise while verify improved tags the keep.
 
 use super::Direction;
+use super::seq::Noise;
 
 /// Holdout runs per measurement (one when the holdout proved deterministic at the baseline).
 pub const RUNS: usize = 3;
@@ -35,16 +36,16 @@ pub enum Verdict {
 }
 
 fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
+    super::number::mean(v.iter().copied())
 }
 
-/// σ from successive differences (√(Σd²/2n)); 0 for equal values or fewer than two.
+/// σ from successive differences, as SEQ estimates it; 0 for equal values or fewer than two.
 fn sigma(v: &[f64]) -> f64 {
-    let d: Vec<f64> = v.windows(2).map(|w| w[1] - w[0]).collect();
-    if d.is_empty() {
-        return 0.0;
+    let mut noise = Noise::default();
+    for w in v.windows(2) {
+        noise.add(w[0], w[1]);
     }
-    (d.iter().map(|x| x * x).sum::<f64>() / (2.0 * d.len() as f64)).sqrt()
+    noise.sigma()
 }
 
 impl Holdout {

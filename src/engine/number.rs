@@ -80,6 +80,14 @@ pub fn delta(a: f64, b: f64) -> f64 {
     if d == 0.0 { 0.0 } else { d }
 }
 
+/// The arithmetic mean; 0 for none.
+pub fn mean(values: impl IntoIterator<Item = f64>) -> f64 {
+    let (s, n) = values
+        .into_iter()
+        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 { 0.0 } else { s / n as f64 }
+}
+
 /// Returns the median of non-empty `values` (mean of the two middle values for an even count).
 pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();

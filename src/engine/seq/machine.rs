@@ -7,9 +7,10 @@
 
 use std::collections::VecDeque;
 
-use super::noise::{Noise, NoiseMode, NoiseState, mean, median};
+use super::noise::{Noise, NoiseMode, NoiseState};
 use super::{Evidence, Next, Params, Role, Use, Why};
 use crate::engine::Direction;
+use crate::engine::number::{mean, median};
 
 /// Where the machine is.
 #[derive(Clone, Debug, PartialEq)]

@@ -19,6 +19,7 @@ mod tests_rules;
 mod tests_sim;
 
 pub use machine::Seq;
+pub(crate) use noise::Noise;
 pub use noise::{NoiseMode, NoiseState};
 pub use replay::{RunRecord, replay};
 

@@ -57,29 +57,6 @@ impl Noise {
     }
 }
 
-/// The median (mean of the middle two for an even count); 0 for none.
-pub(crate) fn median(xs: &[f64]) -> f64 {
-    if xs.is_empty() {
-        return 0.0;
-    }
-    let mut s = xs.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        0.5 * (s[n / 2 - 1] + s[n / 2])
-    }
-}
-
-/// The arithmetic mean; 0 for none.
-pub(crate) fn mean(xs: impl IntoIterator<Item = f64>) -> f64 {
-    let (s, n) = xs
-        .into_iter()
-        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
-    if n == 0 { 0.0 } else { s / n as f64 }
-}
-
 /// How the rule compares values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
