@@ -68,9 +68,7 @@ impl View {
 
 /// Prints the status (never writes anything); an unreadable log is an error naming the file.
 pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool) -> Result<()> {
-    let start = crate::config::start_dir(repo)?;
-    let repo = Repo::discover(&start)?;
-    let paths = Paths::new(&repo.root, artifacts_dir)?;
+    let (repo, paths) = crate::artifacts::locate(repo, artifacts_dir)?;
     let holder = lock::peek(&paths.lock).filter(|h| h.alive());
     let root = repo.root.display().to_string();
     if !paths.results.exists() || crate::artifacts::stand_in::sized_like(&paths.results) {

@@ -92,6 +92,18 @@ pub(crate) fn escape_glob(path: &str) -> String {
     out
 }
 
+/// The repository a command works on (`--repo`, else the git root of the current directory)
+/// and its run's artifact paths (`--artifacts-dir`, else the repository root).
+pub fn locate(
+    repo: Option<&Path>,
+    artifacts_dir: Option<&Path>,
+) -> Result<(crate::git::Repo, Paths)> {
+    let start = crate::config::start_dir(repo)?;
+    let repo = crate::git::Repo::discover(&start)?;
+    let paths = Paths::new(&repo.root, artifacts_dir)?;
+    Ok((repo, paths))
+}
+
 /// The paths of one run's artifacts.
 #[derive(Clone, Debug)]
 pub struct Paths {

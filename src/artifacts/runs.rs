@@ -19,6 +19,8 @@ pub struct RunsLog {
     next: u64,
     /// Runs appended since the last [`RunsLog::sync`].
     unsynced: bool,
+    /// The file has its header line (known at open; no stat per run).
+    started: bool,
 }
 
 /// Parses one line; `None` for the header, a torn or a foreign line.
@@ -65,6 +67,7 @@ impl RunsLog {
                 path: path.to_path_buf(),
                 next,
                 unsynced: false,
+                started: !complete.is_empty(),
             },
             records,
         ))
@@ -76,6 +79,7 @@ impl RunsLog {
             path: path.to_path_buf(),
             next: 1,
             unsynced: false,
+            started: false,
         }
     }
 
@@ -100,7 +104,7 @@ impl RunsLog {
             used,
         };
         let mut line = String::new();
-        if !self.path.exists() {
+        if !std::mem::replace(&mut self.started, true) {
             line.push_str(HEADER);
             line.push('\n');
         }

@@ -339,9 +339,7 @@ pub fn command(
     json: bool,
 ) -> Result<u8> {
     signal::install();
-    let start = crate::config::start_dir(repo_dir)?;
-    let repo = Repo::discover(&start)?;
-    let paths = Paths::new(&repo.root, artifacts_dir)?;
+    let (repo, paths) = crate::artifacts::locate(repo_dir, artifacts_dir)?;
     if !paths.results.exists() {
         return Err(Error::Refused(format!(
             "no autoresearch run in {} (no {}); confirm works on a finished run's results",

@@ -88,7 +88,7 @@ impl Run {
                 .note(&format!("could not record how the run ended: {e}"));
         }
         // The morning summary is there when someone looks (and for the notification).
-        match crate::report::write(Some(&self.repo.root), Some(&self.paths.dir)) {
+        match crate::report::write_at(&self.repo, &self.paths) {
             Ok(w) => self.out.note(&format!("report: {}", w.markdown.display())),
             Err(e) => self.out.note(&format!("could not write the report: {e}")),
         }

@@ -9,7 +9,7 @@ use crate::engine::holdout::{Holdout, Verdict};
 use crate::engine::number::canonical;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::process::{self, End, Spec};
+use crate::process::{self, End};
 
 /// The holdout's state in a run.
 #[derive(Default)]
@@ -18,8 +18,8 @@ pub(super) struct HoldoutState {
     pub(super) holdout: Option<Holdout>,
     /// The values of the keep being judged (they become the reference if it stands).
     pub(super) pending: Option<Vec<f64>>,
-    /// The start's mean (for the end's line).
-    pub(super) start: Option<f64>,
+    /// The reference on the untouched tree (the end is judged against it).
+    pub(super) start: Option<Holdout>,
 }
 
 impl Run {
@@ -40,16 +40,12 @@ impl Run {
         };
         let dir = self.holdout_dir();
         fsutil::ensure_dir(&dir)?;
-        let log = dir.join(format!("{label}.log"));
-        let mut spec = Spec::shell(&cmd, &self.repo.root);
-        spec.stdout_log = Some(log.clone());
-        spec.stderr_log = Some(log);
-        spec.timeout = Some(self.cfg.verify_timeout);
-        spec.group_record = Some(self.paths.child.clone());
+        let mut spec = self.check_spec(&cmd, dir.join(format!("{label}.log")));
+        // None of the run's variables: nothing in its environment names the run's goal either.
+        spec.env.clear();
         self.no_process_since_clean = false;
         let out = process::run(&spec)
             .map_err(|e| Error::Blocked(format!("cannot start the holdout (`sh -c`): {e}")))?;
-        self.restore_measurement_writes("the holdout")?;
         Ok(match out.end {
             End::Interrupted(sig) => Err(Verdict::Interrupted(sig)),
             End::TimedOut => Err(Verdict::Failed("the holdout timed out".into())),
@@ -61,20 +57,28 @@ impl Run {
         })
     }
 
-    /// `n` holdout runs; all their values, or why not.
+    /// `n` holdout runs; all their values, or why not. What they wrote is undone once, after.
     fn holdout_runs(
         &mut self,
         n: usize,
         label: &str,
     ) -> Result<std::result::Result<Vec<f64>, Verdict>> {
         let mut values = Vec::new();
+        let mut failed = None;
         for k in 1..=n {
             match self.holdout_once(&format!("{label}-{k}"))? {
                 Ok(v) => values.push(v),
-                Err(why) => return Ok(Err(why)),
+                Err(why) => {
+                    failed = Some(why);
+                    break;
+                }
             }
         }
-        Ok(Ok(values))
+        self.restore_measurement_writes("the holdout")?;
+        Ok(match failed {
+            Some(why) => Err(why),
+            None => Ok(values),
+        })
     }
 
     /// The holdout's reference on the untouched tree (a new run, or a resumed one: the holdout
@@ -105,7 +109,7 @@ impl Run {
             values.extend(v);
         }
         let h = Holdout::new(self.cfg.direction, &values);
-        self.holdout.start = Some(h.mean());
+        self.holdout.start = Some(h.clone());
         self.out.note(&format!(
             "holdout: {} on the untouched tree",
             canonical(h.mean())
@@ -139,16 +143,20 @@ impl Run {
 
     /// The end's holdout line: the untouched tree's value against the final retained tree's.
     pub(super) fn holdout_end(&mut self) -> Result<()> {
-        let (Some(start), Some(h)) = (self.holdout.start, self.holdout.holdout.as_ref()) else {
+        let (Some(start), Some(h)) = (self.holdout.start.clone(), self.holdout.holdout.as_ref())
+        else {
             return Ok(());
         };
         let runs = h.runs();
         let line = match self.holdout_runs(runs, "end")? {
             Ok(values) => {
-                let end = values.iter().sum::<f64>() / values.len().max(1) as f64;
-                let verdict = match Holdout::new(self.cfg.direction, &[start]).judge(&values) {
-                    Verdict::Regressed { .. } => " (worse than at the start)",
-                    _ => "",
+                // Judged against the start's runs and noise, not a single value.
+                let (start, end, verdict) = match start.judge(&values) {
+                    Verdict::Regressed { before, after } => {
+                        (before, after, " (worse than at the start)")
+                    }
+                    Verdict::Fine { before, after } => (before, after, ""),
+                    _ => (start.mean(), start.mean(), ""),
                 };
                 self.state.holdout = Some(serde_json::json!({ "start": start, "end": end }));
                 format!(

@@ -95,7 +95,9 @@ impl KeepState {
 impl Run {
     /// Notes how long a verify run took (what `auto` compares an agent turn with).
     pub(super) fn verify_took(&mut self, d: Duration) {
-        self.keep.verify_times.push(d);
+        if self.keep.effort.is_none() {
+            self.keep.verify_times.push(d);
+        }
     }
 
     /// `--keep-effort auto`: once an agent turn was timed, picks the preset for the rest of the

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::Paths;
+use crate::artifacts::locate;
 use crate::artifacts::lock::{self, Holder};
 use crate::error::{Error, IoContext, Result, exit};
-use crate::git::Repo;
 
 /// The request file of `stop --after-iteration`, in `.autoresearch/`.
 pub fn request_path(private: &Path) -> PathBuf {
@@ -39,14 +39,6 @@ pub fn stop_requested(private: &Path) -> bool {
         .is_ok_and(|r| r.pid == me.pid && r.start_time == me.start_time);
     let _ = std::fs::remove_file(&path);
     mine
-}
-
-/// Where `logs` and `stop` look: the artifacts of the repository.
-fn locate(repo: Option<&Path>, artifacts_dir: Option<&Path>) -> Result<(Repo, Paths)> {
-    let start = crate::config::start_dir(repo)?;
-    let repo = Repo::discover(&start)?;
-    let paths = Paths::new(&repo.root, artifacts_dir)?;
-    Ok((repo, paths))
 }
 
 /// Returns the live holder of the run lock, if a run is live.

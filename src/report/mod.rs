@@ -185,10 +185,13 @@ pub fn gather(repo: &Repo, paths: &Paths) -> Result<Report> {
 /// Writes `report.md` and `progress.svg` for the run in the repository at `repo` (default: the
 /// git root of the current directory).
 pub fn write(repo: Option<&Path>, artifacts_dir: Option<&Path>) -> Result<Written> {
-    let start = crate::config::start_dir(repo)?;
-    let repo = Repo::discover(&start)?;
-    let paths = Paths::new(&repo.root, artifacts_dir)?;
-    let report = gather(&repo, &paths)?;
+    let (repo, paths) = crate::artifacts::locate(repo, artifacts_dir)?;
+    write_at(&repo, &paths)
+}
+
+/// [`write`] for a run whose repository and paths are known (the run's own end).
+pub fn write_at(repo: &Repo, paths: &Paths) -> Result<Written> {
+    let report = gather(repo, paths)?;
     let best = model::running_best(&report.rows, report.direction);
     let title = format!("{}: {} per iteration", report.run_tag, report.metric);
     let svg = chart::render(&chart::ChartInput {
