@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::config::{Gathered, KeepRule, Mode, RunConfig};
+use crate::config::{Gathered, KeepRule, RunConfig};
 use crate::confirm::tree::ScratchTree;
 use crate::driver::Checked;
 use crate::engine::number::{canonical, significant, tidy};
@@ -16,6 +16,7 @@ use crate::engine::seq::{Next, NoiseMode, NoiseState, Role, Seq};
 use crate::error::{Error, Result, exit};
 use crate::output::{Output, Style};
 use crate::process::{self, End, Spec};
+use crate::verify::Read;
 
 /// Prints a line on stdout; a closed stdout is not an error.
 fn say(line: &str) {
@@ -102,25 +103,13 @@ impl Bench<'_> {
             }
             let out = self.run(&spec, "verify")?;
             took += out.duration;
-            let fix = self.cfg.mode == Mode::Fix && out.end.success();
-            let why = match out.end {
-                End::Interrupted(sig) => return Ok(Err(Failed::Interrupted(sig))),
-                End::TimedOut => format!(
-                    "verify timed out after {}",
-                    crate::duration::format(self.cfg.verify_timeout)
-                ),
-                end => match self
-                    .cfg
-                    .metric_format
-                    .read(&out.stdout, &self.cfg.metric, fix)
-                {
-                    Ok(v) => {
-                        values.push(v);
-                        continue;
-                    }
-                    Err(why) if end.success() => why,
-                    Err(why) => format!("{why}; verify {}", end.describe()),
-                },
+            let why = match crate::verify::read(self.cfg, &out) {
+                Read::Metric(v) => {
+                    values.push(v);
+                    continue;
+                }
+                Read::Interrupted(sig) => return Ok(Err(Failed::Interrupted(sig))),
+                Read::Failed { reason, .. } => reason,
             };
             return Ok(Err(Failed::Reason(format!("{why}{}", last_output(&out)))));
         }

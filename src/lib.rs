@@ -44,5 +44,6 @@ pub mod scope;
 pub mod signal;
 pub mod skill;
 pub mod status;
+pub mod verify;
 pub mod watch;
 pub mod writable;

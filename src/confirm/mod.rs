@@ -20,7 +20,7 @@ use crate::engine::row::Status;
 use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::output::{Output, Style};
-use crate::process::{self, End, Spec};
+use crate::process::{self, Spec};
 use crate::signal;
 use report::{KeepReport, Report, Side};
 use tree::{Ablated, ScratchTree};
@@ -130,22 +130,11 @@ impl Bench<'_> {
         .collect();
         let out = process::run(&spec)
             .map_err(|e| Error::Blocked(format!("cannot start verify (`sh -c`): {e}")))?;
-        let why = match out.end {
-            End::Interrupted(sig) => return Ok(Err(Stopped::Interrupted(sig))),
-            End::TimedOut => format!(
-                "verify timed out after {}",
-                crate::duration::format(self.cfg.verify_timeout)
-            ),
-            // As in the run: the metric decides, not verify's exit status.
-            end => match self.cfg.metric_format.read(
-                &out.stdout,
-                &self.cfg.metric,
-                self.cfg.mode == crate::config::Mode::Fix && end.success(),
-            ) {
-                Ok(v) => return Ok(Ok(v)),
-                Err(why) if end.success() => why,
-                Err(why) => format!("{why}; verify {}", end.describe()),
-            },
+        // As in the run: the metric decides, not verify's exit status.
+        let why = match crate::verify::read(self.cfg, &out) {
+            crate::verify::Read::Metric(v) => return Ok(Ok(v)),
+            crate::verify::Read::Interrupted(sig) => return Ok(Err(Stopped::Interrupted(sig))),
+            crate::verify::Read::Failed { reason, .. } => reason,
         };
         let tail = out.last_lines(3).replace('\n', " | ");
         Ok(Err(Stopped::Failed(format!("{why} (last output: {tail})"))))

@@ -11,6 +11,7 @@ use crate::engine::step::{Guarded, Measured};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::process::{End, Spec};
+use crate::verify::Read;
 
 /// Why verify and guard on an untouched tree (the baseline, the resume re-measure) refuse a start.
 pub(super) enum Untouched {
@@ -148,35 +149,13 @@ impl Run {
                 .map_err(|e| Error::Blocked(format!("cannot start verify (`sh -c`): {e}")))?;
             self.verify_took(t.elapsed());
             self.write_feedback("last verify output", &out.last_lines(40));
-            let extracted = match out.end {
-                End::Interrupted(sig) => return Ok(Measured::Interrupted(sig)),
-                End::TimedOut => {
-                    return Ok(Measured::Failed {
-                        reason: format!(
-                            "verify timed out after {}",
-                            crate::duration::format(self.cfg.verify_timeout)
-                        ),
-                        timed_out: true,
-                        tail: out.last_lines(5),
-                    });
-                }
-                // Fix mode: a count a passing verify no longer prints (`N failed`) is 0.
-                end => self.cfg.metric_format.read(
-                    &out.stdout,
-                    &self.cfg.metric,
-                    self.cfg.mode == crate::config::Mode::Fix && end == End::Exited(0),
-                ),
-            };
-            match extracted {
-                Ok(v) => values.push(v),
-                Err(why) => {
-                    let reason = match out.end {
-                        End::Exited(0) => why,
-                        other => format!("{why}; verify {}", other.describe()),
-                    };
+            match crate::verify::read(&self.cfg, &out) {
+                Read::Metric(v) => values.push(v),
+                Read::Interrupted(sig) => return Ok(Measured::Interrupted(sig)),
+                Read::Failed { reason, timed_out } => {
                     return Ok(Measured::Failed {
                         reason,
-                        timed_out: false,
+                        timed_out,
                         tail: out.last_lines(5),
                     });
                 }
