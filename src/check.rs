@@ -14,15 +14,10 @@ use crate::driver::Checked;
 use crate::engine::number::{canonical, significant, tidy};
 use crate::engine::seq::{Next, NoiseMode, NoiseState, Role, Seq};
 use crate::error::{Error, Result, exit};
+use crate::output::say;
 use crate::output::{Output, Style};
 use crate::process::{self, End, Spec};
 use crate::verify::Read;
-
-/// Prints a line on stdout; a closed stdout is not an error.
-fn say(line: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
-}
 
 /// The baseline verify's result.
 struct Baseline {

@@ -73,6 +73,11 @@ pub struct Summary {
     pub duration_ms: u64,
 }
 
+/// Prints one line on stdout; a closed stdout (a pipe to `head`) is no error.
+pub fn say(line: &str) {
+    out_line(line);
+}
+
 fn out_line(line: &str) {
     let mut out = std::io::stdout().lock();
     // A closed stdout (a pipe to `head`) must not kill the run.

@@ -19,10 +19,9 @@ use crate::output::num;
 
 /// Prints a line on stdout; a closed stdout (`status | head`) is not an error.
 macro_rules! say {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
-    }};
+    ($($t:tt)*) => {
+        crate::output::say(&format!($($t)*))
+    };
 }
 
 /// What `status` shows of a run: its log and replay, the state, the marker, the lock holder.

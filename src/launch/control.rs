@@ -12,6 +12,7 @@ use crate::artifacts::Paths;
 use crate::artifacts::locate;
 use crate::artifacts::lock::{self, Holder};
 use crate::error::{Error, IoContext, Result, exit};
+use crate::output::say;
 
 /// The request file of `stop --after-iteration`, in `.autoresearch/`.
 pub fn request_path(private: &Path) -> PathBuf {
@@ -141,10 +142,6 @@ pub fn stop(a: &StopArgs<'_>) -> Result<u8> {
 
 /// `stop`'s exit code when the run is still running after the wait.
 pub const STILL_RUNNING: u8 = 1;
-
-fn say(line: &str) {
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
-}
 
 /// Returns the last `n` lines of `text` (a final line without newline counts).
 pub fn last_lines(text: &[u8], n: usize) -> &[u8] {
