@@ -47,20 +47,7 @@ pub fn ending(r: &Report) -> String {
         return format!("still running (pid {pid}); this report is a snapshot");
     }
     if let Some(e) = &r.ended {
-        let mut s = format!(
-            "ended: {}",
-            if e.reason.is_empty() { "-" } else { &e.reason }
-        );
-        if !e.detail.is_empty() {
-            let _ = write!(s, " ({})", e.detail);
-        }
-        if !e.at.is_empty() {
-            let _ = write!(s, " at {}", e.at);
-        }
-        if let Some(code) = e.exit_code {
-            let _ = write!(s, " (exit code {code})");
-        }
-        return s;
+        return crate::ending::status_line(e);
     }
     if let Some((n, phase)) = &r.interrupted {
         return format!(

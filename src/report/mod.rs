@@ -14,14 +14,15 @@ use crate::artifacts::Paths;
 use crate::artifacts::inflight::Inflight;
 use crate::artifacts::lock;
 use crate::artifacts::results::ResultsLog;
-use crate::artifacts::state::Usage;
+use crate::artifacts::state::{StateFile, Usage};
 use crate::artifacts::timing::{self, IterationTiming};
+use crate::ending::Ended;
 use crate::engine::Direction;
 use crate::engine::row::{Row, Status};
 use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::output::num;
-use model::{DiffStat, Ended, Keep, LessonAdded, ReasonGroup};
+use model::{DiffStat, Keep, LessonAdded, ReasonGroup};
 
 /// File name of the report, in `.autoresearch/`.
 pub const MARKDOWN: &str = "report.md";
@@ -99,16 +100,13 @@ pub fn gather(repo: &Repo, paths: &Paths) -> Result<Report> {
     }
     let (log, _) = ResultsLog::read(&paths.results)?;
     let replay = log.replay()?;
-    let state: serde_json::Value = std::fs::read_to_string(&paths.state)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let state = StateFile::load(&paths.state).ok();
     let usage: Usage = state
-        .pointer("/engine/usage")
-        .and_then(|u| serde_json::from_value(u.clone()).ok())
+        .as_ref()
+        .map(|s| s.engine.usage.clone())
         .unwrap_or_default();
     let meta = |k: &str| log.meta(k).unwrap_or_default().to_string();
-    let ended = Ended::from_state(&state);
+    let ended: Option<Ended> = state.as_ref().and_then(|s| s.engine.ended.clone());
     // An end record means the run is over, even while its process (writing this report at its
     // end) still holds the lock.
     let running = lock::peek(&paths.lock)
@@ -121,10 +119,9 @@ pub fn gather(repo: &Repo, paths: &Paths) -> Result<Report> {
         .map(|m| (m.iteration, m.phase));
     let started_at = log.meta("started_at").map(str::to_string);
     let updated_at = state
-        .get("updated_at")
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
+        .as_ref()
+        .map(|s| s.updated_at.clone())
+        .filter(|s| !s.is_empty());
     let until = if running.is_some() {
         Some(crate::artifacts::state::now_utc())
     } else {
@@ -132,7 +129,7 @@ pub fn gather(repo: &Repo, paths: &Paths) -> Result<Report> {
     };
     let elapsed_secs = ended
         .as_ref()
-        .and_then(|e| e.elapsed_secs)
+        .map(|e| e.elapsed_secs as f64)
         .filter(|_| running.is_none())
         .or_else(|| model::seconds_between(started_at.as_deref()?, until.as_deref()?));
     let keeps = log

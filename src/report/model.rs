@@ -9,42 +9,6 @@ use crate::artifacts::timing::IterationTiming;
 use crate::engine::Direction;
 use crate::engine::row::{Row, Status};
 
-/// How the run ended, from the state file's `engine.ended` object (absent in runs that predate
-/// it).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Ended {
-    pub reason: String,
-    /// What was reached, or why a human is needed or the run is blocked.
-    pub detail: String,
-    pub at: String,
-    pub elapsed_secs: Option<f64>,
-    pub exit_code: Option<i64>,
-}
-
-impl Ended {
-    /// Reads the `ended` object of a state file's JSON; `None` when it is missing or empty.
-    pub fn from_state(state: &serde_json::Value) -> Option<Ended> {
-        let e = state
-            .get("engine")
-            .and_then(|e| e.get("ended"))
-            .or_else(|| state.get("ended"))?
-            .as_object()?;
-        let text = |k: &str| {
-            e.get(k)
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                .unwrap_or_default()
-        };
-        let ended = Ended {
-            reason: text("reason"),
-            detail: text("detail"),
-            at: text("at"),
-            elapsed_secs: e.get("elapsed_secs").and_then(serde_json::Value::as_f64),
-            exit_code: e.get("exit_code").and_then(serde_json::Value::as_i64),
-        };
-        (ended != Ended::default()).then_some(ended)
-    }
-}
-
 /// Files changed and lines added and removed by a commit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct DiffStat {
@@ -297,14 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn the_end_record_is_read_when_present_and_tolerated_when_absent() {
-        let with = serde_json::json!({"ended": {"reason": "iteration cap", "at": "2026-01-01T07:00:00Z", "elapsed_secs": 3600, "exit_code": 0}});
-        let e = Ended::from_state(&with).unwrap();
-        assert_eq!(e.reason, "iteration cap");
-        assert_eq!(e.elapsed_secs, Some(3600.0));
-        assert_eq!(e.exit_code, Some(0));
-        assert_eq!(Ended::from_state(&serde_json::json!({"state": {}})), None);
-        assert_eq!(Ended::from_state(&serde_json::json!({"ended": null})), None);
+    fn seconds_between_two_stamps() {
         assert_eq!(
             seconds_between("2026-01-01T06:00:00Z", "2026-01-01T07:00:30Z"),
             Some(3630.0)
