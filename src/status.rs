@@ -68,7 +68,7 @@ impl View {
 /// Prints the status (never writes anything); an unreadable log is an error naming the file.
 pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool) -> Result<()> {
     let (repo, paths) = crate::artifacts::locate(repo, artifacts_dir)?;
-    let holder = lock::peek(&paths.lock).filter(|h| h.alive());
+    let holder = lock::live(&paths.lock);
     let root = repo.root.display().to_string();
     if !paths.results.exists() || crate::artifacts::stand_in::sized_like(&paths.results) {
         // A live run without a log is measuring its baseline.

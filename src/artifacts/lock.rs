@@ -65,6 +65,11 @@ pub fn peek(path: &Path) -> Option<Holder> {
     read_holder(&mut f)
 }
 
+/// The holder of the lock at `path` when its process is alive: a live run.
+pub fn live(path: &Path) -> Option<Holder> {
+    peek(path).filter(Holder::alive)
+}
+
 /// Returns the refusal for a lock held by `h`.
 pub fn held_message(path: &Path, h: Option<&Holder>) -> Error {
     match h {

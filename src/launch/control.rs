@@ -44,7 +44,7 @@ pub fn stop_requested(private: &Path) -> bool {
 
 /// Returns the live holder of the run lock, if a run is live.
 fn live(paths: &Paths) -> Option<Holder> {
-    lock::peek(&paths.lock).filter(Holder::alive)
+    lock::live(&paths.lock)
 }
 
 /// True once the run `h` has ended: its process is gone (it releases the lock before it prints

@@ -55,7 +55,7 @@ fn refuse_live_run(settings: &Settings) -> Result<()> {
     let Ok(paths) = Paths::new(&repo.root, settings.artifacts_dir.as_deref()) else {
         return Ok(());
     };
-    let Some(h) = lock::peek(&paths.lock).filter(lock::Holder::alive) else {
+    let Some(h) = lock::live(&paths.lock) else {
         return Ok(());
     };
     let tag = live::run_tag(&paths).unwrap_or_else(|| "(still measuring its baseline)".into());

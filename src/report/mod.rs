@@ -109,8 +109,8 @@ pub fn gather(repo: &Repo, paths: &Paths) -> Result<Report> {
     let ended: Option<Ended> = state.as_ref().and_then(|s| s.engine.ended.clone());
     // An end record means the run is over, even while its process (writing this report at its
     // end) still holds the lock.
-    let running = lock::peek(&paths.lock)
-        .filter(|h| h.alive() && ended.is_none())
+    let running = lock::live(&paths.lock)
+        .filter(|_| ended.is_none())
         .map(|h| h.pid);
     let interrupted = Inflight::load(&paths.inflight)
         .ok()
