@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    AgentKind, Dur, HoldoutPolicy, KeepEffort, KeepRule, Mode, Patterns, Rollback, Sandbox,
-    Session, Settings, StringOrList, VerifyFormat,
+    AgentKind, Dur, HoldoutPolicy, KeepEffort, KeepRule, Layout, Mode, Patterns, Rollback, Sandbox,
+    Session, Settings, Severity, ShipType, StringOrList, VerifyFormat,
 };
 use crate::engine::Direction;
 use crate::error::{Error, exit};
@@ -120,7 +120,7 @@ pub struct RunArgs {
     /// Directory for the results, state, lessons and .autoresearch/ (default: the repo root).
     #[arg(long, value_name = "DIR")]
     pub artifacts_dir: Option<PathBuf>,
-    /// Prompt mode: loop or fix.
+    /// Mode: loop, fix, debug, security or ship.
     #[arg(long, value_name = "MODE")]
     pub mode: Option<Mode>,
     /// What to achieve, in words.
@@ -234,6 +234,57 @@ pub struct RunArgs {
     /// Shell command run when the run ends, needs a human or is blocked.
     #[arg(long, value_name = "CMD")]
     pub notify: Option<String>,
+    /// Ship mode: the kind of project (auto, rust-crate, python-package, npm-package, generic).
+    #[arg(long, value_name = "TYPE")]
+    pub ship_type: Option<ShipType>,
+    /// Ship mode: the command that ships (default: the type's own).
+    #[arg(long, value_name = "CMD")]
+    pub ship_cmd: Option<String>,
+    /// Ship mode: consent to run the ship command once the checklist passes.
+    #[arg(long)]
+    pub approve_ship: bool,
+    /// Ship mode: run the ship command's dry-run form instead of shipping.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Ship mode: command run after a successful ship (e.g. a smoke test).
+    #[arg(long, value_name = "CMD")]
+    pub post_ship: Option<String>,
+    /// Task list whose passing items are the metric (with --verify-format checklist).
+    #[arg(long, value_name = "FILE")]
+    pub checklist: Option<PathBuf>,
+    /// Debug mode: the symptom to explain.
+    #[arg(long, value_name = "TEXT")]
+    pub symptom: Option<String>,
+    /// Debug mode: a command that shows the symptom (fails while the bug is there).
+    #[arg(long, value_name = "CMD")]
+    pub repro: Option<String>,
+    /// Debug and security modes: fix the confirmed findings after the hunt.
+    #[arg(long)]
+    pub fix: bool,
+    /// Security mode: what to concentrate on.
+    #[arg(long, value_name = "TEXT")]
+    pub focus: Option<String>,
+    /// Security mode: only code changed since this commit is in scope.
+    #[arg(long, value_name = "BASE")]
+    pub diff: Option<String>,
+    /// Security mode with exec: exit 1 when a validated finding at or above this severity exists.
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<Severity>,
+    /// File layout: current (autoresearch-results/) or march (the March 2026 names).
+    #[arg(long, value_name = "LAYOUT")]
+    pub layout: Option<Layout>,
+    /// A condition on verify's metrics the final result should meet (repeatable).
+    #[arg(long, value_name = "KEY OP VALUE")]
+    pub acceptance_criteria: Vec<String>,
+    /// A condition on verify's metrics every keep must meet (repeatable).
+    #[arg(long, value_name = "KEY OP VALUE")]
+    pub required_keep_criteria: Vec<String>,
+    /// A label verify must report for a keep (repeatable).
+    #[arg(long, value_name = "LABEL")]
+    pub required_keep_label: Vec<String>,
+    /// A label verify must report before the run stops as goal reached (repeatable).
+    #[arg(long, value_name = "LABEL")]
+    pub required_stop_label: Vec<String>,
     /// Name of the run (default: derived from the goal).
     #[arg(long, value_name = "TAG")]
     pub run_tag: Option<String>,
@@ -351,11 +402,33 @@ impl RunArgs {
             max_tokens: self.max_tokens,
             plateau: self.plateau,
             notify: self.notify.clone(),
+            ship_type: self.ship_type,
+            ship_cmd: self.ship_cmd.clone(),
+            approve_ship: self.approve_ship.then_some(true),
+            dry_run: self.dry_run.then_some(true),
+            post_ship: self.post_ship.clone(),
+            checklist: absolute(&self.checklist),
+            symptom: self.symptom.clone(),
+            repro: self.repro.clone(),
+            fix: self.fix.then_some(true),
+            focus: self.focus.clone(),
+            diff: self.diff.clone(),
+            fail_on: self.fail_on,
+            layout: self.layout,
+            acceptance_criteria: list(&self.acceptance_criteria),
+            required_keep_criteria: list(&self.required_keep_criteria),
+            required_keep_label: list(&self.required_keep_label),
+            required_stop_label: list(&self.required_stop_label),
             run_tag: self.run_tag.clone(),
             fresh: self.fresh.then_some(true),
             json: self.json.then_some(true),
         }
     }
+}
+
+/// A repeatable flag's values as a setting (unset when none were given).
+fn list(values: &[String]) -> Option<StringOrList> {
+    (!values.is_empty()).then(|| StringOrList(values.to_vec()))
 }
 
 /// The exit of a command that prints for people: its code, or its error as one line.

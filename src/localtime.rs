@@ -1,4 +1,4 @@
-//! Local wall-clock time for `--until HH:MM`: the next occurrence of a time of day in the
+//! Local wall-clock time for `--until HH:MM` and report stamps: the next occurrence of a time of day in the
 //! system's time zone (`TZ`, else `/etc/localtime`), daylight-saving changes included (jiff).
 
 use std::time::SystemTime;
@@ -35,6 +35,15 @@ pub fn next_local(hour: u8, minute: u8) -> Result<SystemTime, String> {
     let tz = TimeZone::try_system().unwrap_or(TimeZone::UTC);
     let at = next_occurrence(Timestamp::now(), &tz, hour, minute)?;
     SystemTime::try_from(at).map_err(|e| e.to_string())
+}
+
+/// Returns the local time now as `YYMMDD-HHMM` (the stamp of mode report directories).
+pub fn stamp_now() -> String {
+    let tz = TimeZone::try_system().unwrap_or(TimeZone::UTC);
+    Timestamp::now()
+        .to_zoned_datetime(tz)
+        .strftime("%y%m%d-%H%M")
+        .to_string()
 }
 
 #[cfg(test)]

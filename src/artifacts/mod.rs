@@ -128,6 +128,8 @@ pub struct Paths {
     /// `confirm`'s results: the table (`confirm.md`) and the figures (`confirm.json`).
     pub confirm_md: PathBuf,
     pub confirm_json: PathBuf,
+    /// Where the mode reports live (`<mode>/<YYMMDD>-<HHMM>-<tag>/`, see [`Paths::mode_dir`]).
+    pub reports: PathBuf,
     /// The artifacts directory relative to the repository root, if it is inside it.
     pub rel_in_repo: Option<String>,
     /// The engine's own stdout and stderr when they are files inside the work tree
@@ -177,11 +179,30 @@ impl Paths {
             runs: private.join(RUNS),
             confirm_md: private.join(CONFIRM_MD),
             confirm_json: private.join(CONFIRM_JSON),
+            reports: private.clone(),
             private,
             dir,
             rel_in_repo,
             outputs: Vec::new(),
         })
+    }
+
+    /// The report directory of a mode (`debug`, `security`, `ship`) for the run `tag`:
+    /// `<reports>/<mode>/<YYMMDD>-<HHMM>-<tag>/`, the one already there if the run has one (a
+    /// resumed run keeps writing where it started), else named after the local time now.
+    /// Not created here.
+    pub fn mode_dir(&self, mode: &str, tag: &str) -> PathBuf {
+        let root = self.reports.join(mode);
+        let suffix = format!("-{tag}");
+        let existing = fs::read_dir(&root).ok().and_then(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.len() == 11 + suffix.len() && n.ends_with(&suffix))
+                .max()
+        });
+        let name = existing.unwrap_or_else(|| format!("{}{suffix}", crate::localtime::stamp_now()));
+        root.join(name)
     }
 
     /// Notes the files this process writes its stdout and stderr to, if they are inside the work

@@ -65,7 +65,12 @@ word_enum!(
 );
 word_enum!(
     /// How verify prints the metric.
-    VerifyFormat { Scalar = "scalar", MetricsJson = "metrics-json", Regex = "regex" }
+    VerifyFormat {
+        Scalar = "scalar",
+        MetricsJson = "metrics-json",
+        Regex = "regex",
+        Checklist = "checklist",
+    }
 );
 word_enum!(
     /// Which coding agent proposes changes.
@@ -90,6 +95,25 @@ word_enum!(
 word_enum!(
     /// How many verify runs SEQ may spend for a surer keep (`auto`: chosen from measured costs).
     KeepEffort { Default = "default", Thorough = "thorough", Auto = "auto" }
+);
+word_enum!(
+    /// What kind of project ship mode readies (`auto`: detected from the repository).
+    ShipType {
+        Auto = "auto",
+        RustCrate = "rust-crate",
+        PythonPackage = "python-package",
+        NpmPackage = "npm-package",
+        Generic = "generic",
+    }
+);
+word_enum!(
+    /// A finding's severity, most severe first (`--fail-on`).
+    Severity { Critical = "critical", High = "high", Medium = "medium", Low = "low", Info = "info" }
+);
+word_enum!(
+    /// Which file layout a run writes: the reference's current one (`autoresearch-results/`) or
+    /// its March 2026 names at the repository root.
+    Layout { Current = "current", March = "march" }
 );
 word_enum!(
     /// What a keep whose holdout regressed becomes: tagged, or discarded.
@@ -289,6 +313,23 @@ settings! {
     max_tokens: u64,
     plateau: u64,
     notify: String,
+    ship_type: ShipType,
+    ship_cmd: String,
+    approve_ship: bool,
+    dry_run: bool,
+    post_ship: String,
+    checklist: PathBuf,
+    symptom: String,
+    repro: String,
+    fix: bool,
+    focus: String,
+    diff: String,
+    fail_on: Severity,
+    layout: Layout,
+    acceptance_criteria: StringOrList,
+    required_keep_criteria: StringOrList,
+    required_keep_label: StringOrList,
+    required_stop_label: StringOrList,
     run_tag: String,
     fresh: bool,
     json: bool,
@@ -324,6 +365,10 @@ pub const IDENTITY_KEYS: &[&str] = &[
 const LOCAL_KEYS: &[&str] = &[
     // The holdout is never stored where the agent could read it (GUIDE §7b).
     "holdout",
+    // Consent to ship is given to one launch, never inherited by a resume.
+    "approve_ship",
+    "dry_run",
+    "layout",
     "repo",
     "artifacts_dir",
     "codex_bin",
@@ -451,6 +496,9 @@ impl Settings {
                 "claude_bin" => s.claude_bin = None,
                 "fresh" => s.fresh = None,
                 "holdout" => s.holdout = None,
+                "approve_ship" => s.approve_ship = None,
+                "dry_run" => s.dry_run = None,
+                "layout" => s.layout = None,
                 _ => s.json = None,
             }
         }

@@ -70,9 +70,6 @@ fn contradictions_are_errors() {
     s.direction = Some(Direction::Higher);
     assert!(err(s).contains("--direction lower"));
     let mut s = base();
-    s.mode = Some(Mode::Debug);
-    assert!(err(s).contains("not available yet"));
-    let mut s = base();
     s.stop_condition = Some("when happy".into());
     assert!(err(s).contains("--stop-condition"));
     let mut s = base();

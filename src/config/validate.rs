@@ -87,6 +87,19 @@ fn required<T: Clone>(v: &Option<T>, key: &str) -> Result<T> {
     v.clone().ok_or_else(|| missing(key))
 }
 
+/// The metric the engine measures itself in a mode or verify format that needs no verify
+/// command: its default name and direction (ship's readiness, a checklist's passing tasks, the
+/// validated findings of debug and security). `None`: verify measures.
+pub fn engine_metric(mode: Mode, format: VerifyFormat) -> Option<(&'static str, Direction)> {
+    match (mode, format) {
+        (Mode::Ship, _) => Some(("readiness", Direction::Higher)),
+        (Mode::Debug, _) => Some(("confirmed_findings", Direction::Higher)),
+        (Mode::Security, _) => Some(("security_score", Direction::Higher)),
+        (_, VerifyFormat::Checklist) => Some(("tasks_done", Direction::Higher)),
+        _ => None,
+    }
+}
+
 /// Agent arguments that would change the sandbox; `--sandbox` owns that.
 const SANDBOX_ARGS: &[&str] = &[
     "-s",
@@ -169,6 +182,8 @@ fn metric_format(format: VerifyFormat, key: &str, regex: Option<&str>) -> Result
         VerifyFormat::MetricsJson => MetricFormat::MetricsJson {
             key: key.to_string(),
         },
+        // The engine measures a checklist itself (src/driver/engine_metric.rs); no output is read.
+        VerifyFormat::Checklist => MetricFormat::Scalar,
         VerifyFormat::Regex => MetricFormat::Regex(
             regex::Regex::new(regex.unwrap_or(""))
                 .map_err(|e| Error::Usage(format!("--metric-regex: {e}")))?,
@@ -194,12 +209,6 @@ pub fn check_value(
         _ => Ok(()),
     };
     match key {
-        "mode" => match s.mode {
-            Some(m) if !matches!(m, Mode::Loop | Mode::Fix) => {
-                Err(format!("{m} is not available yet (available: loop, fix)"))
-            }
-            _ => Ok(()),
-        },
         "goal" | "verify" => non_empty(if key == "goal" { &s.goal } else { &s.verify }),
         "metric" => {
             non_empty(&s.metric)?;
@@ -365,10 +374,22 @@ impl RunConfig {
         let mode = or_default!(mode);
         let goal = required(&s.goal, "goal")?.trim().to_string();
         let scope = required(&s.scope, "scope")?.0;
-        let metric = required(&s.metric, "metric")?.trim().to_string();
-        let direction = required(&s.direction, "direction")?;
-        let verify = required(&s.verify, "verify")?.trim().to_string();
         let verify_format = or_default!(verify_format);
+        let measured_by_engine = engine_metric(mode, verify_format);
+        let (metric, direction, verify) = match measured_by_engine {
+            // An empty verify: the engine measures (src/driver/engine_metric.rs).
+            Some((name, direction)) => (
+                s.metric.clone().unwrap_or_else(|| name.to_string()),
+                s.direction.unwrap_or(direction),
+                s.verify.clone().unwrap_or_default(),
+            ),
+            None => (
+                required(&s.metric, "metric")?,
+                required(&s.direction, "direction")?,
+                required(&s.verify, "verify")?,
+            ),
+        };
+        let (metric, verify) = (metric.trim().to_string(), verify.trim().to_string());
         let metric_regex = s.metric_regex.clone().filter(|r| !r.is_empty());
         match (verify_format, &metric_regex) {
             (VerifyFormat::Regex, None) => {

@@ -122,6 +122,9 @@ impl Run {
     /// Runs verify (`--repeat` times) and reads the metric.
     pub(super) fn measure(&mut self, dir: &Path, stem: &str) -> Result<Measured> {
         self.no_process_since_clean = false;
+        if let Some(measured) = self.measure_by_engine(dir, stem)? {
+            return Ok(measured);
+        }
         let mut values = Vec::new();
         // One number per measurement (its `--repeat` runs share it).
         let run = self.keep.number_run();

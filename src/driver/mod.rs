@@ -7,8 +7,11 @@
 
 mod baseline_check;
 mod check;
+mod checklist;
 mod drift;
 mod ending;
+mod engine_metric;
+mod findings;
 mod holdout;
 mod judge;
 mod measure;

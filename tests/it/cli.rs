@@ -102,7 +102,7 @@ fn bad_values_name_their_flag() {
             &["--metric-regex", "capture group"],
         ),
         (&["--verify-format", "yaml"], &["--verify-format", "yaml"]),
-        (&["--mode", "debug"], &["--mode debug", "not available yet"]),
+        (&["--mode", "plan"], &["--mode", "plan"]),
         (&["--bogus"], &["--bogus"]),
         (
             &["--stop-condition", "when it feels fast"],

@@ -89,3 +89,26 @@ fn the_quickstart_build_shows_progress() {
     assert!(build.contains("--locked"), "{build}");
     assert!(script.contains("takes a couple of minutes"));
 }
+
+/// Every long flag of every subcommand appears in GUIDE.md (as `--flag`), so a new flag cannot
+/// ship undocumented.
+#[test]
+fn every_flag_is_documented_in_the_guide() {
+    use clap::CommandFactory;
+    let guide = read("GUIDE.md");
+    let mut missing = Vec::new();
+    let cli = codex_autoresearch::cli::Cli::command();
+    let mut stack = vec![cli];
+    while let Some(cmd) = stack.pop() {
+        for arg in cmd.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                let flag = format!("--{long}");
+                if !["--help", "--version"].contains(&flag.as_str()) && !guide.contains(&flag) {
+                    missing.push(format!("{} {flag}", cmd.get_name()));
+                }
+            }
+        }
+        stack.extend(cmd.get_subcommands().cloned());
+    }
+    assert!(missing.is_empty(), "flags not in GUIDE.md: {missing:?}");
+}

@@ -35,7 +35,9 @@ impl Recipe {
                     .expect("the recipe's regex compiles"),
             ),
             VerifyFormat::Scalar => MetricFormat::Scalar,
-            VerifyFormat::MetricsJson => panic!("no recipe uses metrics-json"),
+            VerifyFormat::MetricsJson | VerifyFormat::Checklist => {
+                panic!("no recipe uses metrics-json or checklist")
+            }
         }
     }
 

@@ -3,8 +3,11 @@
 //! escalation rows), pure and shared by every mode (GUIDE §7).
 
 mod budget;
+mod debug;
 mod fix;
 mod loop_mode;
+mod security;
+mod ship;
 
 use super::Direction;
 use super::number::canonical;
@@ -14,8 +17,11 @@ use super::stop::StopCondition;
 use crate::config::Mode;
 
 pub use budget::{Budget, Limits, Spent, budget_stop};
+pub use debug::Debug;
 pub use fix::Fix;
 pub use loop_mode::Loop;
+pub use security::Security;
+pub use ship::Ship;
 
 /// Why a run stopped.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,7 +64,10 @@ pub trait Policy {
 pub fn for_mode(mode: Mode) -> &'static dyn Policy {
     match mode {
         Mode::Fix => &Fix,
-        _ => &Loop,
+        Mode::Ship => &Ship,
+        Mode::Debug => &Debug,
+        Mode::Security => &Security,
+        Mode::Loop => &Loop,
     }
 }
 
