@@ -379,6 +379,32 @@ impl TestRepo {
         self.cmd().args(args).output().expect("run binary").into()
     }
 
+    /// Returns the path of the one file named `name` anywhere in the work tree outside `.git/`
+    /// (an artifact whose directory depends on the layout and the date, e.g. `findings.json`);
+    /// panics when there is none or more than one.
+    pub fn find_artifact(&self, name: &str) -> PathBuf {
+        fn walk(dir: &Path, name: &str, out: &mut Vec<PathBuf>) {
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.file_name().is_some_and(|n| n == ".git") {
+                    continue;
+                }
+                if p.is_dir() {
+                    walk(&p, name, out);
+                } else if p.file_name().is_some_and(|n| n == name) {
+                    out.push(p);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&self.root, name, &mut found);
+        match found.as_slice() {
+            [one] => one.clone(),
+            [] => panic!("no {name} in the work tree"),
+            many => panic!("{} files named {name}: {many:?}", many.len()),
+        }
+    }
+
     /// Returns the text of a file outside the repository (in `aux`), or "" when it is missing.
     pub fn aux_read(&self, name: &str) -> String {
         fs::read_to_string(self.aux.join(name)).unwrap_or_default()
