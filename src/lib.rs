@@ -41,6 +41,7 @@ pub mod protection;
 pub mod repopath;
 pub mod report;
 pub mod scope;
+pub mod ship;
 pub mod signal;
 pub mod skill;
 pub mod status;

@@ -109,7 +109,21 @@ pub fn protection(
         list: cfg.protect.clone(),
         ..Protection::default()
     };
-    for f in evaluator_files(&commands, root) {
+    add_evaluators(&mut p, cfg, root, &commands);
+    p.list.extend(paths.protected_in_repo());
+    if let Some(rel) = config_file.and_then(|f| f.strip_prefix(root).ok()) {
+        p.list.push(rel.to_string_lossy().into_owned());
+    }
+    p
+}
+
+/// Adds the files `commands` execute to the protection (those `--scope` lists verbatim stay
+/// editable): verify's and guard's, and a checklist's items.
+pub fn add_evaluators(p: &mut Protection, cfg: &RunConfig, root: &Path, commands: &[&str]) {
+    for f in evaluator_files(commands, root) {
+        if p.evaluators.contains(&f) || f.in_repo.as_ref().is_some_and(|r| p.editable.contains(r)) {
+            continue;
+        }
         match &f.in_repo {
             Some(rel) if cfg.scope.iter().any(|s| s.trim_start_matches("./") == rel) => {
                 p.editable.push(rel.clone());
@@ -124,11 +138,6 @@ pub fn protection(
             None => p.evaluators.push(f),
         }
     }
-    p.list.extend(paths.protected_in_repo());
-    if let Some(rel) = config_file.and_then(|f| f.strip_prefix(root).ok()) {
-        p.list.push(rel.to_string_lossy().into_owned());
-    }
-    p
 }
 
 /// Refuses a scope whose tracked files are all protected (the agent could change nothing),

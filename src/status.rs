@@ -34,6 +34,8 @@ struct View {
     root: String,
     /// The stored confirmation: its line and its JSON summary.
     confirm: Option<(String, Value)>,
+    /// A checklist run's ticked items and all items (the engine's copy).
+    checklist: Option<(usize, usize)>,
 }
 
 impl View {
@@ -116,6 +118,7 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         holder,
         root,
         confirm,
+        checklist: crate::ship::progress(&paths),
     };
     if json_out {
         say!("{}", as_json(&view));
@@ -159,6 +162,7 @@ fn as_json(v: &View) -> Value {
             "recent": state.map(|s| s.engine.recent.clone()).unwrap_or_default(),
             "confirm": v.confirm.as_ref().map(|c| c.1.clone()),
             "keep_rule": keep_rule_json(v),
+            "checklist": v.checklist.map(|(done, total)| json!({"done": done, "total": total})),
         },
         "running": v.holder.is_some(),
         "pid": v.holder.as_ref().map(|h| h.pid),
@@ -263,6 +267,9 @@ fn print_text(v: &View) {
     );
     if let Some(line) = keep_rule_text(v) {
         say!("{line}");
+    }
+    if let Some((done, total)) = v.checklist {
+        say!("checklist: {done}/{total} done");
     }
     let summary: Vec<String> = Status::ALL
         .iter()

@@ -115,6 +115,12 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Settings, BTreeMap<&'stati
     for (raw_key, value) in table {
         let line = lines.get(&raw_key).copied().unwrap_or(1);
         let key = raw_key.replace('-', "_");
+        // `[[ship.check]]`: ship mode's own checks (read again by `ship::load`).
+        if key == "ship" {
+            crate::ship::ship_table(&value)
+                .map_err(|m| Error::Usage(format!("{name} line {line}: `ship`: {m}")))?;
+            continue;
+        }
         let Some(known) = Settings::KEYS.iter().copied().find(|k| *k == key) else {
             let hint = closest_key(&key)
                 .map(|k| format!(" (did you mean `{k}`?)"))

@@ -169,6 +169,10 @@ impl Run {
 
     /// Runs the guard, if there is one.
     pub(super) fn run_guard(&mut self, dir: &Path, stem: &str) -> Result<Option<Guarded>> {
+        // A checklist's items that passed must still pass (ship: its only guard).
+        if let Some(g) = self.checklist_guard() {
+            return Ok(Some(g));
+        }
         let Some(guard) = self.cfg.guard.clone() else {
             return Ok(None);
         };

@@ -17,6 +17,7 @@ mod judge;
 mod measure;
 mod preflight;
 mod recover;
+mod ship_step;
 mod startup;
 mod step;
 mod tree;
@@ -77,6 +78,8 @@ struct Setup {
     evaluators: Vec<crate::protection::EvaluatorFile>,
     lock: Lock,
     env: crate::config::EngineEnv,
+    /// The checklist the engine measures (ship mode, `--verify-format checklist`).
+    checklist: Option<crate::ship::Spec>,
 }
 
 struct Run {
@@ -141,6 +144,8 @@ struct Run {
     holdout: holdout::HoldoutState,
     /// `--max-duration`, `--until`, `--max-tokens`, `--plateau` and the time spent before.
     budgets: ending::Budgets,
+    /// The checklist the engine measures and its latest results (`checklist`).
+    checklist: Option<checklist::ChecklistRun>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -179,6 +184,7 @@ fn new_run(
         evaluators,
         lock,
         env,
+        checklist,
     } = setup;
     let policy = policy::for_mode(cfg.mode);
     let keep = judge::KeepState::new(&cfg, &paths.runs);
@@ -229,6 +235,7 @@ fn new_run(
         keep,
         holdout: holdout::HoldoutState::default(),
         budgets,
+        checklist: checklist.map(checklist::ChecklistRun::new),
     }
 }
 

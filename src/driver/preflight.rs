@@ -39,6 +39,8 @@ pub(super) struct Preflight {
     pub(super) agent: Box<dyn Agent>,
     /// The engine's own variables (`AUTORESEARCH_MIN_FREE_MB`, ...), read strictly once.
     pub(super) env: config::EngineEnv,
+    /// The checklist the engine measures (ship mode, `--verify-format checklist`).
+    pub(super) checklist: Option<crate::ship::Spec>,
 }
 
 /// Checks everything that may refuse the run, writing nothing.
@@ -79,11 +81,22 @@ pub(super) fn preflight_where(opts: Options, probe_writable: bool) -> Result<Pre
     if let Some(s) = &saved {
         config::check_identity(s, &opts.settings).map_err(|e| config::locate(e, &opts.sources))?;
     }
-    let cfg = RunConfig::from_settings(config::layered(saved.as_ref(), &opts.settings))
+    let mut cfg = RunConfig::from_settings(config::layered(saved.as_ref(), &opts.settings))
         .map_err(|e| config::locate(e, &opts.sources))?;
+    let checklist = crate::ship::load(
+        &cfg,
+        &repo.root,
+        &paths,
+        opts.config_file.as_deref(),
+        !fresh && paths.has_run(),
+    )?;
+    super::checklist::settle_stop(&mut cfg, checklist.as_ref());
     let scope = PathSet::new(&cfg.scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
-    let protection =
+    let mut protection =
         crate::protection::protection(&cfg, &repo.root, &paths, opts.config_file.as_deref());
+    if let Some(c) = &checklist {
+        crate::protection::add_evaluators(&mut protection, &cfg, &repo.root, &c.commands());
+    }
     crate::protection::check_editable(&repo, &cfg.scope, &protection.list)?;
     let mut protected_list = protection.list.clone();
     let protect =
@@ -123,6 +136,7 @@ pub(super) fn preflight_where(opts: Options, probe_writable: bool) -> Result<Pre
         checked,
         agent,
         env,
+        checklist,
     })
 }
 

@@ -65,6 +65,7 @@ pub fn run(opts: Options) -> Result<Summary> {
         protection,
         mut agent,
         env,
+        checklist,
         ..
     } = pre;
     if let Some(e) = own
@@ -91,6 +92,7 @@ pub fn run(opts: Options) -> Result<Summary> {
         evaluators: protection.evaluators,
         lock: own.lock,
         env,
+        checklist,
     };
     let mut run = match own.loaded.take() {
         None => start_fresh(setup, &own.user_untracked)?,
@@ -100,6 +102,7 @@ pub fn run(opts: Options) -> Result<Summary> {
         run.out.note(n);
     }
     let stop = run.main_loop();
+    let stop = run.after_loop(stop);
     run.conclude(stop)
 }
 

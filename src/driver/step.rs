@@ -148,6 +148,8 @@ impl Run {
         feedback: Option<(&str, &str)>,
     ) -> String {
         let lessons = self.lessons.recent(PROMPT_LESSONS, &self.cfg.goal);
+        let own = self.checklist_feedback();
+        let feedback = feedback.or(own.as_ref().map(|(t, b)| (t.as_str(), b.as_str())));
         prompt::render(&PromptInput {
             template: self.policy.template(),
             goal: &self.cfg.goal,
@@ -194,7 +196,7 @@ impl Run {
             self.replay.next_directive(),
             self.replay.tally.current_metric,
             self.cfg.rework,
-            self.cfg.guard.is_some(),
+            self.cfg.guard.is_some() || self.checklist.is_some(),
             self.verify_failures,
         );
         if let Some(seq) = self.keep.seq.take() {

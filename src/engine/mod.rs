@@ -2,6 +2,7 @@
 //! escalation and stop conditions.
 //! Nothing here touches the filesystem, git or processes, so all of it is unit-tested directly.
 
+pub mod checklist;
 pub mod effect;
 pub mod evaluator;
 pub mod findings;
@@ -10,6 +11,7 @@ pub mod metric;
 pub mod metric_forms;
 pub mod number;
 pub mod policy;
+pub mod readiness;
 pub mod reason;
 pub mod reducer;
 pub mod row;

@@ -51,7 +51,7 @@ pub struct Ladder {
     /// A refine row was written since the last keep or pivot.
     pub refined: bool,
     /// Rows per status, in [`Status::ALL`] order.
-    pub counts: [u64; 10],
+    pub counts: [u64; 11],
     /// The status of the last row other than `drift` and `blocked`.
     pub last_strategic: Option<Status>,
 }
@@ -216,7 +216,7 @@ impl Replay {
                 l.since_reset = 0;
                 l.refined = false;
             }
-            Status::Search => {}
+            Status::Search | Status::Ship => {}
         }
         if !matches!(row.status, Status::Drift | Status::Blocked) {
             self.ladder.last_strategic = Some(row.status);

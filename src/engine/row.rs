@@ -24,11 +24,13 @@ pub enum Status {
     Pivot,
     Search,
     Drift,
+    /// Ship mode's ship step: the ship command's and `--post-ship`'s outcomes.
+    Ship,
 }
 
 impl Status {
     /// Every status, in the order the GUIDE lists them.
-    pub const ALL: [Status; 10] = [
+    pub const ALL: [Status; 11] = [
         Status::Baseline,
         Status::Keep,
         Status::Discard,
@@ -39,6 +41,7 @@ impl Status {
         Status::Pivot,
         Status::Search,
         Status::Drift,
+        Status::Ship,
     ];
 
     /// Returns the status word written in the TSV.
@@ -54,6 +57,7 @@ impl Status {
             Status::Pivot => "pivot",
             Status::Search => "search",
             Status::Drift => "drift",
+            Status::Ship => "ship",
         }
     }
 }

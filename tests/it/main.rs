@@ -5,6 +5,7 @@ mod mock_responses;
 mod support;
 
 mod budgets;
+mod checklist;
 mod claude;
 mod cli;
 mod codex;
