@@ -115,3 +115,29 @@ fn a_task_without_an_accept_line_is_refused_before_anything_is_written() {
     );
     repo.assert_untouched(&before);
 }
+
+#[test]
+fn a_trial_that_breaks_a_done_task_is_not_kept_even_when_more_pass() {
+    let repo = TestRepo::with_files(&[("TASKS.md", TASKS), ("src/a.txt", "x\n")]);
+    let aux = repo.aux.display();
+    // Turn 1 completes tasks 2 and 3 but deletes what task 1 accepts (1 -> 2 passing); its
+    // rework turns change nothing.
+    let agent = repo.script(
+        "breaking-agent.sh",
+        &format!(
+            "cat > {aux}/prompt-$AUTORESEARCH_ITERATION-$AUTORESEARCH_DIRECTIVE.md\n\
+             if [ \"$AUTORESEARCH_DIRECTIVE\" = rework ]; then echo 'no idea'; exit 0; fi\n\
+             rm src/a.txt; echo done > src/b.txt; echo text > src/c.txt; echo 'tasks 2 and 3'"
+        ),
+    );
+    repo.run_owned(&args(&agent, "1")).expect_code(0);
+    let rows = repo.rows();
+    assert_eq!(repo.statuses(), ["baseline", "discard"], "{rows:?}");
+    assert_eq!(rows[1][4], "fail", "the guard column: {rows:?}");
+    assert!(repo.exists("src/a.txt"), "rolled back");
+    let rework = repo.aux_read("prompt-1-rework.md");
+    assert!(
+        rework.contains("## Failing guard output") && rework.contains("### Task 1: the parser"),
+        "{rework}"
+    );
+}

@@ -31,6 +31,7 @@ mod recipes;
 mod report;
 mod resume;
 mod seq_keep;
+mod ship;
 mod skill;
 mod status_cmd;
 mod stress;
