@@ -73,7 +73,8 @@ impl Run {
         for (k, item) in items.iter().enumerate() {
             let (passed, tail) = match &item.check {
                 Check::Command(cmd) => {
-                    let mut spec = self.check_spec(cmd, dir.join(format!("{stem}-{}.log", k + 1)));
+                    let mut spec =
+                        self.check_spec(cmd, dir.join(format!("{stem}.item-{}.log", k + 1)));
                     if let Some(t) = item.timeout {
                         spec.timeout = Some(t);
                     }

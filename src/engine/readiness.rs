@@ -105,12 +105,18 @@ fn numbers(v: &str) -> Option<Vec<u64>> {
     core.split('.').map(|p| p.parse().ok()).collect()
 }
 
-/// True when `new` is a later version than `old` (numeric parts compared in order; versions
-/// that are not numbers only need to differ).
+/// True when `new` is a later version than `old`: numeric parts compared in order; with equal
+/// numbers, only a different version after a pre-release of `old` (`1.0.0-rc1` to `1.0.0` or
+/// `-rc2`); versions that are not numbers only need to differ.
 pub fn bumped(new: &str, old: &str) -> bool {
+    let (new, old) = (
+        new.trim().trim_start_matches('v'),
+        old.trim().trim_start_matches('v'),
+    );
     match (numbers(new), numbers(old)) {
+        (Some(a), Some(b)) if a == b => old.contains('-') && new != old,
         (Some(a), Some(b)) => a > b,
-        _ => new.trim() != old.trim().trim_start_matches('v'),
+        _ => new != old,
     }
 }
 
@@ -183,7 +189,9 @@ mod tests {
         assert!(bumped("0.10.0", "v0.9.0"));
         assert!(!bumped("0.1.0", "v0.1.0"));
         assert!(!bumped("0.1.0", "0.2.0"));
-        assert!(bumped("1.0.0-rc1x", "1.0.0-rc1"));
+        assert!(bumped("1.0.0", "1.0.0-rc1"));
+        assert!(bumped("1.0.0-rc2", "1.0.0-rc1"));
+        assert!(!bumped("1.0.0-rc1", "1.0.0"));
         assert!(bumped("next", "prev"));
     }
 

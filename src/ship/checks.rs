@@ -225,3 +225,63 @@ fn license_readme(root: &Path) -> (bool, String) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit_all(repo: &Repository, msg: &str) -> git2::Oid {
+        let mut index = repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
+            .unwrap()
+    }
+
+    #[test]
+    fn release_checks_compare_with_the_last_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        let toml = |v: &str| format!("[package]\nname = \"x\"\nversion = \"{v}\"\n");
+        std::fs::write(root.join("Cargo.toml"), toml("0.1.0")).unwrap();
+        std::fs::write(root.join("lib.rs"), "// TODO: old, before the tag\n").unwrap();
+        let first = commit_all(&repo, "first");
+        let ty = ShipType::RustCrate;
+        // No tag yet: any version is a bump, and every line counts as added.
+        assert!(run(&repo, root, ty, EngineCheck::VersionBumped).0);
+        let (ok, why) = run(&repo, root, ty, EngineCheck::NoNewMarkers);
+        assert!(!ok && why.contains("lib.rs:1: TODO"), "{why}");
+        let obj = repo.find_object(first, None).unwrap();
+        repo.tag_lightweight("v0.1.0", &obj, false).unwrap();
+        let (ok, why) = run(&repo, root, ty, EngineCheck::VersionBumped);
+        assert!(!ok && why.contains("not above 0.1.0"), "{why}");
+        assert!(run(&repo, root, ty, EngineCheck::NoNewMarkers).0);
+        std::fs::write(
+            root.join("lib.rs"),
+            "// TODO: old, before the tag\nfn f() { dbg!(1); }\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("Cargo.toml"), toml("0.2.0")).unwrap();
+        let (ok, why) = run(&repo, root, ty, EngineCheck::NoNewMarkers);
+        assert!(!ok && why.contains("lib.rs:2: dbg!("), "{why}");
+        assert!(run(&repo, root, ty, EngineCheck::VersionBumped).0);
+        let (ok, why) = run(&repo, root, ty, EngineCheck::CleanTree);
+        assert!(!ok && why.contains("Cargo.toml"), "{why}");
+        let (ok, why) = run(&repo, root, ty, EngineCheck::Changelog);
+        assert!(!ok && why.contains("no changelog"), "{why}");
+        std::fs::write(root.join("CHANGELOG.md"), "# Changes\n\n## [0.2.0]\n").unwrap();
+        assert!(run(&repo, root, ty, EngineCheck::Changelog).0);
+        let (ok, why) = run(&repo, root, ty, EngineCheck::LicenseReadme);
+        assert!(!ok && why.contains("a LICENSE file and a README"), "{why}");
+        std::fs::write(root.join("LICENSE-MIT"), "MIT\n").unwrap();
+        std::fs::write(root.join("readme.md"), "x\n").unwrap();
+        assert!(run(&repo, root, ty, EngineCheck::LicenseReadme).0);
+    }
+}
