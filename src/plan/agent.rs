@@ -109,8 +109,8 @@ pub fn propose(a: &AgentSetup, root: &Path, goal: &str, profile: &Profile) -> Re
     };
     spec.stdin = Some(text.into_bytes());
     spec.timeout = Some(a.timeout);
-    let out = process::run(&spec)
-        .map_err(|e| Error::Blocked(format!("cannot start {who}: {e}")))?;
+    let out =
+        process::run(&spec).map_err(|e| Error::Blocked(format!("cannot start {who}: {e}")))?;
     if let End::Interrupted(sig) = out.end {
         return Err(Error::Interrupted(sig, "during plan's agent turn"));
     }
@@ -123,7 +123,11 @@ pub fn propose(a: &AgentSetup, root: &Path, goal: &str, profile: &Profile) -> Re
         Error::Blocked(format!(
             "{who} proposed no usable candidate: {why} ({}{}); try again, or plan offline with --agent none",
             out.end.describe(),
-            if tail.is_empty() { String::new() } else { format!("; last output: {tail}") }
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!("; last output: {tail}")
+            }
         ))
     };
     match candidate::parse_answer(&answer) {

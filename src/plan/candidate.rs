@@ -113,8 +113,9 @@ pub fn parse_answer(text: &str) -> Result<Vec<Candidate>, String> {
                 .map(str::trim)
                 .find(|l| l.starts_with('{'))
                 .ok_or("its answer holds no JSON object (expected {\"candidates\": [...]} on the last line)")?;
-            serde_json::from_str::<Answer>(line)
-                .map_err(|e| format!("its JSON answer does not read as {{\"candidates\": [...]}}: {e}"))?
+            serde_json::from_str::<Answer>(line).map_err(|e| {
+                format!("its JSON answer does not read as {{\"candidates\": [...]}}: {e}")
+            })?
         }
     };
     if answer.candidates.is_empty() {
@@ -142,13 +143,21 @@ mod tests {
 
     #[test]
     fn answers_without_candidates_are_refused_with_the_reason() {
-        assert!(parse_answer("no json here").unwrap_err().contains("no JSON object"));
+        assert!(
+            parse_answer("no json here")
+                .unwrap_err()
+                .contains("no JSON object")
+        );
         assert!(
             parse_answer(r#"{"candidates": []}"#)
                 .unwrap_err()
                 .contains("no candidate")
         );
-        assert!(parse_answer(r#"{"x": 1}"#).unwrap_err().contains("does not read"));
+        assert!(
+            parse_answer(r#"{"x": 1}"#)
+                .unwrap_err()
+                .contains("does not read")
+        );
     }
 
     #[test]

@@ -18,7 +18,9 @@ enum Kind {
 fn words(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Tests => &["test", "fail", "bug", "fix", "pass", "broken", "correct"],
-        Kind::Lint => &["lint", "warning", "clippy", "style", "clean", "ruff", "eslint"],
+        Kind::Lint => &[
+            "lint", "warning", "clippy", "style", "clean", "ruff", "eslint",
+        ],
         Kind::Types => &["type", "mypy", "tsc", "typing"],
         Kind::Timing => &[
             "fast", "speed", "slow", "perf", "latency", "time", "bench", "quick",
@@ -151,7 +153,14 @@ pub fn candidates(goal: &str, profile: &Profile) -> Vec<Candidate> {
             "s=$(date +%s%N); {} >/dev/null 2>&1 || exit 1; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))",
             b.command
         );
-        all.push(make(Kind::Timing, "loop", "ms", verify, None, guard.clone()));
+        all.push(make(
+            Kind::Timing,
+            "loop",
+            "ms",
+            verify,
+            None,
+            guard.clone(),
+        ));
     }
     let goal_lc = goal.to_lowercase();
     let hits = |k: Kind| words(k).iter().filter(|w| goal_lc.contains(*w)).count();

@@ -245,7 +245,13 @@ impl Profile {
     }
 
     fn python(&mut self, files: &[(String, u64)], text: &impl Fn(&str) -> Option<String>) {
-        let manifests = ["pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.ini"];
+        let manifests = [
+            "pyproject.toml",
+            "setup.cfg",
+            "setup.py",
+            "pytest.ini",
+            "tox.ini",
+        ];
         let py_files: Vec<&str> = files
             .iter()
             .map(|(f, _)| f.as_str())
@@ -276,8 +282,7 @@ impl Profile {
         if any(&["ruff.toml", ".ruff.toml"]) || has_section(pyproject, "[tool.ruff") {
             self.checkers.push("ruff");
         }
-        if any(&[".flake8"]) || has_section(setup_cfg, "[flake8]") || has_section(tox, "[flake8]")
-        {
+        if any(&[".flake8"]) || has_section(setup_cfg, "[flake8]") || has_section(tox, "[flake8]") {
             self.checkers.push("flake8");
         }
         if any(&["mypy.ini", ".mypy.ini"])
@@ -477,14 +482,23 @@ mod tests {
         let p = profile(&[
             ("go.mod", "module x\n"),
             ("main.go", "package main\n"),
-            ("Makefile", "CC := cc\n.PHONY: bench\nbench:\n\tgo test -bench .\nall: bench\n"),
-            ("CMakeLists.txt", "enable_testing()\nadd_test(NAME t COMMAND t)\n"),
+            (
+                "Makefile",
+                "CC := cc\n.PHONY: bench\nbench:\n\tgo test -bench .\nall: bench\n",
+            ),
+            (
+                "CMakeLists.txt",
+                "enable_testing()\nadd_test(NAME t COMMAND t)\n",
+            ),
         ]);
         assert_eq!(p.tools, ["go", "make", "cmake"]);
         assert_eq!(p.tests, [TestRunner::Go, TestRunner::Ctest]);
         assert_eq!(p.make_targets, ["bench", "all"]);
         assert_eq!(p.benchmarks[0].command, "make -s bench");
-        assert!(p.summary().starts_with("Go 100%; go, make, cmake; checks: go-vet"));
+        assert!(
+            p.summary()
+                .starts_with("Go 100%; go, make, cmake; checks: go-vet")
+        );
     }
 
     #[test]

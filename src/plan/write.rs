@@ -168,6 +168,10 @@ mod tests {
         let e = write(&path, &other, &v, &Extra::default(), "abc", false).unwrap_err();
         assert!(e.to_string().contains("--force"), "{e}");
         write(&path, &other, &v, &Extra::default(), "abc", true).unwrap();
-        assert!(std::fs::read_to_string(&path).unwrap().contains("\"errors\""));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("\"errors\"")
+        );
     }
 }
