@@ -211,6 +211,57 @@ fn bad_candidates_are_rejected_with_their_reasons_and_never_written() {
 }
 
 #[test]
+fn a_verify_that_edits_a_count_already_zero_and_a_failing_guard_are_rejected() {
+    let repo = fixture_repo("python");
+    let mut guarded = candidate("echo 2", &["calc.py"]);
+    guarded["guard"] = json!("python3 -m unittest -q");
+    let agent = answering_agent(
+        &repo,
+        json!([
+            candidate("echo '# x' >> calc.py; echo 2", &["calc.py"]),
+            candidate("echo 0", &["calc.py"]),
+            guarded,
+        ]),
+    );
+    let before = repo.snapshot();
+    let r = plan(
+        &repo,
+        &[
+            "plan",
+            "--goal",
+            "fix it",
+            "--agent",
+            "command",
+            "--agent-cmd",
+            &agent,
+            "--json",
+        ],
+        &[],
+    );
+    r.expect_code(2);
+    let v = json_of(&r);
+    let reasons = |i: usize| v["candidates"][i]["reasons"].to_string();
+    assert!(
+        reasons(0).contains("verify changed tracked files (calc.py)"),
+        "{}",
+        reasons(0)
+    );
+    assert!(
+        reasons(1).contains("already 0: nothing to fix"),
+        "{}",
+        reasons(1)
+    );
+    assert!(
+        reasons(2).contains("the guard fails on the untouched tree"),
+        "{}",
+        reasons(2)
+    );
+    assert_eq!(v["candidates"][2]["guard_passed"], false);
+    // Measured in the scratch checkout: the user's calc.py is untouched.
+    repo.assert_untouched(&before);
+}
+
+#[test]
 fn a_written_plan_runs_without_run_flags() {
     let repo = fixture_repo("python");
     let r = plan(
@@ -321,4 +372,108 @@ fn codex_proposes_candidates_through_the_output_schema() {
     assert!(body.contains("json_schema"), "{body}");
     assert!(body.contains("candidates"), "{body}");
     assert!(body.contains("fix the failing tests"), "{body}");
+}
+
+/// Points Codex at the mock server through `CODEX_HOME/config.toml` (what `--agent-arg -c ...`
+/// does for one command), so that the run `plan --launch` starts uses it too.
+fn mock_codex_home(repo: &TestRepo, server: &MockServer) -> PathBuf {
+    let home = repo.aux.join("codex-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut config = String::new();
+    for pair in codex_args(&server.base_url()).chunks(2) {
+        if pair[0] == "-c" {
+            let (key, value) = pair[1].split_once('=').unwrap();
+            config.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    config.push_str("[features]\nunbounded_connection_retries = false\n");
+    std::fs::write(home.join("config.toml"), config).unwrap();
+    home
+}
+
+/// `plan --agent codex <flag> --iterations 3` on the Python fixture, Codex answering from the
+/// mock: the plan, then (in the run) a patch that fixes the bug. `None`: no Codex CLI.
+fn plan_and_launch(flag: &str) -> Option<(TestRepo, Run, MockServer)> {
+    let bin = codex_bin()?;
+    let repo = fixture_repo("python");
+    let verify = "python3 -m unittest 2>&1 | awk '/^(FAIL|ERROR): / { n++ } END { print n + 0 }'";
+    let answer = json!({"candidates": [{
+        "goal": "fix the failing tests", "mode": "fix", "scope": ["calc.py"],
+        "metric": "failures", "direction": "lower", "verify": verify, "guard": null,
+        "verify_format": null, "metric_regex": null,
+    }]});
+    let fix = "*** Begin Patch\n*** Update File: calc.py\n@@\n-    return a - b\n+    return a + b\n*** End Patch\n";
+    let server = MockServer::start(vec![
+        MockReply::Sse(reply_message(&answer.to_string(), Some((100, 10)))),
+        MockReply::Sse(reply_patch("p1", fix)),
+        MockReply::Sse(reply_message(
+            "Add instead of subtracting.",
+            Some((100, 10)),
+        )),
+    ]);
+    let home = mock_codex_home(&repo, &server);
+    let (home_s, bin_s) = (home.display().to_string(), bin.display().to_string());
+    let r = plan(
+        &repo,
+        &[
+            "plan",
+            "--goal",
+            "fix the failing tests",
+            "--agent",
+            "codex",
+            "--model",
+            MOCK_MODEL,
+            flag,
+            "--iterations",
+            "3",
+        ],
+        &[
+            ("CODEX_HOME", home_s.as_str()),
+            (MOCK_API_KEY_ENV, "dummy"),
+            ("CODEX_BIN", bin_s.as_str()),
+        ],
+    );
+    Some((repo, r, server))
+}
+
+#[test]
+fn launch_writes_the_plan_and_runs_it_with_the_planning_agent() {
+    let Some((repo, r, _server)) = plan_and_launch("--launch") else {
+        return;
+    };
+    r.expect_code(0);
+    assert!(
+        r.stdout.contains("1. (chosen) fix failures lower"),
+        "{}",
+        r.stdout
+    );
+    let toml = repo.read("autoresearch.toml");
+    assert!(
+        toml.contains("agent = \"codex\"") && toml.contains("iterations = 3"),
+        "{toml}"
+    );
+    // The run took the plan: its baseline counted the failing test, Codex's fix was kept, and
+    // the count reached 0 (fix mode's goal).
+    assert_eq!(repo.statuses(), ["baseline", "keep"], "{}", r.stderr);
+    assert!(repo.read("calc.py").contains("a + b"));
+}
+
+#[test]
+fn launch_detached_starts_the_plan_as_launch_does() {
+    let Some((repo, r, _server)) = plan_and_launch("--launch-detached") else {
+        return;
+    };
+    r.expect_code(0);
+    assert!(
+        r.stdout.contains("launched run "),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    wait_for("the detached run to end", || {
+        let s = repo.run(&["status", "--json"]);
+        let v: Value = serde_json::from_str(s.stdout.trim()).unwrap_or(Value::Null);
+        v["running"] == false && v["ended"].is_object()
+    });
+    assert_eq!(repo.statuses(), ["baseline", "keep"]);
 }
