@@ -105,7 +105,11 @@ pub fn propose(a: &AgentSetup, root: &Path, goal: &str, profile: &Profile) -> Re
                 .push(("AUTORESEARCH_PLAN_SCHEMA".into(), schema.clone().into()));
             (spec, "the agent command")
         }
-        PlanAgent::None => unreachable!("plan --agent none has no agent turn"),
+        PlanAgent::None => {
+            return Err(Error::Usage(
+                "plan --agent none has no agent turn: its candidates come from the profile".into(),
+            ));
+        }
     };
     spec.stdin = Some(text.into_bytes());
     spec.timeout = Some(a.timeout);

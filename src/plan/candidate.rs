@@ -91,7 +91,7 @@ pub fn schema() -> Value {
                         "direction": {"type": "string", "enum": ["lower", "higher"]},
                         "verify": s,
                         "guard": opt,
-                        "verify_format": {"type": ["string", "null"], "enum": ["scalar", "regex", "metrics-json", null]},
+                        "verify_format": opt,
                         "metric_regex": opt,
                     }
                 }
