@@ -174,8 +174,15 @@ struct Bench {
 impl Bench {
     fn reset(&self) -> Result<()> {
         self.tree.checkout(self.head)?;
-        let _ = std::fs::create_dir_all(self.paths.private.join("baseline"));
-        stand_in::place(&self.paths);
+        // Stand-ins go only where their directory exists: make every one (best effort).
+        let p = &self.paths;
+        for f in [&p.results, &p.state, &p.lessons, &p.feedback] {
+            if let Some(dir) = f.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+        }
+        let _ = std::fs::create_dir_all(p.private.join("baseline"));
+        stand_in::place(p);
         Ok(())
     }
 

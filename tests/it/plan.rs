@@ -144,7 +144,11 @@ fn bad_candidates_are_rejected_with_their_reasons_and_never_written() {
         &repo,
         json!([
             candidate("echo no number here", &["calc.py"]),
-            candidate("cat research-results.tsv > /dev/null; echo 3", &["calc.py"]),
+            // The results log under either layout's name.
+            candidate(
+                "cat research-results.tsv autoresearch-results/results.tsv > /dev/null 2>&1; echo 3",
+                &["calc.py"],
+            ),
             candidate("sh count.sh", &["*.sh"]),
         ]),
     );
@@ -176,7 +180,8 @@ fn bad_candidates_are_rejected_with_their_reasons_and_never_written() {
         reasons(0)
     );
     assert!(
-        reasons(1).contains("opened the engine's own files (research-results.tsv)"),
+        reasons(1).contains("verify opened the engine's own files (")
+            && reasons(1).contains("results.tsv"),
         "{}",
         reasons(1)
     );
