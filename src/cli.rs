@@ -52,6 +52,8 @@ pub enum Command {
     Stop(StopArgs),
     /// Re-measure the run's result in a scratch checkout: total effect and leave-one-out ablation.
     Confirm(ConfirmArgs),
+    /// Propose and validate configurations for a goal; --write / --launch the chosen one.
+    Plan(Box<crate::plan::PlanArgs>),
 }
 
 /// `logs` flags.
@@ -640,6 +642,7 @@ pub fn main() -> ExitCode {
                 Err(e) => fail(&out, &e),
             }
         }
+        Command::Plan(args) => human(crate::plan::command(*args)),
         Command::Skill(args) => {
             let out = Output {
                 style: Style::Human,

@@ -34,6 +34,7 @@ pub mod launch;
 pub mod localtime;
 pub mod notify;
 pub mod output;
+pub mod plan;
 pub mod process;
 pub mod procfs;
 pub mod prompt;

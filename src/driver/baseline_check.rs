@@ -241,6 +241,32 @@ impl Run {
     }
 }
 
+/// Runs `spec` while watching the engine's files of `paths` (in a repository whose root is
+/// `root` and git directory `git_dir`): its outcome and the files it opened, as the run names
+/// them. For `plan`, which measures candidates in a scratch checkout holding stand-ins.
+pub(crate) fn run_watching_opens(
+    paths: &Paths,
+    root: &Path,
+    git_dir: &Path,
+    spec: &Spec,
+) -> (std::io::Result<Outcome>, Vec<String>) {
+    let Some(mut w) = OpenWatch::start(paths, git_dir) else {
+        return (process::run(spec), Vec::new());
+    };
+    w.ignore = [&spec.stdout_log, &spec.stderr_log, &spec.group_record]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let out = process::run(spec);
+    let opened: BTreeSet<String> = w
+        .drain()
+        .iter()
+        .map(|p| BaselineCheck::shown(paths, root, p))
+        .collect();
+    (out, opened.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

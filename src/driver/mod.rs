@@ -45,6 +45,7 @@ use crate::scope::PathSet;
 use crate::watch::TreeWatch;
 use crate::{fsutil, signal};
 
+pub(crate) use baseline_check::run_watching_opens;
 pub use check::{Checked, check};
 pub use startup::run;
 

@@ -25,6 +25,7 @@ mod loop_basic;
 mod measure_checks;
 mod nonutf8;
 mod overnight;
+mod plan;
 mod preflight;
 mod readonly_git;
 mod recipes;
