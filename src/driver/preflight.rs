@@ -81,6 +81,7 @@ pub(super) fn preflight_where(opts: Options, probe_writable: bool) -> Result<Pre
     }
     let cfg = RunConfig::from_settings(config::layered(saved.as_ref(), &opts.settings))
         .map_err(|e| config::locate(e, &opts.sources))?;
+    let cfg = crate::diff_scope::narrow(&repo, cfg)?;
     let scope = PathSet::new(&cfg.scope).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
     let protection =
         crate::protection::protection(&cfg, &repo.root, &paths, opts.config_file.as_deref());

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::config::Severity;
 use crate::engine::findings::Finding;
-use crate::engine::findings::coverage::Validated;
+use crate::engine::findings::coverage::Checked;
 use crate::engine::findings::gate::rank;
 use crate::error::Result;
 
@@ -152,7 +152,7 @@ fn result(f: &Finding, confirmed: bool, rule_id: &str, rule_index: usize) -> Val
 }
 
 /// The SARIF 2.1.0 log of `findings` (validated only; the flag says confirmed).
-pub fn log(findings: &[Validated]) -> Value {
+pub fn log(findings: &[Checked]) -> Value {
     // Rules in id order, each with its most severe finding's severity and title.
     let mut rules: BTreeMap<String, (Severity, Vec<&str>)> = BTreeMap::new();
     for (f, _) in findings {
@@ -196,7 +196,7 @@ pub fn log(findings: &[Validated]) -> Value {
 }
 
 /// Writes [`log`] to `path` (atomically).
-pub fn write(path: &Path, findings: &[Validated]) -> Result<()> {
+pub fn write(path: &Path, findings: &[Checked]) -> Result<()> {
     let mut text = serde_json::to_string_pretty(&log(findings)).unwrap_or_default();
     text.push('\n');
     crate::fsutil::write_atomic(path, text.as_bytes())

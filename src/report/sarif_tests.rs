@@ -29,7 +29,7 @@ fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
         .collect()
 }
 
-fn webapp_findings() -> Vec<Validated> {
+fn webapp_findings() -> Vec<Checked> {
     let mut low = scripted("sqli");
     low.severity = Severity::Low;
     low.cwe = Some("cwe89".into());

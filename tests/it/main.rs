@@ -29,6 +29,7 @@ mod readonly_git;
 mod recipes;
 mod report;
 mod resume;
+mod security;
 mod seq_keep;
 mod skill;
 mod status_cmd;

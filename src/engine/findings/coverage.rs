@@ -8,14 +8,15 @@
 //! agent's "examined, clean" reports are recorded but never score: only evidence the engine
 //! checked moves the metric.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::model::{Finding, Stride};
 use crate::config::Severity;
 
 /// A validated finding (its locations and quoted code checked by the engine; not a duplicate)
-/// and whether it is confirmed (its repro failed on the retained tree).
-pub type Validated = (Finding, bool);
+/// and whether it is confirmed (its repro failed on the retained tree). From the run's store:
+/// `(v.finding.clone(), v.status == Outcome::Confirmed)` for each of its validated findings.
+pub type Checked = (Finding, bool);
 
 /// The ten OWASP Top 10 (2021) categories, `A01:2021` first.
 pub const OWASP_2021: [&str; 10] = [
@@ -70,15 +71,16 @@ pub fn stride_name(s: Stride) -> &'static str {
 }
 
 /// What a turn examined. A turn without a finding reports it as its structured output:
-/// `{"examined": {"stride": "Tampering", "owasp": "A03:2021", "vector": "..."}, "clean": true}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+/// `{"examined": {"stride": "Tampering", "owasp": "A03:2021", "vector": "..."}, "clean": true}`
+/// (other keys, e.g. the null fields of a strict output schema, are ignored).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Examined {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stride: Option<Stride>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owasp: Option<String>,
     /// The attack vector looked at, in a few words.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector: Option<String>,
 }
 
@@ -88,11 +90,22 @@ struct CleanTurn {
     clean: bool,
 }
 
-/// Reads a finding-less turn's output (one JSON object): what was examined, when the agent says
-/// it is clean. `None` for anything else (a finding, prose, `"clean": false`).
+/// Reads a finding-less turn's "examined, clean" object from the agent's last message, where a
+/// finding would be: the whole message, its last fenced ```json block, or its last line that is
+/// a JSON object. `None` for anything else (a finding, prose, `"clean": false`).
 pub fn parse_clean_turn(text: &str) -> Option<Examined> {
-    let turn: CleanTurn = serde_json::from_str(text.trim()).ok()?;
-    turn.clean.then_some(turn.examined)
+    let text = text.trim();
+    let fenced = text.rfind("```json").and_then(|i| {
+        let body = &text[i + "```json".len()..];
+        body.find("```").map(|end| body[..end].trim())
+    });
+    let lines = text.lines().rev().map(str::trim);
+    std::iter::once(text)
+        .chain(fenced)
+        .chain(lines)
+        .filter(|c| c.starts_with('{'))
+        .find_map(|c| serde_json::from_str::<CleanTurn>(c).ok())
+        .and_then(|t| t.clean.then_some(t.examined))
 }
 
 /// Where a category stands.
@@ -141,8 +154,8 @@ fn mark(slot: &mut State, to: State) {
 }
 
 impl Coverage {
-    /// Coverage of `findings` (validated only, see [`Validated`]) and of the turns reported clean.
-    pub fn of(findings: &[Validated], examined: &[Examined]) -> Coverage {
+    /// Coverage of `findings` (validated only, see [`Checked`]) and of the turns reported clean.
+    pub fn of(findings: &[Checked], examined: &[Examined]) -> Coverage {
         let mut c = Coverage {
             stride: [State::Untested; 6],
             owasp: [State::Untested; 10],

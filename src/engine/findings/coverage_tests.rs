@@ -124,6 +124,20 @@ fn only_a_clean_report_is_read_as_one() {
 }
 
 #[test]
+fn a_clean_report_is_found_where_a_finding_would_be() {
+    let obj = r#"{"examined": {"stride": "Spoofing", "owasp": "A07:2021"}, "clean": true}"#;
+    // A command agent's last line, a Claude fenced block.
+    let line = parse_clean_turn(&format!("looked at login\n{obj}\n")).expect("last line");
+    assert_eq!(line.stride, Some(Stride::Spoofing));
+    let fenced = format!("Nothing there.\n```json\n{obj}\n```\n");
+    assert_eq!(parse_clean_turn(&fenced), Some(line.clone()));
+    // A strict output schema's object: the finding's fields present and null or empty.
+    let strict = r#"{"title": "", "severity": "info", "locations": [], "repro": null,
+        "examined": {"stride": "Spoofing", "owasp": "A07:2021", "vector": null}, "clean": true}"#;
+    assert_eq!(parse_clean_turn(strict), Some(line));
+}
+
+#[test]
 fn coverage_md_names_every_category_and_the_sum() {
     let c = Coverage::of(&[(finding("high", "Tampering", "A03:2021"), true)], &[]);
     let md = c.to_markdown();

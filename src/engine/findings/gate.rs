@@ -1,7 +1,7 @@
 //! Severity order and the security gate: `exec --mode security --fail-on SEVERITY` exits 1 when
 //! a validated finding at or above that severity exists (GUIDE "Security mode", exit codes).
 
-use super::coverage::Validated;
+use super::coverage::Checked;
 use crate::config::Severity;
 use crate::error::exit;
 
@@ -22,7 +22,7 @@ pub fn at_or_above(s: Severity, threshold: Severity) -> bool {
 }
 
 /// Returns true when a validated finding (confirmed or not) is at or above `threshold`.
-pub fn fail_on(threshold: Severity, findings: &[Validated]) -> bool {
+pub fn fail_on(threshold: Severity, findings: &[Checked]) -> bool {
     findings
         .iter()
         .any(|(f, _)| at_or_above(f.severity, threshold))
@@ -31,7 +31,7 @@ pub fn fail_on(threshold: Severity, findings: &[Validated]) -> bool {
 /// The exit code of a security `exec` that finished without a blocker or an interruption (those
 /// keep their own codes): with `--fail-on`, 1 when [`fail_on`] holds, else 0; without it, 0
 /// (the audit ran; the report and SARIF carry the findings).
-pub fn exec_exit(threshold: Option<Severity>, findings: &[Validated]) -> u8 {
+pub fn exec_exit(threshold: Option<Severity>, findings: &[Checked]) -> u8 {
     match threshold {
         Some(t) if fail_on(t, findings) => exit::NO_IMPROVEMENT,
         _ => exit::OK,
@@ -39,7 +39,7 @@ pub fn exec_exit(threshold: Option<Severity>, findings: &[Validated]) -> u8 {
 }
 
 /// Counts of validated findings by severity, most severe first (for status and the report).
-pub fn counts(findings: &[Validated]) -> [(Severity, usize); 5] {
+pub fn counts(findings: &[Checked]) -> [(Severity, usize); 5] {
     let order = [
         Severity::Critical,
         Severity::High,

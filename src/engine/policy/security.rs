@@ -6,7 +6,7 @@ use super::Policy;
 use crate::config::Severity;
 use crate::engine::Direction;
 use crate::engine::findings::Finding;
-use crate::engine::findings::coverage::{Coverage, Validated, stride_name};
+use crate::engine::findings::coverage::{Checked, Coverage, stride_name};
 use crate::engine::findings::gate::rank;
 
 /// The security mode's policy.
@@ -150,7 +150,7 @@ pub struct FixPlan<'a> {
 
 /// Chooses `--fix`'s targets among validated findings (see [`FixPlan`]). Medium and lower are
 /// never fixed by the engine: the report lists them.
-pub fn fix_plan(findings: &[Validated]) -> FixPlan<'_> {
+pub fn fix_plan(findings: &[Checked]) -> FixPlan<'_> {
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
     for (f, confirmed) in findings {
