@@ -2,7 +2,7 @@
 //! a validated finding at or above that severity exists (GUIDE "Security mode", exit codes).
 
 use super::coverage::Checked;
-use crate::config::Severity;
+use crate::config::{Mode, Severity};
 use crate::error::exit;
 
 /// The rank of a severity: info 0, low 1, medium 2, high 3, critical 4.
@@ -36,6 +36,13 @@ pub fn exec_exit(threshold: Option<Severity>, findings: &[Checked]) -> u8 {
         Some(t) if fail_on(t, findings) => exit::NO_IMPROVEMENT,
         _ => exit::OK,
     }
+}
+
+/// The exec exit code when the mode decides it (security: [`exec_exit`]); `None` for the other
+/// modes, whose exec exit is 0 improved, 1 not. Only for a run that ended without a blocker or
+/// an interruption.
+pub fn mode_exec_exit(mode: Mode, threshold: Option<Severity>, findings: &[Checked]) -> Option<u8> {
+    (mode == Mode::Security).then(|| exec_exit(threshold, findings))
 }
 
 /// Counts of validated findings by severity, most severe first (for status and the report).
@@ -78,6 +85,16 @@ mod tests {
         assert_eq!(exec_exit(None, &medium_unconfirmed), 0);
         let critical = vec![(finding("critical", "Spoofing", "A07"), true)];
         assert_eq!(exec_exit(Some(Severity::High), &critical), 1);
+        assert_eq!(
+            mode_exec_exit(Mode::Security, Some(Severity::High), &critical),
+            Some(1)
+        );
+        assert_eq!(mode_exec_exit(Mode::Security, None, &critical), Some(0));
+        assert_eq!(
+            mode_exec_exit(Mode::Debug, Some(Severity::High), &critical),
+            None
+        );
+        assert_eq!(mode_exec_exit(Mode::Loop, None, &[]), None);
     }
 
     #[test]
