@@ -216,30 +216,6 @@ pub fn suppression_in(added: &str) -> Option<&'static str> {
     SUPPRESSIONS.iter().copied().find(|m| lower.contains(m))
 }
 
-/// The repository files a repro command names (`python3 repro/sqli.py` names `repro/sqli.py`):
-/// the fix run protects those that exist in the tree, so a fix cannot pass by editing its own
-/// test. A heuristic over words: a word with a `/` or a short file extension.
-pub fn repro_files(repro: &str) -> Vec<String> {
-    repro
-        .split_whitespace()
-        .map(|w| w.trim_matches(['\'', '"', ';', '&', '|', '(', ')']))
-        .filter(|w| !w.starts_with('-') && !w.starts_with('/') && !w.contains(".."))
-        .filter(|w| {
-            w.contains('/')
-                || w.rsplit_once('.').is_some_and(|(a, e)| {
-                    !a.is_empty() && e.len() <= 4 && e.chars().all(|c| c.is_ascii_alphabetic())
-                })
-        })
-        .map(|w| {
-            w.split("::")
-                .next()
-                .unwrap_or(w)
-                .trim_start_matches("./")
-                .to_string()
-        })
-        .collect()
-}
-
 #[cfg(test)]
 #[path = "security_tests.rs"]
 mod tests;

@@ -171,18 +171,6 @@ fn suppressions_are_spotted_in_added_lines() {
 }
 
 #[test]
-fn repro_files_are_the_paths_a_repro_names() {
-    assert_eq!(repro_files("python3 repro/sqli.py"), ["repro/sqli.py"]);
-    assert_eq!(
-        repro_files("pytest -q ./tests/test_auth.py::test_login && node check.js"),
-        ["tests/test_auth.py", "check.js"]
-    );
-    assert!(repro_files("python3 -c 'pass'").is_empty());
-    assert!(repro_files("cargo test --test auth -- login").is_empty());
-    assert!(repro_files("cat /etc/passwd ../x.py python3.11").is_empty());
-}
-
-#[test]
 fn filled_and_rendered_the_prompt_has_no_placeholder_left() {
     let cov = Coverage::of(&[], &[]);
     let template = fill_turn(
