@@ -139,33 +139,33 @@ pub fn fill_turn(template: &str, t: &Turn<'_>) -> String {
         .replace("{{focus}}", &focus)
 }
 
-/// What `--fix` does with the findings: the targets (critical and high, confirmed, with a repro
-/// the fix run drives to passing), most severe first, and the critical or high findings it
-/// leaves, with why.
+/// What `--fix` does with the findings, as indices into the slice given to [`fix_plan`] (the
+/// store's order): the targets (critical and high, confirmed, with a repro the fix run drives
+/// to passing), most severe first, and the critical or high findings it leaves, with why.
 #[derive(Debug, PartialEq)]
-pub struct FixPlan<'a> {
-    pub targets: Vec<&'a Finding>,
-    pub skipped: Vec<(&'a Finding, &'static str)>,
+pub struct FixPlan {
+    pub targets: Vec<usize>,
+    pub skipped: Vec<(usize, &'static str)>,
 }
 
 /// Chooses `--fix`'s targets among validated findings (see [`FixPlan`]). Medium and lower are
 /// never fixed by the engine: the report lists them.
-pub fn fix_plan(findings: &[Checked]) -> FixPlan<'_> {
+pub fn fix_plan(findings: &[Checked]) -> FixPlan {
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
-    for (f, confirmed) in findings {
+    for (i, (f, confirmed)) in findings.iter().enumerate() {
         if rank(f.severity) < rank(Severity::High) {
             continue;
         }
         let has_repro = f.repro.as_deref().is_some_and(|r| !r.trim().is_empty());
         match (has_repro, confirmed) {
-            (true, true) => targets.push(f),
-            (false, _) => skipped.push((f, "no repro: a fix could not be measured")),
-            (true, false) => skipped.push((f, "its repro passes: nothing to drive to passing")),
+            (true, true) => targets.push(i),
+            (false, _) => skipped.push((i, "no repro: a fix could not be measured")),
+            (true, false) => skipped.push((i, "its repro passes: nothing to drive to passing")),
         }
     }
     // Stable: findings of one severity keep the order they were found in.
-    targets.sort_by_key(|f| std::cmp::Reverse(rank(f.severity)));
+    targets.sort_by_key(|i| std::cmp::Reverse(rank(findings[*i].0.severity)));
     FixPlan { targets, skipped }
 }
 

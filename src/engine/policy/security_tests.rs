@@ -128,9 +128,10 @@ fn fix_takes_confirmed_critical_and_high_findings_most_severe_first() {
         (with("high", "high two"), true),
     ];
     let plan = fix_plan(&findings);
-    let titles: Vec<&str> = plan.targets.iter().map(|f| f.title.as_str()).collect();
+    let title = |i: &usize| findings[*i].0.title.as_str();
+    let titles: Vec<&str> = plan.targets.iter().map(title).collect();
     assert_eq!(titles, ["critical one", "high one", "high two"]);
-    let skipped: Vec<&str> = plan.skipped.iter().map(|(f, _)| f.title.as_str()).collect();
+    let skipped: Vec<&str> = plan.skipped.iter().map(|(i, _)| title(i)).collect();
     assert_eq!(skipped, ["unconfirmed high", "no repro"]);
     assert!(plan.skipped[1].1.contains("no repro"));
 }
@@ -201,7 +202,9 @@ fn filled_and_rendered_the_prompt_has_no_placeholder_left() {
         feedback: None,
         previous: None,
     });
-    assert!(!text.contains("{{"), "{text}");
+    // Left for the findings machinery (driver/findings.rs fills them after render).
+    let rest = text.replace("{{findings}}", "").replace("{{answer}}", "");
+    assert!(!rest.contains("{{"), "{text}");
     assert!(
         text.contains("This turn's lens: external attacker"),
         "{text}"
