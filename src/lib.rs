@@ -20,6 +20,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod confirm;
+pub mod diff_scope;
 pub mod driver;
 pub mod duration;
 pub mod ending;

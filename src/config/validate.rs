@@ -100,6 +100,42 @@ pub fn engine_metric(mode: Mode, format: VerifyFormat) -> Option<(&'static str, 
     }
 }
 
+/// The mode-specific flags, each refused outside its modes with one line naming the flag:
+/// `--focus`, `--diff`, `--fail-on` (security), `--symptom`, `--repro` (debug), `--fix` (debug
+/// and security). Every such check lives here.
+pub fn check_mode_flags(s: &Settings) -> Result<()> {
+    let mode = s.mode.unwrap_or(Mode::Loop);
+    let text = |v: &Option<String>| v.as_deref().is_some_and(|t| !t.trim().is_empty());
+    let flags: [(&str, bool, &[Mode]); 6] = [
+        ("focus", text(&s.focus), &[Mode::Security]),
+        ("diff", text(&s.diff), &[Mode::Security]),
+        ("fail_on", s.fail_on.is_some(), &[Mode::Security]),
+        ("symptom", text(&s.symptom), &[Mode::Debug]),
+        ("repro", text(&s.repro), &[Mode::Debug]),
+        ("fix", s.fix == Some(true), &[Mode::Debug, Mode::Security]),
+    ];
+    for (key, set, modes) in flags {
+        if set && !modes.contains(&mode) {
+            let names: Vec<String> = modes.iter().map(|m| format!("--mode {m}")).collect();
+            return Err(Error::Usage(format!(
+                "{} only applies with {} (not --mode {mode})",
+                flag(key),
+                names.join(" or ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `--diff BASE` without `--scope`: the whole repository, narrowed to the changed files at
+/// start (src/diff_scope.rs).
+fn diff_default_scope(mut s: Settings) -> Settings {
+    if s.scope.is_none() && s.diff.as_deref().is_some_and(|b| !b.trim().is_empty()) {
+        s.scope = Some(Patterns(vec![".".into()]));
+    }
+    s
+}
+
 /// Agent arguments that would change the sandbox; `--sandbox` owns that.
 const SANDBOX_ARGS: &[&str] = &[
     "-s",
@@ -364,6 +400,8 @@ impl RunConfig {
         for key in Settings::KEYS {
             check_value(key, &s, None).map_err(|m| Error::Usage(format!("{} {m}", flag(key))))?;
         }
+        check_mode_flags(&s)?;
+        let s = diff_default_scope(s);
         let d = Settings::defaults();
         // Every default is written once, in `Settings::defaults`; an unset setting takes it.
         macro_rules! or_default {

@@ -81,8 +81,9 @@ pub(super) fn preflight_where(opts: Options, probe_writable: bool) -> Result<Pre
     if let Some(s) = &saved {
         config::check_identity(s, &opts.settings).map_err(|e| config::locate(e, &opts.sources))?;
     }
-    let mut cfg = RunConfig::from_settings(config::layered(saved.as_ref(), &opts.settings))
+    let cfg = RunConfig::from_settings(config::layered(saved.as_ref(), &opts.settings))
         .map_err(|e| config::locate(e, &opts.sources))?;
+    let mut cfg = crate::diff_scope::narrow(&repo, cfg)?;
     let checklist = crate::ship::load(
         &cfg,
         &repo.root,

@@ -5,6 +5,7 @@
 pub mod chart;
 pub mod markdown;
 pub mod model;
+pub mod sarif;
 
 use std::path::{Path, PathBuf};
 

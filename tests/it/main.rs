@@ -31,6 +31,7 @@ mod readonly_git;
 mod recipes;
 mod report;
 mod resume;
+mod security;
 mod seq_keep;
 mod ship;
 mod skill;

@@ -6,7 +6,7 @@ mod budget;
 mod debug;
 mod fix;
 mod loop_mode;
-mod security;
+pub mod security;
 mod ship;
 
 use super::Direction;
