@@ -44,6 +44,7 @@ pub mod scope;
 pub mod signal;
 pub mod skill;
 pub mod status;
+pub mod status_gates;
 pub mod verify;
 pub mod watch;
 pub mod writable;

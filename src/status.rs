@@ -159,6 +159,7 @@ fn as_json(v: &View) -> Value {
             "recent": state.map(|s| s.engine.recent.clone()).unwrap_or_default(),
             "confirm": v.confirm.as_ref().map(|c| c.1.clone()),
             "keep_rule": keep_rule_json(v),
+            "gates": crate::status_gates::json(state),
         },
         "running": v.holder.is_some(),
         "pid": v.holder.as_ref().map(|h| h.pid),
@@ -262,6 +263,9 @@ fn print_text(v: &View) {
         canonical(t.current_metric)
     );
     if let Some(line) = keep_rule_text(v) {
+        say!("{line}");
+    }
+    for line in crate::status_gates::lines(v.state.as_ref()) {
         say!("{line}");
     }
     let summary: Vec<String> = Status::ALL

@@ -12,6 +12,7 @@ mod drift;
 mod ending;
 mod engine_metric;
 mod findings;
+mod gates;
 mod holdout;
 mod judge;
 mod measure;
@@ -141,6 +142,8 @@ struct Run {
     holdout: holdout::HoldoutState,
     /// `--max-duration`, `--until`, `--max-tokens`, `--plateau` and the time spent before.
     budgets: ending::Budgets,
+    /// The labels of the last measurement of the untouched tree (the baseline row's).
+    untouched_labels: Vec<String>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -229,6 +232,7 @@ fn new_run(
         keep,
         holdout: holdout::HoldoutState::default(),
         budgets,
+        untouched_labels: Vec::new(),
     }
 }
 
@@ -310,13 +314,13 @@ impl Run {
             }
             // Limits next, so `--iterations N` means at most N rows; a pending refine or pivot
             // row is appended on resume (the ladder is recomputed from the log).
-            if let Some(stop) = policy::stop_check(self.policy, &self.rules, &self.replay) {
+            if let Some(stop) = self.gated_stop_check() {
                 break stop;
             }
             if let Some(stop) = self.escalate()? {
                 break stop;
             }
-            if let Some(stop) = policy::stop_check(self.policy, &self.rules, &self.replay) {
+            if let Some(stop) = self.gated_stop_check() {
                 break stop;
             }
             if let Some(stop) = self.budget_check() {
