@@ -278,7 +278,11 @@ pub(super) fn settings_meta(cfg: &RunConfig, run_tag: &str, exec: bool) -> Vec<(
         ("scope".to_string(), cfg.scope.join(",")),
         ("metric".to_string(), cfg.metric.clone()),
         ("verify".to_string(), cfg.verify.clone()),
-        ("verify_format".to_string(), cfg.verify_format.to_string()),
+        // The reference spells it `metrics_json`.
+        (
+            "verify_format".to_string(),
+            cfg.verify_format.to_string().replace('-', "_"),
+        ),
     ];
     if let Some(g) = &cfg.guard {
         meta.push(("guard".into(), g.clone()));

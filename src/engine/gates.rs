@@ -522,6 +522,10 @@ pub fn to_reference_config(map: &mut Map<String, Value>) {
     for (key, value) in g.config_entries() {
         map.insert(key.to_string(), value);
     }
+    // The reference's word for the format its acceptance code reads.
+    if map.get("verify_format").and_then(Value::as_str) == Some("metrics-json") {
+        map.insert("verify_format".into(), "metrics_json".into());
+    }
 }
 
 /// The inverse of [`to_reference_config`] on a stored config: criteria objects become
@@ -530,6 +534,9 @@ pub fn from_reference_config(value: &mut Value) {
     let Some(map) = value.as_object_mut() else {
         return;
     };
+    if map.get("verify_format").and_then(Value::as_str) == Some("metrics_json") {
+        map.insert("verify_format".into(), "metrics-json".into());
+    }
     for (ours, theirs) in STORED {
         let Some(v) = map.remove(theirs) else {
             continue;

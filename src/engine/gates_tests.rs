@@ -158,6 +158,7 @@ fn stored_forms_match_the_reference() {
         "acceptance_criteria": ["coverage >= 80.5"],
         "required_keep_criteria": "failures == 0",
         "required_keep_label": ["B", "a"],
+        "verify_format": "metrics-json",
         "goal": "g"
     })
     .as_object()
@@ -169,6 +170,7 @@ fn stored_forms_match_the_reference() {
     assert_eq!(v["required_keep_criteria"][0]["target"], 0);
     assert_eq!(v["required_keep_labels"], serde_json::json!(["b", "a"]));
     assert!(v.get("required_keep_label").is_none());
+    assert_eq!(v["verify_format"], "metrics_json", "the reference's word");
     let mut back = v.clone();
     from_reference_config(&mut back);
     assert_eq!(
@@ -181,6 +183,7 @@ fn stored_forms_match_the_reference() {
     );
     assert_eq!(back["required_keep_label"], serde_json::json!(["b", "a"]));
     assert_eq!(back["goal"], "g");
+    assert_eq!(back["verify_format"], "metrics-json");
 }
 
 #[test]

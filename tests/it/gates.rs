@@ -104,6 +104,7 @@ fn an_improvement_missing_a_keep_criterion_is_discarded_with_the_tag() {
         json!({"failures": 0, "value": 8})
     );
     assert_eq!(state["state"]["current_required_keep_satisfied"], true);
+    assert_eq!(state["config"]["verify_format"], "metrics_json", "the reference's word");
     let text = results_text(&repo.root);
     assert!(
         text.contains(
@@ -111,6 +112,7 @@ fn an_improvement_missing_a_keep_criterion_is_discarded_with_the_tag() {
         ),
         "{text}"
     );
+    assert!(text.contains("# verify_format: metrics_json\n"), "{text}");
     // A resume reads the gates back from the stored configuration.
     let r = repo.run(&["run", "--iterations", "3"]);
     r.expect_code(0);
