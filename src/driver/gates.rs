@@ -49,16 +49,20 @@ impl Run {
         status: Status,
         measured: bool,
     ) {
-        if !measured {
+        let Some(r) = m.trial_reading().filter(|_| measured) else {
+            self.replay.tally.gates.unmeasured();
             return;
-        }
-        if let Some(r) = m.trial_reading() {
-            let gates = &self.cfg.gates;
-            self.replay
-                .tally
-                .gates
-                .trial(gates, &r, status == Status::Keep);
-        }
+        };
+        let kept = status == Status::Keep;
+        self.replay.tally.gates.trial(&self.cfg.gates, &r, kept);
+    }
+
+    /// Before the state is written: the stored numbers' primary is the state's metric (a SEQ
+    /// mean, the baseline's mean, a drift's value), as the reference requires.
+    pub(super) fn align_gate_state(&mut self) {
+        let t = &mut self.replay.tally;
+        let (current, last) = (t.current_metric, t.last_trial_metric);
+        t.gates.align(&self.cfg.primary_metric_key, current, last);
     }
 
     /// A measurement of the untouched tree (the baseline, the re-measure on resume, a drift):

@@ -242,6 +242,7 @@ impl Run {
     }
 
     fn save_state(&mut self) -> Result<()> {
+        self.align_gate_state();
         self.state.state = self.replay.tally.clone();
         self.state.engine.version = env!("CARGO_PKG_VERSION").to_string();
         self.state.engine.branch = self.branch.clone();

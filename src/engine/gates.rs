@@ -647,6 +647,25 @@ impl GateState {
         }
     }
 
+    /// A row without a measurement of its own: the latest trial's numbers are the retained ones
+    /// (as the reference records a crash, a no-op or a bookkeeping row).
+    pub fn unmeasured(&mut self) {
+        self.last_trial_metrics = self.current_metrics.clone();
+        self.last_trial_acceptance = self.current_acceptance;
+        self.last_trial_required_keep_satisfied = self.current_required_keep_satisfied;
+    }
+
+    /// Sets the primary key of the stored numbers to the state's metrics (`current_metric`,
+    /// `last_trial_metric`): the reference refuses a map whose primary differs from them.
+    pub fn align(&mut self, key: &str, current: f64, last_trial: f64) {
+        if let Some(m) = &mut self.current_metrics {
+            m.insert(key.to_string(), current);
+        }
+        if let Some(m) = &mut self.last_trial_metrics {
+            m.insert(key.to_string(), last_trial);
+        }
+    }
+
     /// Makes `r` the retained reading (the baseline, a keep, a drift).
     pub fn retain(&mut self, gates: &Gates, r: &Reading) {
         self.current_metrics = Some(r.metrics.clone());

@@ -222,3 +222,19 @@ fn row_labels_come_from_the_measurement_only() {
         "[labels: y] (Labels: x) claimed"
     );
 }
+
+#[test]
+fn the_stored_primary_follows_the_state_and_unmeasured_rows_mirror_the_retained() {
+    let g = Gates::default();
+    let mut st = GateState::default();
+    st.align("score", 1.0, 1.0);
+    assert_eq!(st, GateState::default(), "nothing stored, nothing aligned");
+    st.retain(&g, &reading(&[("score", 9.0), ("b", 1.0)], &[]));
+    st.trial(&g, &reading(&[("score", 7.0), ("b", 2.0)], &[]), false);
+    // The baseline's row shows SEQ's mean 9.5, the trial's row 7.25.
+    st.align("score", 9.5, 7.25);
+    assert_eq!(st.current_metrics.as_ref().unwrap()["score"], 9.5);
+    assert_eq!(st.last_trial_metrics.as_ref().unwrap()["score"], 7.25);
+    st.unmeasured();
+    assert_eq!(st.last_trial_metrics, st.current_metrics);
+}

@@ -104,7 +104,10 @@ fn an_improvement_missing_a_keep_criterion_is_discarded_with_the_tag() {
         json!({"failures": 0, "value": 8})
     );
     assert_eq!(state["state"]["current_required_keep_satisfied"], true);
-    assert_eq!(state["config"]["verify_format"], "metrics_json", "the reference's word");
+    assert_eq!(
+        state["config"]["verify_format"], "metrics_json",
+        "the reference's word"
+    );
     let text = results_text(&repo.root);
     assert!(
         text.contains(
