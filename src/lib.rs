@@ -47,6 +47,7 @@ pub mod ship;
 pub mod signal;
 pub mod skill;
 pub mod status;
+pub mod status_gates;
 pub mod verify;
 pub mod watch;
 pub mod writable;

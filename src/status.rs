@@ -163,6 +163,7 @@ fn as_json(v: &View) -> Value {
             "confirm": v.confirm.as_ref().map(|c| c.1.clone()),
             "keep_rule": keep_rule_json(v),
             "checklist": v.checklist.map(|(done, total)| json!({"done": done, "total": total})),
+            "gates": crate::status_gates::json(state),
         },
         "running": v.holder.is_some(),
         "pid": v.holder.as_ref().map(|h| h.pid),
@@ -270,6 +271,9 @@ fn print_text(v: &View) {
     }
     if let Some((done, total)) = v.checklist {
         say!("checklist: {done}/{total} done");
+    }
+    for line in crate::status_gates::lines(v.state.as_ref()) {
+        say!("{line}");
     }
     let summary: Vec<String> = Status::ALL
         .iter()

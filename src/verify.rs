@@ -33,10 +33,24 @@ pub fn read(cfg: &RunConfig, out: &Outcome) -> Read {
         end => {
             let fix = cfg.mode == Mode::Fix && end.success();
             match cfg.metric_format.read(&out.stdout, &cfg.metric, fix) {
-                Ok(v) => Read::Metric(v),
+                // The gates' part of a metrics-json object (its labels) must read too.
+                Ok(v) => match reading(cfg, out) {
+                    Some(Err(why)) => failed(why, false),
+                    _ => Read::Metric(v),
+                },
                 Err(why) if end.success() => failed(why, false),
                 Err(why) => failed(format!("{why}; verify {}", end.describe()), false),
             }
         }
     }
+}
+
+/// The secondary metrics and labels of a metrics-json verify run (GUIDE "Multi-metric gates");
+/// `None` in the other formats.
+pub fn reading(
+    cfg: &RunConfig,
+    out: &Outcome,
+) -> Option<Result<crate::engine::gates::Reading, String>> {
+    (cfg.verify_format == crate::config::VerifyFormat::MetricsJson)
+        .then(|| crate::engine::gates::Reading::from_stdout(&out.stdout))
 }

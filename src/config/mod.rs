@@ -478,12 +478,15 @@ impl Settings {
             "foreground"
         };
         map.insert("session_mode".into(), mode.into());
+        crate::engine::gates::to_reference_config(&mut map);
         map
     }
 
     /// Reads settings stored with a run; unknown keys (the reference's) are ignored.
     pub fn from_saved(value: &serde_json::Value) -> Result<Settings> {
-        let mut s: Settings = serde_json::from_value(value.clone()).map_err(|e| {
+        let mut value = value.clone();
+        crate::engine::gates::from_reference_config(&mut value);
+        let mut s: Settings = serde_json::from_value(value).map_err(|e| {
             Error::Refused(format!(
                 "the stored run configuration is unreadable ({e}); start over with --fresh"
             ))

@@ -66,6 +66,9 @@ pub struct RunConfig {
     pub plateau: Option<u64>,
     pub notify: Option<String>,
     pub run_tag: Option<String>,
+    /// `--acceptance-criteria`, `--required-keep-criteria`, `--required-keep-label`,
+    /// `--required-stop-label` (GUIDE "Multi-metric gates").
+    pub gates: crate::engine::gates::Gates,
     /// The merged settings this was built from (stored with the run).
     pub settings: Settings,
 }
@@ -394,6 +397,34 @@ fn check_agent(s: &Settings, agent: AgentKind) -> Result<Option<String>> {
     Ok(agent_cmd)
 }
 
+/// The multi-metric gates; they read verify's JSON object, so they need metrics-json.
+fn gates(s: &Settings, format: VerifyFormat) -> Result<crate::engine::gates::Gates> {
+    let list = |v: &Option<StringOrList>| v.as_ref().map(|l| l.0.clone()).unwrap_or_default();
+    let g = crate::engine::gates::parse_gates(
+        &list(&s.acceptance_criteria),
+        &list(&s.required_keep_criteria),
+        &list(&s.required_keep_label),
+        &list(&s.required_stop_label),
+    )
+    .map_err(Error::Usage)?;
+    if !g.is_empty() && format != VerifyFormat::MetricsJson {
+        let key = [
+            ("acceptance_criteria", !g.acceptance.is_empty()),
+            ("required_keep_criteria", !g.keep.is_empty()),
+            ("required_keep_label", !g.keep_labels.is_empty()),
+            ("required_stop_label", !g.stop_labels.is_empty()),
+        ]
+        .iter()
+        .find(|(_, on)| *on)
+        .map_or("acceptance_criteria", |(k, _)| *k);
+        return Err(Error::Usage(format!(
+            "{} needs --verify-format metrics-json (gates read the numbers and labels of verify's JSON object)",
+            flag(key)
+        )));
+    }
+    Ok(g)
+}
+
 impl RunConfig {
     /// Validates merged settings. Errors name the flag.
     pub fn from_settings(s: Settings) -> Result<RunConfig> {
@@ -472,6 +503,7 @@ impl RunConfig {
         let agent_cmd = check_agent(&s, agent)?;
         let metric_format =
             metric_format(verify_format, &primary_metric_key, metric_regex.as_deref())?;
+        let gates = gates(&s, verify_format)?;
         Ok(RunConfig {
             mode,
             goal,
@@ -525,6 +557,7 @@ impl RunConfig {
             plateau: s.plateau,
             notify: s.notify.clone().filter(|n| !n.trim().is_empty()),
             run_tag: s.run_tag.clone().filter(|t| !t.is_empty()),
+            gates,
             settings: s,
         })
     }

@@ -149,7 +149,7 @@ impl Run {
             let measured = measured?;
             self.restore_measurement_writes("the measurement of the untouched tree")?;
             let v = match measured {
-                Measured::Metric(v) => v,
+                Measured::Metric(v) | Measured::MetricsJson(v, _) => v,
                 Measured::Failed { reason, tail, .. } => {
                     return Ok(Err(Untouched::NoMetric { reason, tail }));
                 }

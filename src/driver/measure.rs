@@ -81,6 +81,7 @@ impl Run {
         self.note_edits("verify", edited);
         let metric = match measured {
             Measured::Metric(v) => v,
+            Measured::MetricsJson(v, r) => self.untouched_reading(v, r),
             Measured::Failed { reason, tail, .. } => {
                 return Ok(Err(Untouched::NoMetric { reason, tail }));
             }
@@ -126,6 +127,7 @@ impl Run {
             return Ok(measured);
         }
         let mut values = Vec::new();
+        let mut readings = Vec::new();
         // One number per measurement (its `--repeat` runs share it).
         let run = self.keep.number_run();
         for k in 1..=self.cfg.repeat {
@@ -153,7 +155,10 @@ impl Run {
             self.verify_took(t.elapsed());
             self.write_feedback("last verify output", &out.last_lines(40));
             match crate::verify::read(&self.cfg, &out) {
-                Read::Metric(v) => values.push(v),
+                Read::Metric(v) => {
+                    values.push(v);
+                    readings.extend(crate::verify::reading(&self.cfg, &out).and_then(|r| r.ok()));
+                }
                 Read::Interrupted(sig) => return Ok(Measured::Interrupted(sig)),
                 Read::Failed { reason, timed_out } => {
                     return Ok(Measured::Failed {
@@ -164,7 +169,11 @@ impl Run {
                 }
             }
         }
-        Ok(Measured::Metric(median(&values)))
+        let v = median(&values);
+        Ok(match crate::engine::gates::Reading::summarize(&readings) {
+            Some(r) => Measured::MetricsJson(v, r),
+            None => Measured::Metric(v),
+        })
     }
 
     /// Runs the guard, if there is one.

@@ -12,6 +12,7 @@ mod drift;
 mod ending;
 mod engine_metric;
 mod findings;
+mod gates;
 mod holdout;
 mod judge;
 mod measure;
@@ -147,6 +148,8 @@ struct Run {
     budgets: ending::Budgets,
     /// The checklist the engine measures and its latest results (`checklist`).
     checklist: Option<checklist::ChecklistRun>,
+    /// The labels of the last measurement of the untouched tree (the baseline row's).
+    untouched_labels: Vec<String>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -237,6 +240,7 @@ fn new_run(
         holdout: holdout::HoldoutState::default(),
         budgets,
         checklist: checklist.map(checklist::ChecklistRun::new),
+        untouched_labels: Vec::new(),
     }
 }
 
@@ -246,6 +250,7 @@ impl Run {
     }
 
     fn save_state(&mut self) -> Result<()> {
+        self.align_gate_state();
         self.state.state = self.replay.tally.clone();
         self.state.engine.version = env!("CARGO_PKG_VERSION").to_string();
         self.state.engine.branch = self.branch.clone();
@@ -318,13 +323,13 @@ impl Run {
             }
             // Limits next, so `--iterations N` means at most N rows; a pending refine or pivot
             // row is appended on resume (the ladder is recomputed from the log).
-            if let Some(stop) = policy::stop_check(self.policy, &self.rules, &self.replay) {
+            if let Some(stop) = self.gated_stop_check() {
                 break stop;
             }
             if let Some(stop) = self.escalate()? {
                 break stop;
             }
-            if let Some(stop) = policy::stop_check(self.policy, &self.rules, &self.replay) {
+            if let Some(stop) = self.gated_stop_check() {
                 break stop;
             }
             if let Some(stop) = self.budget_check() {

@@ -281,11 +281,16 @@ pub(super) fn settings_meta(cfg: &RunConfig, run_tag: &str, exec: bool) -> Vec<(
         ("scope".to_string(), cfg.scope.join(",")),
         ("metric".to_string(), cfg.metric.clone()),
         ("verify".to_string(), cfg.verify.clone()),
-        ("verify_format".to_string(), cfg.verify_format.to_string()),
+        // The reference spells it `metrics_json`.
+        (
+            "verify_format".to_string(),
+            cfg.verify_format.to_string().replace('-', "_"),
+        ),
     ];
     if let Some(g) = &cfg.guard {
         meta.push(("guard".into(), g.clone()));
     }
+    meta.extend(cfg.gates.meta_entries());
     meta.push(("agent".into(), cfg.agent.to_string()));
     if exec {
         meta.push(("execution".into(), "exec".into()));
@@ -394,11 +399,14 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
         delta: 0.0,
         guard,
         status: Status::Baseline,
-        description: format!(
-            "baseline: {} = {}{}",
-            run.cfg.metric,
-            canonical(metric),
-            run.noise_note()
+        description: crate::engine::gates::with_labels(
+            &format!(
+                "baseline: {} = {}{}",
+                run.cfg.metric,
+                canonical(metric),
+                run.noise_note()
+            ),
+            &run.untouched_labels,
         ),
     };
     run.begin_log(&baseline, &dir)?;
@@ -495,6 +503,8 @@ pub(super) fn resume(setup: Setup, user_untracked: &[String], old: Loaded) -> Re
     // A resumed run has not ended (yet).
     state.engine.ended = None;
     let mut run = new_run(setup, old.results, old.replay, state, head_now, run_tag);
+    // The readings the TSV does not hold (metrics-json numbers) come from the state.
+    run.replay.tally.gates = run.state.state.gates.clone();
     run.keep_user_files(user_untracked)?;
 
     // The keep rule's runs first: the re-measure below is one of them.
@@ -666,8 +676,11 @@ impl Run {
         std::fs::rename(dir, &iter0).ctx("move the baseline logs to", &iter0)?;
         let meta = settings_meta(&self.cfg, &self.run_tag, self.exec);
         self.results = ResultsLog::create(&self.paths.results, &meta, baseline)?;
+        // The baseline's reading (metrics-json) stays the retained one.
+        let gates = std::mem::take(&mut self.replay.tally.gates);
         self.replay = Replay::start(baseline, self.cfg.direction)
             .map_err(|e| Error::Blocked(e.to_string()))?;
+        self.replay.tally.gates = gates;
         self.save_state()?;
         Ok(())
     }

@@ -202,6 +202,7 @@ impl Run {
         if let Some(seq) = self.keep.seq.take() {
             m = m.with_seq(seq);
         }
+        m = self.gate_iteration(m);
         if self.holdout.holdout.is_some() {
             m = m.with_holdout(self.cfg.holdout_policy == crate::config::HoldoutPolicy::Reject);
         }
@@ -233,6 +234,9 @@ impl Run {
                 self.follow(&mut marker, &m)?;
             } else {
                 it.rec.rework_turns = m.reworks();
+                if let Action::Record(d) = &action {
+                    self.gates_on_record(&m, d.status, d.metric.is_some());
+                }
             }
             let turn = matches!(action, Action::Turn { .. });
             let t = Instant::now();

@@ -6,6 +6,8 @@ pub mod checklist;
 pub mod effect;
 pub mod evaluator;
 pub mod findings;
+pub mod gates;
+pub mod goal;
 pub mod holdout;
 pub mod metric;
 pub mod metric_forms;

@@ -33,6 +33,9 @@ pub struct Tally {
     pub current_labels: Vec<String>,
     #[serde(default)]
     pub last_trial_labels: Vec<String>,
+    /// Metrics-json numbers and gate verdicts (not in the TSV: the driver keeps them).
+    #[serde(flatten)]
+    pub gates: super::gates::GateState,
 }
 
 /// Serializes a metric as a JSON integer when it is integral (as the reference does).
@@ -138,8 +141,9 @@ impl Replay {
                 consecutive_discards: 0,
                 pivot_count: 0,
                 last_status: Status::Baseline.to_string(),
-                current_labels: Vec::new(),
-                last_trial_labels: Vec::new(),
+                current_labels: super::gates::labels_of(&baseline.description),
+                last_trial_labels: super::gates::labels_of(&baseline.description),
+                gates: Default::default(),
             },
             ladder,
             direction,
@@ -171,6 +175,7 @@ impl Replay {
         t.last_status = row.status.to_string();
         t.last_trial_commit = row.commit.clone();
         t.last_trial_metric = row.metric;
+        t.last_trial_labels = super::gates::labels_of(&row.description);
         if let Some(i) = Status::ALL.iter().position(|s| *s == row.status) {
             l.counts[i] += 1;
         }
@@ -179,6 +184,7 @@ impl Replay {
             Status::Keep => {
                 t.keeps += 1;
                 t.current_metric = row.metric;
+                t.current_labels = t.last_trial_labels.clone();
                 t.last_commit = row.commit.clone();
                 t.consecutive_discards = 0;
                 t.pivot_count = 0;
@@ -205,6 +211,9 @@ impl Replay {
                     t.last_commit = row.commit.clone();
                 }
                 t.consecutive_discards = 0;
+                if !t.last_trial_labels.is_empty() {
+                    t.current_labels = t.last_trial_labels.clone();
+                }
                 if self.direction.improves(row.metric, t.best_metric) {
                     t.best_metric = row.metric;
                     t.best_iteration = row.iteration;

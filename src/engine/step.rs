@@ -10,6 +10,8 @@ use super::seq::{Role, Use};
 
 pub use judge::{Judge, RunTaken};
 
+#[path = "step_gates.rs"]
+mod gated;
 #[path = "step_judge.rs"]
 mod judge;
 use super::reducer::Directive;
@@ -93,6 +95,8 @@ impl Found {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Measured {
     Metric(f64),
+    /// A metrics-json run: the primary metric and what else the object said (the gates read it).
+    MetricsJson(f64, super::gates::Reading),
     Failed {
         reason: String,
         timed_out: bool,
@@ -245,6 +249,8 @@ pub struct Iteration<'p, C> {
     then: Then<C>,
     stop_after_record: Option<Stop>,
     over: bool,
+    /// The multi-metric gates and the trial's readings.
+    gate: gated::TrialGate,
 }
 
 fn timeout_tag(timed_out: bool) -> &'static str {
@@ -309,6 +315,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             then: Then::Nothing,
             stop_after_record: None,
             over: false,
+            gate: Default::default(),
         }
     }
 
@@ -365,6 +372,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             Observation::Inspected(found) => self.on_inspected(found),
             Observation::Committed(c) => {
                 self.trial = Some(c);
+                self.new_trial_readings();
                 self.phase = Phase::Verify;
                 self.candidate_runs = 0;
                 if let Judge::Seq(seq) = &mut self.judge {
@@ -409,19 +417,19 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
         match std::mem::replace(&mut self.then, Then::Nothing) {
             Then::Nothing => self.end(None),
             Then::End(stop) => self.end(stop),
-            Then::Record(d) => Action::Record(d),
+            Then::Record(d) => Action::Record(self.labelled(d)),
             Then::RecordHeld { status, head } => {
                 let where_ = held
                     .as_ref()
                     .map(|h| format!("; its work is kept at {}", h.name))
                     .unwrap_or_default();
-                Action::Record(Draft {
+                Action::Record(self.labelled(Draft {
                     status,
                     commit: held.map(|h| h.commit),
                     metric: None,
                     guard: Guard::NotRun,
                     description: format!("{head}{where_}"),
-                })
+                }))
             }
         }
     }
@@ -565,6 +573,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
     fn on_measured(&mut self, m: Measured) -> Action<C> {
         let desc = self.desc();
         match m {
+            Measured::MetricsJson(v, reading) => self.on_reading(v, reading),
             Measured::Interrupted(sig) => self.abandon(sig),
             Measured::Failed {
                 reason,
@@ -635,6 +644,9 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
                         description,
                     };
                     return self.roll_back_then(draft);
+                }
+                if let Some(miss) = self.gate_miss() {
+                    return miss;
                 }
                 if self.has_guard {
                     self.phase = Phase::Guard;

@@ -149,6 +149,9 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             Next::Keep => {
                 let ev = seq.evidence();
                 self.metric = Some(self.shown(ev.mean));
+                if let Some(miss) = self.gate_miss() {
+                    return miss;
+                }
                 let guard = self.guard_result;
                 self.keep(guard)
             }

@@ -18,6 +18,7 @@ mod docs;
 mod escalation;
 mod evaluator;
 mod exec;
+mod gates;
 mod gitdir;
 mod holdout;
 mod launch;
