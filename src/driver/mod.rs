@@ -141,6 +141,8 @@ struct Run {
     holdout: holdout::HoldoutState,
     /// `--max-duration`, `--until`, `--max-tokens`, `--plateau` and the time spent before.
     budgets: ending::Budgets,
+    /// debug, security: the findings and the turn's answer.
+    findings: findings::FindingsRun,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -229,6 +231,7 @@ fn new_run(
         keep,
         holdout: holdout::HoldoutState::default(),
         budgets,
+        findings: findings::FindingsRun::default(),
     }
 }
 
