@@ -34,6 +34,8 @@ struct View {
     root: String,
     /// The stored confirmation: its line and its JSON summary.
     confirm: Option<(String, Value)>,
+    /// debug, security: the findings by severity (its line and JSON).
+    findings: Option<(String, Value)>,
 }
 
 impl View {
@@ -105,6 +107,11 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
     let (log, _) = ResultsLog::read(&paths.results)?;
     let replay = log.replay()?;
     let confirm = crate::confirm::report::status_line(&paths, &replay.tally.last_commit);
+    let findings = crate::artifacts::findings::status_of(
+        &paths,
+        log.meta("mode").unwrap_or_default(),
+        log.meta("run_tag").unwrap_or_default(),
+    );
     let view = View {
         log,
         replay,
@@ -116,6 +123,7 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         holder,
         root,
         confirm,
+        findings,
     };
     if json_out {
         say!("{}", as_json(&view));
@@ -159,6 +167,7 @@ fn as_json(v: &View) -> Value {
             "recent": state.map(|s| s.engine.recent.clone()).unwrap_or_default(),
             "confirm": v.confirm.as_ref().map(|c| c.1.clone()),
             "keep_rule": keep_rule_json(v),
+            "findings": v.findings.as_ref().map(|f| f.1.clone()),
         },
         "running": v.holder.is_some(),
         "pid": v.holder.as_ref().map(|h| h.pid),
@@ -310,6 +319,9 @@ fn print_text(v: &View) {
         );
     }
     if let Some((line, _)) = &v.confirm {
+        say!("{line}");
+    }
+    if let Some((line, _)) = &v.findings {
         say!("{line}");
     }
     say!("last rows:");

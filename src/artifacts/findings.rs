@@ -204,3 +204,44 @@ pub fn summary_md(store: &Store) -> String {
     }
     s
 }
+
+/// What `status` shows of a findings run (`mode` debug or security, run `tag`): the line and
+/// the JSON (`validated`, `confirmed`, `by_severity`); `None` in the other modes or before a
+/// finding file exists.
+pub fn status_of(
+    paths: &crate::artifacts::Paths,
+    mode: &str,
+    tag: &str,
+) -> Option<(String, serde_json::Value)> {
+    if !matches!(mode, "debug" | "security") {
+        return None;
+    }
+    let store = load(&paths.mode_dir(mode, tag)).ok().flatten()?;
+    let by: Vec<(crate::config::Severity, usize)> = store.by_severity();
+    let confirmed = store.confirmed().count();
+    let counts: Vec<String> = by
+        .iter()
+        .map(|(s, k)| format!("{k} {}", s.as_str()))
+        .collect();
+    let line = format!(
+        "findings: {} validated ({confirmed} confirmed){}",
+        store.findings.len(),
+        if counts.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", counts.join(", "))
+        }
+    );
+    let severities: serde_json::Map<String, serde_json::Value> = by
+        .iter()
+        .map(|(s, k)| (s.as_str().to_string(), (*k).into()))
+        .collect();
+    Some((
+        line,
+        serde_json::json!({
+            "validated": store.findings.len(),
+            "confirmed": confirmed,
+            "by_severity": severities,
+        }),
+    ))
+}

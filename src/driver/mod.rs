@@ -12,6 +12,7 @@ mod drift;
 mod ending;
 mod engine_metric;
 mod findings;
+mod fix_phase;
 mod holdout;
 mod judge;
 mod measure;

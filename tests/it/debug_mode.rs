@@ -192,6 +192,17 @@ fn unfounded_unconfirmed_duplicate_and_disproven_turns_are_discarded_and_fed_bac
     assert!(prompt.contains("- #1 confirmed high: window_sum drops the last item (calc.py:7-8)"));
     assert!(prompt.contains("iteration 5 [DISPROVEN] the input list is mutated"));
     assert!(prompt.contains("iteration 3 [UNFOUNDED]"));
+    // status counts the findings by severity.
+    let status = repo.run(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("findings: 2 validated (1 confirmed): 2 high"),
+        "{}",
+        status.stdout
+    );
+    let json: Value = serde_json::from_str(&repo.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["run"]["findings"]["by_severity"]["high"], 2);
 }
 
 #[test]
@@ -214,4 +225,42 @@ fn debug_needs_a_symptom() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn debug_fix_continues_with_a_fix_run_that_drives_the_failing_repros_to_zero() {
+    let repo = fixture();
+    // The hunt (mode debug) confirms the off-by-one; the fix run (mode fix) corrects it.
+    let body = format!(
+        "cat > /dev/null\nif [ \"$AUTORESEARCH_MODE\" = fix ]; then\n  sed -i 's/range(k - 1)/range(k)/' calc.py; echo 'use range(k)'; exit 0\nfi\nprintf '%s\\n' '{}'\n",
+        off_by_one("python3 test_calc.py")
+            .to_string()
+            .replace('\'', r"'\''")
+    );
+    let a = repo.script("fixing-agent.sh", &body);
+    let r = repo.run_owned(&debug_args(
+        &a,
+        1,
+        &["--fix", "--guard", "python3 -c 'import calc'"],
+    ));
+    r.expect_code(0);
+    assert!(
+        r.stdout.contains("goal reached: failing_repros reached 0"),
+        "{}",
+        r.stdout
+    );
+    // The log is the fix run's (the hunt's is archived): failing repros 1 -> 0.
+    let rows = repo.rows();
+    assert_eq!(repo.statuses(), ["baseline", "keep"]);
+    assert_eq!(crate::support::tsv_num(&rows[0][2]), 1.0);
+    assert_eq!(crate::support::tsv_num(&rows[1][2]), 0.0);
+    assert_eq!(rows[1][4], "pass", "the user's guard runs in the fix run");
+    assert_eq!(repo.state()["mode"], "fix");
+    assert!(repo.read("calc.py").contains("range(k):"));
+    // The finding is linked to the commit that fixed it.
+    let f = findings(&repo);
+    let fixed = f["findings"][0]["fixed_by"].as_str().unwrap().to_string();
+    assert!(fixed.starts_with(&rows[1][1]), "{fixed} vs {}", rows[1][1]);
+    let md = std::fs::read_to_string(repo.find_artifact("findings.md")).unwrap();
+    assert!(md.contains(&format!("**Fixed by:** {fixed}")), "{md}");
 }
