@@ -264,3 +264,58 @@ fn debug_fix_continues_with_a_fix_run_that_drives_the_failing_repros_to_zero() {
     let md = std::fs::read_to_string(repo.find_artifact("findings.md")).unwrap();
     assert!(md.contains(&format!("**Fixed by:** {fixed}")), "{md}");
 }
+
+#[test]
+fn a_finding_through_the_real_codex_cli_and_its_output_schema_is_confirmed() {
+    use crate::mock_responses::*;
+    let Some(bin) = crate::codex::codex_bin() else {
+        return;
+    };
+    let repo = fixture();
+    let answer = off_by_one("python3 test_calc.py").to_string();
+    let server = MockServer::start(vec![MockReply::Sse(reply_message(&answer, Some((50, 5))))]);
+    let home = repo.aux.join("codex-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut args: Vec<String> = [
+        "run",
+        "--mode",
+        "debug",
+        "--symptom",
+        "mean() is too small",
+        "--scope",
+        "**",
+        "--agent",
+        "codex",
+        "--model",
+        MOCK_MODEL,
+        "--iterations",
+        "1",
+        "--agent-timeout",
+        "120s",
+        "--agent-idle-timeout",
+        "60s",
+        "--codex-bin",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(bin.display().to_string());
+    for a in codex_args(&server.base_url()) {
+        args.push("--agent-arg".into());
+        args.push(a);
+    }
+    let mut cmd = repo.cmd();
+    cmd.env("CODEX_HOME", &home).env(MOCK_API_KEY_ENV, "dummy");
+    let r: crate::support::Run = cmd.args(&args).output().unwrap().into();
+    r.expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "keep"]);
+    let rows = repo.rows();
+    assert!(rows[1][6].starts_with("[CONFIRMED] high: window_sum drops the last item"));
+    assert_eq!(findings(&repo)["findings"][0]["status"], "confirmed");
+    // Codex was given the finding schema: the model request asks for that JSON shape.
+    let reqs = server.responses_requests();
+    let format = &reqs[0].body["text"]["format"];
+    assert_eq!(format["type"], "json_schema", "{}", reqs[0].body);
+    let props = &format["schema"]["properties"];
+    assert!(props["verdict"].is_object() && props["locations"].is_object(), "{format}");
+}
