@@ -317,5 +317,8 @@ fn a_finding_through_the_real_codex_cli_and_its_output_schema_is_confirmed() {
     let format = &reqs[0].body["text"]["format"];
     assert_eq!(format["type"], "json_schema", "{}", reqs[0].body);
     let props = &format["schema"]["properties"];
-    assert!(props["verdict"].is_object() && props["locations"].is_object(), "{format}");
+    assert!(
+        props["verdict"].is_object() && props["locations"].is_object(),
+        "{format}"
+    );
 }

@@ -95,8 +95,8 @@ fn only_a_failing_repro_confirms() {
     assert_eq!(confirmed.outcome, Outcome::Confirmed);
     for (exit, timed_out, why) in [
         (Some(0), false, "the repro passed (exit 0)"),
-        (Some(127), false, "could not run (exit 127)"),
-        (None, true, "timed out"),
+        (Some(127), false, "the repro could not run (exit 127)"),
+        (None, true, "the repro timed out"),
     ] {
         let a = settle(f.clone(), Some(run(exit, timed_out, "", &f)));
         assert_eq!(a.outcome, Outcome::Unconfirmed);
