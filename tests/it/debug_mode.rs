@@ -86,7 +86,9 @@ fn a_finding_whose_repro_fails_is_confirmed_and_its_instrumentation_kept_under_a
     let a = agent(
         &repo,
         &[(
-            "sed -i 's/^    total = 0$/    total = 0; print(\"probe\")/' calc.py;",
+            // Instrumentation, and a change that hides the bug in the trial: the repro runs on
+            // the retained tree, where the bug is.
+            "sed -i -e 's/^    total = 0$/    total = 0; print(\"probe\")/' -e 's/range(k - 1)/range(k)/' calc.py;",
             off_by_one("python3 test_calc.py"),
         )],
     );
@@ -108,6 +110,7 @@ fn a_finding_whose_repro_fails_is_confirmed_and_its_instrumentation_kept_under_a
     assert!(repo.status().is_empty(), "{}", repo.status());
     let kept = repo.git(&["show", &format!("{trial_ref}:calc.py")]);
     assert!(kept.contains("print(\"probe\")"), "{kept}");
+    assert!(kept.contains("range(k):"), "{kept}");
     let f = findings(&repo);
     assert_eq!(f["findings"][0]["status"], "confirmed");
     assert_eq!(f["findings"][0]["trial_ref"], trial_ref.as_str());
