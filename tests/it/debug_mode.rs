@@ -192,6 +192,7 @@ fn unfounded_unconfirmed_duplicate_and_disproven_turns_are_discarded_and_fed_bac
     // The last prompt tells the agent what was tried, so none is tested twice.
     let prompt = repo.aux_read("prompt-6.md");
     assert!(prompt.contains("Symptom\nmean() is too small"), "{prompt}");
+    assert!(!prompt.contains("{{"), "a placeholder is left: {prompt}");
     assert!(prompt.contains("- #1 confirmed high: window_sum drops the last item (calc.py:7-8)"));
     assert!(prompt.contains("iteration 5 [DISPROVEN] the input list is mutated"));
     assert!(prompt.contains("iteration 3 [UNFOUNDED]"));
