@@ -36,6 +36,8 @@ struct View {
     confirm: Option<(String, Value)>,
     /// A checklist run's ticked items and all items (the engine's copy).
     checklist: Option<(usize, usize)>,
+    /// debug, security: the findings by severity (its line and JSON).
+    findings: Option<(String, Value)>,
 }
 
 impl View {
@@ -107,6 +109,11 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
     let (log, _) = ResultsLog::read(&paths.results)?;
     let replay = log.replay()?;
     let confirm = crate::confirm::report::status_line(&paths, &replay.tally.last_commit);
+    let findings = crate::artifacts::findings::status_of(
+        &paths,
+        log.meta("mode").unwrap_or_default(),
+        log.meta("run_tag").unwrap_or_default(),
+    );
     let view = View {
         log,
         replay,
@@ -119,6 +126,7 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         root,
         confirm,
         checklist: crate::ship::progress(&paths),
+        findings,
     };
     if json_out {
         say!("{}", as_json(&view));
@@ -164,6 +172,7 @@ fn as_json(v: &View) -> Value {
             "keep_rule": keep_rule_json(v),
             "checklist": v.checklist.map(|(done, total)| json!({"done": done, "total": total})),
             "gates": crate::status_gates::json(state),
+            "findings": v.findings.as_ref().map(|f| f.1.clone()),
         },
         "running": v.holder.is_some(),
         "pid": v.holder.as_ref().map(|h| h.pid),
@@ -321,6 +330,9 @@ fn print_text(v: &View) {
         );
     }
     if let Some((line, _)) = &v.confirm {
+        say!("{line}");
+    }
+    if let Some((line, _)) = &v.findings {
         say!("{line}");
     }
     say!("last rows:");

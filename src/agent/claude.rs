@@ -207,6 +207,10 @@ impl Agent for ClaudeAgent {
         };
         Proposal {
             description,
+            output: match &stream.result {
+                Some((false, _, text)) => text.clone(),
+                _ => String::new(),
+            },
             session_id: self.current.clone(),
             usage: stream.usage.clone(),
             outcome,

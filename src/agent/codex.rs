@@ -180,7 +180,12 @@ impl CodexAgent {
     /// sandbox_mode="workspace-write" ... resume <id> -`. `exec resume` itself rejects `-C` and
     /// `-s`, and does not inherit the sandbox or the working root from the session (verified
     /// with Codex 0.169), so the sandbox is given as a config override.
-    pub fn args(&self, repo: &Path, thread: Option<&str>) -> Vec<OsString> {
+    pub fn args(
+        &self,
+        repo: &Path,
+        thread: Option<&str>,
+        output_schema: Option<&Path>,
+    ) -> Vec<OsString> {
         let mut a: Vec<OsString> = vec!["exec".into(), "--json".into(), "-C".into(), repo.into()];
         match self.sandbox {
             Sandbox::WorkspaceWrite if thread.is_some() => {
@@ -202,6 +207,10 @@ impl CodexAgent {
         for e in &self.extra {
             a.push(e.into());
         }
+        if let Some(schema) = output_schema {
+            a.push("--output-schema".into());
+            a.push(schema.into());
+        }
         if let Some(id) = thread {
             a.push("resume".into());
             a.push(id.into());
@@ -216,7 +225,7 @@ impl CodexAgent {
         thread: Option<&str>,
         suffix: &str,
     ) -> (process::Outcome, Stream) {
-        let args = self.args(req.repo, thread);
+        let args = self.args(req.repo, thread, req.output_schema);
         let (out, text) = super::run_event_stream(
             &self.bin,
             args,
@@ -293,6 +302,7 @@ impl Agent for CodexAgent {
                 .as_deref()
                 .map(first_line)
                 .unwrap_or_default(),
+            output: stream.final_message.clone().unwrap_or_default(),
             session_id: self.thread.clone(),
             usage,
             outcome,
@@ -476,7 +486,7 @@ mod tests {
             Duration::from_secs(1),
         );
         let fresh: Vec<String> = a
-            .args(Path::new("/r"), None)
+            .args(Path::new("/r"), None, None)
             .iter()
             .map(|s| s.to_string_lossy().into())
             .collect();
@@ -497,7 +507,7 @@ mod tests {
             ]
         );
         let resume: Vec<String> = a
-            .args(Path::new("/r"), Some("t1"))
+            .args(Path::new("/r"), Some("t1"), None)
             .iter()
             .map(|s| s.to_string_lossy().into())
             .collect();
@@ -528,7 +538,7 @@ mod tests {
             Duration::from_secs(1),
         );
         let full: Vec<String> = b
-            .args(Path::new("/r"), None)
+            .args(Path::new("/r"), None, None)
             .iter()
             .map(|s| s.to_string_lossy().into())
             .collect();

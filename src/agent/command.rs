@@ -86,6 +86,7 @@ impl Agent for CommandAgent {
         };
         Proposal {
             description,
+            output: out.stdout.clone(),
             usage,
             outcome,
             duration: out.duration,
@@ -116,6 +117,7 @@ mod tests {
             fresh_session: false,
             env: &[],
             group_record: &dir.path().join("child.json"),
+            output_schema: None,
         };
         let secs = Duration::from_secs(30);
         CommandAgent::new(cmd, secs, secs).propose(&req).outcome

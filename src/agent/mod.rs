@@ -28,6 +28,8 @@ pub struct Request<'a> {
     pub env: &'a [(String, String)],
     /// Where the agent's process group is recorded while it runs (see `process::GroupRecord`).
     pub group_record: &'a Path,
+    /// The JSON schema the final message must follow (a findings turn; Codex's `--output-schema`).
+    pub output_schema: Option<&'a Path>,
 }
 
 impl Request<'_> {
@@ -57,6 +59,9 @@ pub enum Outcome {
 pub struct Proposal {
     /// One-line summary of the change (may be empty).
     pub description: String,
+    /// The agent's final message in full (a command agent: its stdout), where a findings turn's
+    /// finding is read.
+    pub output: String,
     pub session_id: Option<String>,
     /// Tokens used by this turn alone.
     pub usage: Usage,
@@ -75,6 +80,7 @@ impl Proposal {
     pub fn ended(outcome: Outcome, duration: Duration) -> Proposal {
         Proposal {
             description: String::new(),
+            output: String::new(),
             session_id: None,
             usage: Usage::default(),
             outcome,
@@ -325,6 +331,7 @@ mod tests {
             fresh_session: false,
             env: &[],
             group_record: &dir.path().join("child.json"),
+            output_schema: None,
         };
         let (out, text) = run_event_stream(
             Path::new("sh"),

@@ -1,6 +1,7 @@
 //! Where the run's files live (`research-results.tsv`, `autoresearch-state.json`,
 //! `autoresearch-lessons.md`, `.autoresearch/`), their exclude entries, and `--fresh` archiving.
 
+pub mod findings;
 pub mod inflight;
 pub mod lessons;
 pub mod lock;

@@ -441,7 +441,15 @@ impl RunConfig {
             };
         }
         let mode = or_default!(mode);
-        let goal = required(&s.goal, "goal")?.trim().to_string();
+        let goal = match (mode, &s.symptom, &s.goal) {
+            (Mode::Debug, None, _) => {
+                return Err(Error::Usage(
+                    "--mode debug needs --symptom TEXT: the failure to explain (e.g. --symptom \"totals are one item short\")".into(),
+                ));
+            }
+            (Mode::Debug, Some(symptom), None) => format!("find the cause of: {}", symptom.trim()),
+            _ => required(&s.goal, "goal")?.trim().to_string(),
+        };
         let scope = required(&s.scope, "scope")?.0;
         let verify_format = or_default!(verify_format);
         let measured_by_engine = engine_metric(mode, verify_format);
@@ -539,14 +547,19 @@ impl RunConfig {
             },
             rollback: or_default!(rollback),
             protect: s.protect.clone().map(|p| p.0).unwrap_or_default(),
-            keep_rule: or_default!(keep_rule),
+            // Findings are counted, not sampled: one measurement decides.
+            keep_rule: match mode {
+                Mode::Debug | Mode::Security => KeepRule::Strict,
+                _ => or_default!(keep_rule),
+            },
             keep_effort: or_default!(keep_effort),
             min_effect: s.min_effect.clone().filter(|m| !m.trim().is_empty()),
             max_runs: or_default!(max_runs),
             baseline_runs: or_default!(baseline_runs),
             holdout: s.holdout.clone().filter(|h| !h.trim().is_empty()),
             holdout_policy: or_default!(holdout_policy),
-            confirm: or_default!(confirm),
+            // Nothing to re-measure: the findings are checked when found.
+            confirm: or_default!(confirm) && !matches!(mode, Mode::Debug | Mode::Security),
             confirm_runs: or_default!(confirm_runs),
             max_duration: s.max_duration.map(|d| d.0),
             until: match s.until.as_deref() {

@@ -92,6 +92,9 @@ impl Run {
             Ok(w) => self.out.note(&format!("report: {}", w.markdown.display())),
             Err(e) => self.out.note(&format!("could not write the report: {e}")),
         }
+        if let Some(line) = self.findings_line() {
+            self.out.note(&line);
+        }
         if let Some(cmd) = self.cfg.notify.clone() {
             self.notify(&cmd, &ended);
         }

@@ -13,6 +13,7 @@ mod ending;
 mod engine_metric;
 mod findings;
 mod gates;
+mod fix_phase;
 mod holdout;
 mod judge;
 mod measure;
@@ -150,6 +151,8 @@ struct Run {
     checklist: Option<checklist::ChecklistRun>,
     /// The labels of the last measurement of the untouched tree (the baseline row's).
     untouched_labels: Vec<String>,
+    /// debug, security: the findings and the turn's answer.
+    findings: findings::FindingsRun,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -241,6 +244,7 @@ fn new_run(
         budgets,
         checklist: checklist.map(checklist::ChecklistRun::new),
         untouched_labels: Vec::new(),
+        findings: findings::FindingsRun::default(),
     }
 }
 

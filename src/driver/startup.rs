@@ -51,6 +51,7 @@ pub(super) fn derive_tag(goal: &str) -> String {
 pub fn run(opts: Options) -> Result<Summary> {
     signal::install();
     let exec = opts.exec;
+    let fix = super::fix_phase::FixAfter::of(&opts);
     let pre = preflight(opts)?;
     let mut own = take_over(&pre)?;
     let Preflight {
@@ -103,7 +104,7 @@ pub fn run(opts: Options) -> Result<Summary> {
     }
     let stop = run.main_loop();
     let stop = run.after_loop(stop);
-    run.conclude(stop)
+    super::fix_phase::after_hunt(fix, run.conclude(stop))
 }
 
 /// What taking over the run's files established.

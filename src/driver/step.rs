@@ -196,7 +196,8 @@ impl Run {
             self.replay.next_directive(),
             self.replay.tally.current_metric,
             self.cfg.rework,
-            self.cfg.guard.is_some() || self.checklist.is_some(),
+            // A hunt's guard waits for the fixes.
+            (self.cfg.guard.is_some() || self.checklist.is_some()) && !self.hunting(),
             self.verify_failures,
         );
         if let Some(seq) = self.keep.seq.take() {
@@ -355,7 +356,8 @@ impl Run {
                 self.roll_back(it.n, trial, unfinished)?
                     .map(|(commit, name)| Held { commit, name }),
             ),
-            Action::Record(d) => {
+            Action::Record(mut d) => {
+                self.record_finding(it.n, &mut d)?;
                 let row =
                     self.experiment_row(it.n, d.status, d.commit, d.metric, d.guard, d.description);
                 let rec = std::mem::take(&mut it.rec);
@@ -382,11 +384,13 @@ impl Run {
         let fresh = directive == Directive::Pivot
             || (directive != Directive::Rework && self.cfg.session == Session::Fresh);
         let mut backoff = self.env.quota_backoff;
+        let output_schema = self.finding_schema()?;
         // A process runs: the tree may change, watch or not.
         self.no_process_since_clean = false;
         loop {
             self.settle_artifacts()?;
             let prompt = self.prompt_text(directive, feedback);
+            let prompt = self.findings_prompt(prompt)?;
             let prompt_file = if stem == "agent" {
                 it.dir.join("prompt.md")
             } else {
@@ -407,7 +411,9 @@ impl Run {
                 fresh_session: fresh,
                 env: &env,
                 group_record: &self.paths.child,
+                output_schema: output_schema.as_deref(),
             });
+            self.findings.output = p.output.clone();
             self.put_back_git_dir(it, stem, &git_dir)?;
             let rec = &mut it.rec;
             rec.agent_ms += ms(p.duration);
@@ -545,7 +551,7 @@ impl Run {
             if e.drop_session {
                 self.state.engine.session_id = None;
                 self.state.engine.session_usage = None;
-                if let Some(stop) = policy::after_pivot(&self.rules, &self.replay) {
+                if let Some(stop) = policy::after_pivot(self.policy, &self.rules, &self.replay) {
                     return Ok(Some(stop));
                 }
             }

@@ -538,6 +538,11 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
                 guard: Guard::NotRun,
                 description,
             };
+            if found.nothing() && self.policy.reports_findings() {
+                // An investigation that changed nothing still reports a finding: measure it.
+                self.phase = Phase::Verify;
+                return self.measure_candidate();
+            }
             if found.nothing() {
                 self.then = Then::Record(draft(Status::NoOp, desc));
                 return Action::Undo;
@@ -677,6 +682,16 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             r => format!(" (guard passed after {})", turns(r)),
         };
         let evidence = self.evidence_tag();
+        if self.policy.reports_findings() {
+            // A new finding: the trial was evidence, rolled back and kept under the run's refs.
+            return self.roll_back_then(Draft {
+                status: Status::Keep,
+                commit: self.trial,
+                metric: self.metric,
+                guard,
+                description: format!("{tag}{}{note}{evidence}", self.desc()),
+            });
+        }
         let trial = self.trial.expect("a keep follows a trial commit");
         self.kept = true;
         self.then = Then::Record(Draft {

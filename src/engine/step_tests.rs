@@ -10,6 +10,8 @@ use crate::engine::row::{Guard, Status};
 
 #[path = "step_tests_ends.rs"]
 mod ends;
+#[path = "step_tests_findings.rs"]
+mod findings;
 #[path = "step_tests_rework.rs"]
 mod rework;
 #[path = "step_tests_seq.rs"]

@@ -14,6 +14,7 @@ mod config_file;
 mod confirm;
 mod crash;
 mod crash_leftovers;
+mod debug_mode;
 mod docs;
 mod escalation;
 mod evaluator;

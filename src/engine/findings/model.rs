@@ -65,6 +65,10 @@ pub struct Finding {
     /// A shell command that fails while the problem is there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repro: Option<String>,
+    /// Text the repro prints while the problem is there (without it, a failing repro is one
+    /// that exits non-zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repro_expect: Option<String>,
     // debug
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hypothesis: Option<String>,

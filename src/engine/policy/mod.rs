@@ -58,6 +58,18 @@ pub trait Policy {
     fn goal_reached(&self, _metric: &str, _retained: f64) -> Option<String> {
         None
     }
+
+    /// The mode's turns end with a finding the engine checks (debug, security): a turn that
+    /// changes nothing is still measured, its trial is evidence (always rolled back, kept under
+    /// the run's refs) and the guard waits for fixes.
+    fn reports_findings(&self) -> bool {
+        false
+    }
+
+    /// The stop once the pivots are exhausted: a human is needed, unless the mode ends there.
+    fn exhausted(&self, pivots: u64) -> Stop {
+        exhausted(pivots)
+    }
 }
 
 /// Returns the policy of a mode.
@@ -103,7 +115,7 @@ pub fn stop_check(policy: &dyn Policy, rules: &Rules, replay: &Replay) -> Option
         return Some(Stop::Goal(why));
     }
     if replay.pivots_exhausted(rules.thresholds) {
-        return Some(exhausted(t.pivot_count));
+        return Some(policy.exhausted(t.pivot_count));
     }
     if let Some(cap) = rules.iterations
         && t.iteration >= cap
@@ -174,10 +186,10 @@ pub fn closing_row(stop: &Stop) -> Option<(Status, String)> {
 }
 
 /// After a pivot row: the stop when the pivots are exhausted.
-pub fn after_pivot(rules: &Rules, replay: &Replay) -> Option<Stop> {
+pub fn after_pivot(policy: &dyn Policy, rules: &Rules, replay: &Replay) -> Option<Stop> {
     replay
         .pivots_exhausted(rules.thresholds)
-        .then(|| exhausted(replay.tally.pivot_count))
+        .then(|| policy.exhausted(replay.tally.pivot_count))
 }
 
 #[cfg(test)]

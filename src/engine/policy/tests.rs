@@ -95,7 +95,7 @@ impl Run {
             assert_eq!(e.drop_session, e.status == Status::Pivot, "{e:?}");
             self.append(e.status, retained, &e.description);
             if e.status == Status::Pivot
-                && let Some(stop) = after_pivot(&self.rules, &self.replay)
+                && let Some(stop) = after_pivot(&Loop, &self.rules, &self.replay)
             {
                 return Some(stop);
             }
@@ -302,12 +302,12 @@ fn guide_7_after_a_pivot_the_run_stops_only_at_max_pivots() {
     let mut run = Run::new(10.0, rules(None, None));
     for pivots in 1..=3 {
         run.append(Status::Pivot, 10.0, "pivot");
-        let stop = after_pivot(&run.rules, &run.replay);
+        let stop = after_pivot(&Loop, &run.rules, &run.replay);
         assert_eq!(stop.is_some(), pivots == 3, "after pivot {pivots}");
     }
     // `--max-pivots 0` never stops.
     run.rules.thresholds.max_pivots = 0;
-    assert_eq!(after_pivot(&run.rules, &run.replay), None);
+    assert_eq!(after_pivot(&Loop, &run.rules, &run.replay), None);
 }
 
 #[test]
