@@ -130,8 +130,10 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Settings, BTreeMap<&'stati
             )));
         };
         let mut json = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
-        if matches!(known, "repo" | "artifacts_dir" | "codex_bin" | "claude_bin")
-            && let Some(s) = json.as_str()
+        if matches!(
+            known,
+            "repo" | "artifacts_dir" | "codex_bin" | "claude_bin" | "checklist"
+        ) && let Some(s) = json.as_str()
             && !Path::new(s).is_absolute()
         {
             json = serde_json::Value::String(base.join(s).display().to_string());

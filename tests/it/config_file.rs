@@ -128,6 +128,19 @@ fn every_run_flag_has_a_key_in_either_spelling() {
         ("plateau", "20", json!(20)),
         ("notify", "\"sh notify.sh\"", json!("sh notify.sh")),
         ("run-tag", "\"nightly\"", json!("nightly")),
+        ("layout", "\"march\"", json!("march")),
+        (
+            "acceptance_criteria",
+            "\"failures <= 1\"",
+            json!(["failures <= 1"]),
+        ),
+        (
+            "required-keep-criteria",
+            "[\"failures <= 3\"]",
+            json!(["failures <= 3"]),
+        ),
+        ("required_keep_label", "\"clean\"", json!(["clean"])),
+        ("required-stop-label", "[\"done\"]", json!(["done"])),
         ("fresh", "true", json!(true)),
         ("json", "true", json!(true)),
     ];
@@ -150,8 +163,43 @@ fn every_run_flag_has_a_key_in_either_spelling() {
             json!("failures: ([0-9]+)"),
         ),
     ];
+    let ship: Vec<(&str, &str, Value)> = vec![
+        ("goal", "\"release\"", json!("release")),
+        ("scope", "\"src/**\"", json!("src/**")),
+        ("mode", "\"ship\"", json!("ship")),
+        ("ship-type", "\"generic\"", json!("generic")),
+        ("ship_cmd", "\"sh ship.sh\"", json!("sh ship.sh")),
+        ("approve-ship", "true", json!(true)),
+        ("dry_run", "true", json!(true)),
+        ("post-ship", "\"sh smoke.sh\"", json!("sh smoke.sh")),
+    ];
+    let security: Vec<(&str, &str, Value)> = vec![
+        ("goal", "\"audit\"", json!("audit")),
+        ("scope", "\"src/**\"", json!("src/**")),
+        ("mode", "\"security\"", json!("security")),
+        ("focus", "\"uploads\"", json!("uploads")),
+        ("diff", "\"HEAD\"", json!("HEAD")),
+        ("fail-on", "\"high\"", json!("high")),
+        ("fix", "true", json!(true)),
+    ];
+    let debug: Vec<(&str, &str, Value)> = vec![
+        ("scope", "\"src/**\"", json!("src/**")),
+        ("mode", "\"debug\"", json!("debug")),
+        ("symptom", "\"wrong totals\"", json!("wrong totals")),
+        ("repro", "\"sh repro.sh\"", json!("sh repro.sh")),
+    ];
+    let checklist: Vec<(&str, &str, Value)> = vec![
+        ("goal", "\"tasks\"", json!("tasks")),
+        ("scope", "\"src/**\"", json!("src/**")),
+        ("verify-format", "\"checklist\"", json!("checklist")),
+        (
+            "checklist",
+            "\"TASKS.md\"",
+            json!(format!("{root}/TASKS.md")),
+        ),
+    ];
     let mut covered = BTreeSet::new();
-    for keys in [&codex, &command] {
+    for keys in [&codex, &command, &ship, &security, &debug, &checklist] {
         let lines: Vec<String> = std::iter::once("# written by the test".to_string())
             .chain(keys.iter().map(|(k, v, _)| format!("{k} = {v}")))
             .collect();
