@@ -30,6 +30,8 @@ struct Baseline {
 /// What the measurement found; a failure is the reason.
 struct Measured {
     verify: std::result::Result<Baseline, String>,
+    /// The line of a metric the engine measures itself (then `verify` is not used).
+    engine: Option<String>,
     /// `None` without a guard (or when verify failed first).
     guard: Option<(bool, f64, String)>,
 }
@@ -179,16 +181,26 @@ fn measure(c: &Checked) -> Result<Measured> {
     tree.checkout(c.head)?;
     let bench = Bench { cfg: &c.cfg, tree };
     let interrupted = |sig| Error::Interrupted(sig, "during config --check");
+    let engine = match crate::check_engine::measure(c, bench.tree.root(), |cmd| bench.spec(cmd))? {
+        Some(Err(sig)) => return Err(interrupted(sig)),
+        Some(Ok(line)) => Some(line),
+        None => None,
+    };
     let seq = c.seq.clone().map(|p| Seq::new(c.cfg.direction, p));
-    let verify = match bench.baseline(seq)? {
-        Ok(b) => b,
-        Err(Failed::Interrupted(sig)) => return Err(interrupted(sig)),
-        Err(Failed::Reason(why)) => {
-            return Ok(Measured {
-                verify: Err(why),
-                guard: None,
-            });
-        }
+    let verify = match engine {
+        // Nothing for verify to measure: the engine does.
+        Some(_) => Err(String::new()),
+        None => match bench.baseline(seq)? {
+            Ok(b) => Ok(b),
+            Err(Failed::Interrupted(sig)) => return Err(interrupted(sig)),
+            Err(Failed::Reason(why)) => {
+                return Ok(Measured {
+                    verify: Err(why),
+                    engine,
+                    guard: None,
+                });
+            }
+        },
     };
     let guard = match c.cfg.guard.as_deref().map(|g| bench.guard(g)).transpose()? {
         Some(Err(Failed::Interrupted(sig))) => return Err(interrupted(sig)),
@@ -197,7 +209,8 @@ fn measure(c: &Checked) -> Result<Measured> {
         None => None,
     };
     Ok(Measured {
-        verify: Ok(verify),
+        verify,
+        engine,
         guard,
     })
 }
@@ -296,6 +309,7 @@ impl Report {
             )
         });
         match m.verify {
+            _ if m.engine.is_some() => self.lines.extend(m.engine),
             Ok(b) => self.verify_line(cfg, &b),
             Err(why) => match &lacking {
                 Some(l) => self.notes.push(format!("verify not measured: {why}; {l}")),
@@ -401,6 +415,15 @@ fn keep_rule(cfg: &RunConfig) -> String {
 /// When the run stops by itself (the first that applies ends it).
 fn stop(cfg: &RunConfig) -> String {
     let mut s = Vec::new();
+    // The mode's own goal.
+    match cfg.mode {
+        crate::config::Mode::Fix => s.push(format!("{} reaches 0", cfg.metric)),
+        crate::config::Mode::Ship => s.push(format!("{} reaches 100 (ready to ship)", cfg.metric)),
+        crate::config::Mode::Debug | crate::config::Mode::Security => {
+            s.push("diminishing returns".into())
+        }
+        crate::config::Mode::Loop => {}
+    }
     if let Some(n) = cfg.iterations {
         s.push(format!("{n} iterations"));
     }

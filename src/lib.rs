@@ -17,6 +17,7 @@ pub mod agent;
 pub mod artifacts;
 pub mod caplog;
 pub mod check;
+mod check_engine;
 pub mod cli;
 pub mod config;
 pub mod confirm;

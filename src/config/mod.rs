@@ -16,7 +16,9 @@ use crate::scope::split_patterns;
 
 pub use crate::engine_env::{EngineEnv, engine_env};
 pub use file::{CONFIG_FILE, Gathered, gather, parse_file, read_file};
-pub use validate::{RunConfig, check_value, missing, parse_clock, parse_min_effect, valid_run_tag};
+pub use validate::{
+    RunConfig, check_value, engine_metric, missing, parse_clock, parse_min_effect, valid_run_tag,
+};
 
 mod file;
 mod validate;

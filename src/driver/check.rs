@@ -25,6 +25,8 @@ pub struct Checked {
     /// Why the engine could not write where a run must (Codex's sandbox keeps `.git` read-only):
     /// `launch` then has to run elsewhere.
     pub read_only: Option<String>,
+    /// The checklist the engine measures (ship mode, `--verify-format checklist`).
+    pub checklist: Option<crate::ship::Spec>,
     /// What a clean checkout of HEAD lacks: untracked files and ignored entries of the work tree.
     pub untracked: Vec<String>,
 }
@@ -56,6 +58,7 @@ pub fn check(opts: Options) -> Result<Checked> {
         )
     });
     Ok(Checked {
+        checklist: p.checklist,
         head,
         editable,
         seq,

@@ -266,3 +266,53 @@ fn ctrl_c_leaves_no_scratch_directory() {
         scratch_dirs(tmp.path())
     );
 }
+
+#[test]
+fn a_checklist_is_measured_item_by_item_and_findings_modes_need_no_verify() {
+    let repo = TestRepo::with_files(&[
+        ("src/calc.py", "def add(a, b):\n    return a + b\n"),
+        (
+            "TASKS.md",
+            "- [ ] Task 1: add\n  accept: grep -q 'def add' src/calc.py\n- [ ] Task 2: sub\n  accept: grep -q 'def sub' src/calc.py\n",
+        ),
+    ]);
+    let before = repo.snapshot();
+    let common = [
+        "config",
+        "--check",
+        "--goal",
+        "do the tasks",
+        "--scope",
+        "src/**",
+        "--agent",
+        "command",
+        "--agent-cmd",
+        "true",
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--verify-format", "checklist", "--checklist", "TASKS.md"]);
+    let out = repo.run(&args);
+    out.expect_code(0);
+    assert!(
+        out.stdout
+            .contains("baseline tasks_done = 1 (1 of 2 items pass; failing: Task 2"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("stop: tasks_done >= 2"),
+        "{}",
+        out.stdout
+    );
+    let mut args = common.to_vec();
+    args.extend(["--mode", "debug", "--symptom", "wrong sums"]);
+    let out = repo.run(&args);
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains("metric: confirmed_findings")
+            && out.stdout.contains("stop: diminishing returns"),
+        "{}",
+        out.stdout
+    );
+    repo.assert_untouched(&before);
+}
