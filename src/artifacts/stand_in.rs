@@ -1,5 +1,5 @@
 //! Stand-ins for the run's files while the baseline is measured: a results log, state or
-//! lessons file, feedback file that does not exist yet, and a prompt (`.autoresearch/baseline/prompt.md`), get
+//! lessons file, feedback file that does not exist yet, and a prompt (`autoresearch-results/engine/baseline/prompt.md`), get
 //! one line, so that a verify or guard that would read them opens something the baseline check
 //! sees. A stand-in is no run (`Paths::has_run`), and is
 //! removed after the baseline, or at the next start when the engine was killed during it.
@@ -61,6 +61,7 @@ mod tests {
     fn stand_ins_fill_only_the_missing_files_are_no_run_and_go_away() {
         let root = tempfile::tempdir().unwrap();
         let paths = Paths::new(root.path(), None).unwrap();
+        std::fs::create_dir_all(&paths.dir).unwrap();
         std::fs::write(&paths.lessons, "# my lessons\n").unwrap();
         let prompt = paths.private.join("baseline").join("prompt.md");
         place(&paths);

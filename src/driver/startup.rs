@@ -53,6 +53,7 @@ pub fn run(opts: Options) -> Result<Summary> {
     let exec = opts.exec;
     let pre = preflight(opts)?;
     let mut own = take_over(&pre)?;
+    crate::artifacts::context::write(&pre.paths, &run_context(&pre.cfg, exec))?;
     let Preflight {
         out,
         repo,
@@ -101,6 +102,23 @@ pub fn run(opts: Options) -> Result<Summary> {
     }
     let stop = run.main_loop();
     run.conclude(stop)
+}
+
+/// What the reference's context and pointer say of this run: active (exec: not, and no session).
+fn run_context(
+    cfg: &crate::config::RunConfig,
+    exec: bool,
+) -> crate::artifacts::context::Context<'static> {
+    let session = if crate::launch::child::detached() {
+        "background"
+    } else {
+        "foreground"
+    };
+    crate::artifacts::context::Context {
+        active: !exec,
+        session_mode: (!exec).then_some(session),
+        scope: cfg.scope.join(","),
+    }
 }
 
 /// What taking over the run's files established.
@@ -340,8 +358,9 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
         status: Status::Baseline,
         description: String::new(),
     };
-    let replay =
-        Replay::start(&placeholder, cfg.direction).map_err(|e| Error::Blocked(e.to_string()))?;
+    let replay = Replay::start(&placeholder, cfg.direction)
+        .map_err(|e| Error::Blocked(e.to_string()))?
+        .with_rules(crate::artifacts::layout::rules(setup.paths.layout));
     let state = StateFile {
         version: 1,
         run_tag: run_tag.clone(),
@@ -619,8 +638,9 @@ impl Run {
                 } else {
                     format!(" (last output: {})", one_line(&tail))
                 };
+                let log = crate::artifacts::layout::shown(&self.repo.root, &dir.join("verify.log"));
                 return Err(Error::Refused(format!(
-                    "the baseline verify gives no metric ({reason}); fix --verify before starting (its output: .autoresearch/baseline/verify.log){last}"
+                    "the baseline verify gives no metric ({reason}); fix --verify before starting (its output: {log}){last}"
                 )));
             }
             Err(Untouched::GuardFails { reason, tail }) => {
@@ -641,7 +661,8 @@ impl Run {
         match self.baseline_runs(dir, first)? {
             Ok(r) => Ok(r),
             Err(Untouched::NoMetric { reason, .. }) => Err(Error::Refused(format!(
-                "a repeated baseline verify gives no metric ({reason}); verify must give a metric every time (its output: .autoresearch/baseline/)"
+                "a repeated baseline verify gives no metric ({reason}); verify must give a metric every time (its output: {}/)",
+                crate::artifacts::layout::shown(&self.repo.root, dir)
             ))),
             Err(Untouched::Interrupted(sig)) => Err(Error::Interrupted(sig, "during the baseline")),
             Err(Untouched::GuardFails { .. }) => unreachable!("the extra runs are verify only"),
@@ -664,7 +685,8 @@ impl Run {
         let meta = settings_meta(&self.cfg, &self.run_tag, self.exec);
         self.results = ResultsLog::create(&self.paths.results, &meta, baseline)?;
         self.replay = Replay::start(baseline, self.cfg.direction)
-            .map_err(|e| Error::Blocked(e.to_string()))?;
+            .map_err(|e| Error::Blocked(e.to_string()))?
+            .with_rules(crate::artifacts::layout::rules(self.paths.layout));
         self.save_state()?;
         Ok(())
     }

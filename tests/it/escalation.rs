@@ -160,7 +160,7 @@ fn the_whole_ladder_ends_with_a_human_needed() {
     assert_eq!(state["state"]["current_metric"], 10);
     assert_eq!(state["state"]["last_status"], "pivot");
     // Each pivot leaves a lesson.
-    let lessons = repo.read("autoresearch-lessons.md");
+    let lessons = repo.read("autoresearch-results/lessons.md");
     assert_eq!(
         lessons.matches("- **Outcome:** pivot").count(),
         3,
@@ -195,7 +195,7 @@ fn a_keep_after_a_refine_resets_the_ladder() {
     assert_eq!(state["state"]["consecutive_discards"], 4);
     assert_eq!(state["state"]["current_metric"], 9);
     // A keep leaves a lesson too; no pivot happened.
-    let lessons = repo.read("autoresearch-lessons.md");
+    let lessons = repo.read("autoresearch-results/lessons.md");
     assert_eq!(lessons.matches("- **Outcome:** keep").count(), 1);
     assert_eq!(lessons.matches("- **Outcome:** pivot").count(), 0);
 }
@@ -225,7 +225,7 @@ fn thresholds_are_configurable() {
     check_directives_and_counters(&repo);
     assert!(r.stdout.contains("1 pivots without a keep"), "{}", r.stdout);
     assert_eq!(repo.state()["config"]["refine_after"], 1);
-    let lessons = repo.read("autoresearch-lessons.md");
+    let lessons = repo.read("autoresearch-results/lessons.md");
     assert_eq!(lessons.matches("- **Outcome:** pivot").count(), 1);
 }
 
@@ -379,7 +379,8 @@ fn fix_mode_stops_at_zero_and_loop_mode_does_not() {
     assert_eq!(metrics, ["3", "2", "1", "0"]);
     assert!(r.stdout.contains("goal reached"), "{}", r.stdout);
     assert!(
-        repo.read("research-results.tsv").contains("# mode: fix\n"),
+        repo.read("autoresearch-results/results.tsv")
+            .contains("# mode: fix\n"),
         "the log records the mode"
     );
 
