@@ -20,6 +20,7 @@ mod exec;
 mod gitdir;
 mod holdout;
 mod launch;
+mod layout;
 mod loop_basic;
 mod measure_checks;
 mod nonutf8;
