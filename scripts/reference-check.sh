@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Runs the reference skill's own checkers on a repository holding a codex-autoresearch run, for
-# the hand check of the file formats (GUIDE §11): its resume checker, and its exec checker
-# (meant for a run made by `codex-autoresearch exec`; on a `run` it reports the state.json that
-# exec must not leave).
+# the hand check of the file formats (GUIDE §11): its resume checker, and for a run made by
+# `codex-autoresearch exec` (its results log says `# execution: exec`) its exec checker.
 #
 # usage: scripts/reference-check.sh SKILL_CHECKOUT REPO [EXEC_STDOUT]
 #   SKILL_CHECKOUT  a checkout of the reference skill repository (commit 239c686 for the current
@@ -33,7 +32,10 @@ show() {
 (cd "$skill" && git log --oneline -1 2>/dev/null | sed 's/^/reference at /')
 echo
 show python3 "$scripts/autoresearch_resume_check.py" --repo "$repo"
-if [ -f "$scripts/check_skill_invariants.py" ]; then
+results="$repo/autoresearch-results/results.tsv"
+if [ -f "$results" ] && ! grep -q '^# execution: exec$' "$results"; then
+  echo "(not an exec run: the exec checker is skipped)"
+elif [ -f "$scripts/check_skill_invariants.py" ]; then
   if [ -n "$stdout_file" ]; then
     show python3 "$scripts/check_skill_invariants.py" exec --repo "$repo" --last-message-file "$stdout_file"
   else
