@@ -53,7 +53,6 @@ pub fn run(opts: Options) -> Result<Summary> {
     let exec = opts.exec;
     let pre = preflight(opts)?;
     let mut own = take_over(&pre)?;
-    crate::artifacts::context::write(&pre.paths, &run_context(&pre.cfg, exec))?;
     let Preflight {
         out,
         repo,
@@ -99,6 +98,11 @@ pub fn run(opts: Options) -> Result<Summary> {
     };
     for n in &own.notes {
         run.out.note(n);
+    }
+    // The run has started (a refused baseline leaves no context): the reference's context.
+    if let Err(e) = crate::artifacts::context::write(&run.paths, &run_context(&run.cfg, exec)) {
+        run.out
+            .note(&format!("could not write the run's context: {e}"));
     }
     let stop = run.main_loop();
     run.conclude(stop)

@@ -14,12 +14,15 @@ fn whole_tree_args(agent: &str, iterations: &str) -> Vec<String> {
 }
 
 /// A run of one iteration, then the temporary file a kill -9 inside the state's atomic write
-/// leaves at the repository root.
+/// leaves beside the state (in `autoresearch-results/`).
 fn run_with_planted_temp() -> (TestRepo, String) {
     let repo = number_repo(10);
     let agent = stepping_agent(&repo, "agent.sh", -1);
     repo.run_owned(&whole_tree_args(&agent, "1")).expect_code(0);
-    repo.write(".autoresearch-tmp-abc123", "{\"half\": \"a state");
+    repo.write(
+        "autoresearch-results/.autoresearch-tmp-abc123",
+        "{\"half\": \"a state",
+    );
     (repo, agent)
 }
 
@@ -36,6 +39,25 @@ fn a_temporary_file_left_by_a_killed_write_is_not_taken_for_a_user_file() {
         "not adopted as an untracked file of the user"
     );
     assert_eq!(repo.status(), "", "hidden by .git/info/exclude");
+    assert_consistent(&repo);
+
+    // The March layout writes beside its files at the repository root, where the scope `.`
+    // covers it: still the engine's.
+    let repo = number_repo(10);
+    let mut args = whole_tree_args(&agent, "1");
+    args.extend(["--layout".to_string(), "march".to_string()]);
+    repo.run_owned(&args).expect_code(0);
+    repo.write(".autoresearch-tmp-abc123", "{\"half\": \"a state");
+    let n = args.iter().position(|a| a == "--iterations").unwrap() + 1;
+    args[n] = "2".into();
+    repo.run_owned(&args).expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "keep", "keep"]);
+    assert!(
+        !repo
+            .read(".autoresearch/kept-files.json")
+            .contains("autoresearch-tmp")
+    );
+    assert_eq!(repo.status(), "");
     assert_consistent(&repo);
 }
 
@@ -68,7 +90,11 @@ fn a_temporary_file_left_by_a_killed_write_is_swept_at_the_next_start() {
     repo.write(".git/.autoresearch-tmp-g1d2r3", "{");
     let r = repo.run_owned(&whole_tree_args(&agent, "2"));
     r.expect_code(0);
-    assert!(!repo.exists(".autoresearch-tmp-abc123"), "{}", r.stderr);
+    assert!(
+        !repo.exists("autoresearch-results/.autoresearch-tmp-abc123"),
+        "{}",
+        r.stderr
+    );
     assert!(!repo.exists("autoresearch-results/engine/.autoresearch-tmp-x1y2z3"));
     assert!(!repo.exists("autoresearch-results/engine/iter-0002/.autoresearch-tmp-p4r5s6"));
     assert!(!repo.exists(".git/info/.autoresearch-tmp-e7x8c9"));
