@@ -35,11 +35,12 @@ pub fn sized_like(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.len() == TEXT.len() as u64)
 }
 
-/// Creates a stand-in for each root artifact that does not exist; best effort.
+/// Creates a stand-in for each root artifact that does not exist; best effort. Written
+/// atomically: `status` must never see a half-written one (it would take it for a results log).
 pub fn place(paths: &Paths) {
     for f in files(paths) {
         if f.symlink_metadata().is_err() && f.parent().is_some_and(Path::is_dir) {
-            let _ = std::fs::write(f, TEXT);
+            let _ = crate::fsutil::write_atomic(&f, TEXT.as_bytes());
         }
     }
 }
