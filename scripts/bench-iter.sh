@@ -35,7 +35,7 @@ AGENT
 fi
 cd "$repo"
 git reset -q --hard bench-base
-rm -rf .autoresearch research-results*.tsv autoresearch-state*.json autoresearch-lessons.md
+rm -rf autoresearch-results .codex-autoresearch
 git for-each-ref --format='%(refname)' refs/autoresearch | xargs -r -n1 git update-ref -d
 "$BIN" run --goal "bench" --scope 'src/**' --metric n --direction lower \
   --verify "$DIR/verify.sh" --agent command --agent-cmd "$DIR/agent.sh" \

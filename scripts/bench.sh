@@ -17,13 +17,13 @@
 #    and the per-iteration figures are the slope between the two runs:
 #      engine/iter   = (wall_N - wall_short) / (N - ITER_SHORT): what a user waits per iteration
 #      overhead/iter = the same after subtracting the agent and verify time the engine recorded
-#                      (autoresearch-state.json engine.agent_ms + verify_ms + guard_ms). Those
+#                      (autoresearch-results/state.json engine.agent_ms + verify_ms + guard_ms). Those
 #                      times cover spawning, running and reaping the child processes, so this is
 #                      the engine's own work.
 #    Caveats when reading "overhead": the recorded times are whole milliseconds, truncated per
 #    process, so up to 1 ms per agent or verify run is charged to "overhead" (overstated by < 2 ms
 #    per iteration, ~1 ms on average); and the engine counts its fsynced write of
-#    .autoresearch/feedback.txt after each verify inside verify_ms, which hides that piece of
+#    autoresearch-results/engine/feedback.txt after each verify inside verify_ms, which hides that piece of
 #    engine work from "overhead" ("engine/iter" includes everything).
 #    "in-loop ovh" is a cross-check: the mean of summary.json total_ms - agent_ms - verify_ms over
 #    the long run (it misses the checks between iterations).
@@ -36,8 +36,8 @@
 #    and on discard iterations `git reset -q --hard HEAD~1`. Loop time / iterations.
 # 3. Growth with the length of the results log: one real run of ROWS_FEW iterations is made, and a
 #    copy of it is grown to ROWS_MANY rows the way a long run leaves it: discard rows appended to
-#    research-results.tsv, a refs/autoresearch/<tag>/trial-N ref and an .autoresearch/iter-NNNN/
-#    directory per row. autoresearch-state.json stays as the short run wrote it; the engine
+#    autoresearch-results/results.tsv, a refs/autoresearch/<tag>/trial-N ref and an autoresearch-results/engine/iter-NNNN/
+#    directory per row. autoresearch-results/state.json stays as the short run wrote it; the engine
 #    rebuilds its counters from the log (the TSV wins), as after any disagreement. Synthesizing is
 #    used instead of letting the engine write 10,000 no-op rows because each row costs several
 #    fsyncs (minutes here); the synthesized rows go through the same parser and reducer on resume,
@@ -169,8 +169,7 @@ make_repo() {
 # then gives every file a new mtime (same content), so the index's stat data is out of date.
 restore() {
     local d=$1
-    rm -rf "$d/.autoresearch" "$d"/research-results.tsv* "$d"/autoresearch-state.json* \
-        "$d"/autoresearch-lessons.md*
+    rm -rf "$d/autoresearch-results" "$d/.codex-autoresearch"
     git -C "$d" for-each-ref --format='delete %(refname)' refs/autoresearch | git -C "$d" update-ref --stdin
     git -C "$d" checkout -q -f main
     git -C "$d" reset -q --hard "$(cat "$d.base")"
@@ -226,7 +225,7 @@ measure() {
         n=$(( k == 1 ? ITER_SHORT : n2 ))
         prepare "$setup" "$d" "$mode"
         before=0
-        if [[ -f "$d/autoresearch-state.json" ]]; then
+        if [[ -f "$d/autoresearch-results/state.json" ]]; then
             out=$(python3 "$HELPER" engine-ms "$d")
             read -r before _ <<< "$out"
         fi

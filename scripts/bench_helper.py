@@ -6,14 +6,14 @@ Subcommands:
                            src/dNN/eNN/), all with an mtime one hour in the past so the index git
                            writes afterwards has no racily-clean entries
   engine-ms DIR            print "agent_ms+verify_ms+guard_ms iteration" of the run in DIR (totals
-                           recorded by the engine in autoresearch-state.json under `engine`)
+                           recorded by the engine in autoresearch-results/state.json under `engine`)
   inloop-ms DIR FIRST      print the sum over iterations >= FIRST of summary.json
                            total_ms - agent_ms - verify_ms - guard_ms, and how many iterations
   check DIR ITER           fail unless the run in DIR reached iteration ITER with no drift or crash
                            rows and only keep/discard rows after the baseline (sanity of a measurement)
   synth DIR ROWS           grow the finished run in DIR to ROWS iteration rows, the way a long run
-                           leaves it: discard rows appended to research-results.tsv, one
-                           refs/autoresearch/<tag>/trial-N per row and one .autoresearch/iter-NNNN/
+                           leaves it: discard rows appended to autoresearch-results/results.tsv, one
+                           refs/autoresearch/<tag>/trial-N per row and one autoresearch-results/engine/iter-NNNN/
                            directory per row
   report FILE              print the tables from the measurements in FILE
 """
@@ -47,7 +47,7 @@ def mkrepo(root, nfiles):
 
 
 def state(root):
-    with open(os.path.join(root, "autoresearch-state.json")) as f:
+    with open(os.path.join(root, "autoresearch-results/state.json")) as f:
         return json.load(f)
 
 
@@ -60,7 +60,7 @@ def engine_ms(root):
 def inloop_ms(root, first):
     first = int(first)
     total, count = 0, 0
-    for path in glob.glob(os.path.join(root, ".autoresearch", "iter-*", "summary.json")):
+    for path in glob.glob(os.path.join(root, "autoresearch-results", "engine", "iter-*", "summary.json")):
         with open(path) as f:
             r = json.load(f)
         if r["iteration"] < first:
@@ -71,7 +71,7 @@ def inloop_ms(root, first):
 
 
 def rows(root):
-    with open(os.path.join(root, "research-results.tsv")) as f:
+    with open(os.path.join(root, "autoresearch-results/results.tsv")) as f:
         lines = f.read().splitlines()
     start = lines.index("iteration\tcommit\tmetric\tdelta\tguard\tstatus\tdescription") + 1
     return lines[:start], [l.split("\t") for l in lines[start:] if l]
@@ -104,8 +104,8 @@ def synth(root, want):
     for i in range(have + 1, want + 1):
         lines.append("%d\t%s\t%d\t+1\t-\tdiscard\tsynthetic experiment %d\n" % (i, commit[:7], retained + 1, i))
         refs.append("create refs/autoresearch/%s/trial-%d %s\n" % (tag, i, commit))
-        os.makedirs(os.path.join(root, ".autoresearch", "iter-%04d" % i))
-    with open(os.path.join(root, "research-results.tsv"), "a") as f:
+        os.makedirs(os.path.join(root, "autoresearch-results", "engine", "iter-%04d" % i))
+    with open(os.path.join(root, "autoresearch-results/results.tsv"), "a") as f:
         f.writelines(lines)
     subprocess.run(["git", "-C", root, "update-ref", "--stdin"], input="".join(refs), text=True, check=True)
 

@@ -41,8 +41,8 @@ A
       --guard 'sh guard.sh' --rework 1 --scope 'src/**' --agent command --agent-cmd 'sh agent.sh' \
       --iterations 16 --run-tag same > stdout 2> stderr
     echo "exit $?" > "$out/code"
-    sed -E 's/\b[0-9a-f]{7,40}\b/C/g; s/^(# started_at: ).*/\1T/' research-results.tsv > "$out/tsv"
-    sed -E 's/\b[0-9a-f]{7,40}\b/C/g; s/"[a-z_]*_(ms|at)": *[0-9"TZ:.-]+/"T"/g' autoresearch-state.json > "$out/state"
+    sed -E 's/\b[0-9a-f]{7,40}\b/C/g; s/^(# started_at: ).*/\1T/' autoresearch-results/results.tsv > "$out/tsv"
+    sed -E 's/\b[0-9a-f]{7,40}\b/C/g; s/"[a-z_]*_(ms|at)": *[0-9"TZ:.-]+/"T"/g' autoresearch-results/state.json > "$out/state"
     sed -E 's/\b[0-9a-f]{7,40}\b/C/g; s/ +[0-9]+ms / Nms /; s|/tmp/[^ :]*|DIR|g' stdout > "$out/stdout"
     sed -E 's/\b[0-9a-f]{7,40}\b/C/g; s|/tmp/[^ :]*|DIR|g' stderr > "$out/stderr"
     git for-each-ref --format='%(refname)' > "$out/refs"

@@ -119,7 +119,7 @@ pub struct RunArgs {
     /// Repository to work in (default: the git root of the current directory).
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
-    /// Directory for the results, state, lessons and .autoresearch/ (default: the repo root).
+    /// Directory for the results, state, lessons and autoresearch-results/engine/ (default: the repo root).
     #[arg(long, value_name = "DIR")]
     pub artifacts_dir: Option<PathBuf>,
     /// Mode: loop, fix, debug, security or ship.
@@ -345,6 +345,9 @@ pub struct StatusArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Also list the archived runs (`results.prev*.tsv`) with their dates and outcomes.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Returns `p` made absolute against the current directory (flag paths are relative to it).
@@ -586,6 +589,7 @@ pub fn main() -> ExitCode {
                 args.at.repo.as_deref(),
                 args.at.artifacts_dir.as_deref(),
                 args.json,
+                args.all,
             )
             .map(|()| 0),
         ),

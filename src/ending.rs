@@ -1,4 +1,4 @@
-//! How a run ended: the `ended` record of `autoresearch-state.json` (reason word, detail, time,
+//! How a run ended: the `ended` record of `autoresearch-results/state.json` (reason word, detail, time,
 //! elapsed, exit code), written by the run as it ends, cleared by a resume, and read by
 //! `status` (which calls a run that died without one `crashed`). Pure apart from the types.
 

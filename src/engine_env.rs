@@ -12,7 +12,7 @@ use crate::process::{DEFAULT_LOG_CAP, MIN_LOG_CAP};
 pub const MIN_FREE_MB: &str = "AUTORESEARCH_MIN_FREE_MB";
 /// The first wait after a rate limit (a duration).
 pub const QUOTA_BACKOFF: &str = "AUTORESEARCH_QUOTA_BACKOFF";
-/// The size limit of each log file under `.autoresearch/` (bytes, or with a K, M or G suffix).
+/// The size limit of each log file under `autoresearch-results/engine/` (bytes, or with a K, M or G suffix).
 pub const LOG_CAP: &str = "AUTORESEARCH_LOG_CAP";
 
 /// Default free-disk threshold in megabytes.

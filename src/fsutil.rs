@@ -135,7 +135,8 @@ mod tests {
     /// Sweeps where a run's writes put their temporary files.
     fn sweep_run(root: &Path) -> Vec<PathBuf> {
         sweep_temp(
-            &crate::artifacts::Paths::new(root, None)
+            // The March layout: its files at the root, `.autoresearch/` beside them.
+            &crate::artifacts::Paths::with_layout(root, None, crate::config::Layout::March)
                 .unwrap()
                 .temp_dirs(Some(7)),
         )
@@ -145,7 +146,7 @@ mod tests {
     fn sweep_temp_removes_only_stale_temporary_files() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let private = root.join(crate::artifacts::PRIVATE);
+        let private = root.join(".autoresearch");
         fs::create_dir_all(private.join(".autoresearch-tmp-dir")).unwrap();
         for f in [
             ".autoresearch-tmp-abc123",
@@ -185,7 +186,7 @@ mod tests {
     fn sweep_temp_looks_into_the_in_flight_iterations_log_directory() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let private = root.join(crate::artifacts::PRIVATE);
+        let private = root.join(".autoresearch");
         for d in ["iter-0007", "baseline", "leftovers/3"] {
             fs::create_dir_all(private.join(d)).unwrap();
         }

@@ -24,7 +24,7 @@ pub struct LockFacts {
 /// What is known about the previous run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PreviousRun {
-    /// `.autoresearch/inflight.json` exists: the run was in the middle of an iteration.
+    /// `autoresearch-results/engine/inflight.json` exists: the run was in the middle of an iteration.
     pub interrupted: bool,
     /// Start time (seconds since the epoch) of the previous engine when it died holding the run
     /// lock (a reclaimed lock: it was killed, it did not exit); `None` when it exited.

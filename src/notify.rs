@@ -2,7 +2,7 @@
 //! blocked included). It runs detached from the run: the engine starts a helper (this binary,
 //! `__notify`) in its own process group with stdin from /dev/null and does not wait for it; the
 //! helper runs `sh -c CMD` under the process module with a timeout, output in
-//! `.autoresearch/notify.log`, and kills the command's group when the timeout expires.
+//! `autoresearch-results/engine/notify.log`, and kills the command's group when the timeout expires.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;

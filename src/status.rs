@@ -70,8 +70,17 @@ impl View {
 }
 
 /// Prints the status (never writes anything); an unreadable log is an error naming the file.
-pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool) -> Result<()> {
+pub fn status(
+    repo: Option<&Path>,
+    artifacts_dir: Option<&Path>,
+    json_out: bool,
+    all: bool,
+) -> Result<()> {
     let (repo, paths) = crate::artifacts::locate(repo, artifacts_dir)?;
+    let archived = all.then(|| crate::artifacts::archived::list(&paths));
+    let archived_json = archived
+        .as_ref()
+        .map(|a| Value::Array(a.iter().map(|r| r.to_json()).collect()));
     let holder = lock::live(&paths.lock);
     let root = repo.root.display().to_string();
     if !paths.results.exists() || crate::artifacts::stand_in::sized_like(&paths.results) {
@@ -91,10 +100,11 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
             )
         });
         if json_out {
-            say!(
-                "{}",
-                json!({"run": Value::Null, "repo": root, "running": holder.is_some(), "pid": holder.map(|h| h.pid), "inflight": Value::Null, "live": live.map(|l| l.to_json(now))})
-            );
+            let mut v = json!({"run": Value::Null, "repo": root, "running": holder.is_some(), "pid": holder.map(|h| h.pid), "inflight": Value::Null, "live": live.map(|l| l.to_json(now))});
+            if let Some(a) = archived_json {
+                v["archived"] = a;
+            }
+            say!("{v}");
         } else if let (Some(h), Some(l)) = (&holder, live) {
             say!("a run is starting in {root}: pid {}", h.pid);
             for line in l.lines(now) {
@@ -102,6 +112,9 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
             }
         } else {
             say!("no autoresearch run in {root} (start one with `codex-autoresearch run`)");
+        }
+        if !json_out {
+            print_archived(archived.as_deref());
         }
         return Ok(());
     }
@@ -129,11 +142,61 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
         findings,
     };
     if json_out {
-        say!("{}", as_json(&view));
+        let mut v = as_json(&view);
+        if let Some(a) = archived_json {
+            v["archived"] = a;
+        }
+        say!("{v}");
     } else {
         print_text(&view);
+        print_archived(archived.as_deref());
     }
     Ok(())
+}
+
+/// A resumed run's repository and run tag (never stored as settings: the repository is where the
+/// run is, the tag the one it was given or chose), shown by `config` with the source `resumed
+/// run` unless given explicitly.
+fn resumed_identity(
+    paths: &Paths,
+    merged: &mut crate::config::Settings,
+    sources: &mut std::collections::BTreeMap<&'static str, crate::config::Source>,
+) {
+    use crate::config::Source;
+    if merged.repo.is_none() {
+        merged.repo = Some(paths.root.clone());
+        sources.insert("repo", Source::Resumed);
+    }
+    let explicit = sources
+        .get("run_tag")
+        .is_some_and(|s| !matches!(s, Source::Default | Source::Resumed));
+    let stored = StateFile::load(&paths.state)
+        .ok()
+        .map(|s| s.run_tag)
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            ResultsLog::read(&paths.results)
+                .ok()
+                .and_then(|(l, _)| l.meta("run_tag").map(str::to_string))
+        });
+    if !explicit && let Some(tag) = stored {
+        merged.run_tag = Some(tag);
+        sources.insert("run_tag", Source::Resumed);
+    }
+}
+
+/// The archived runs of `status --all`, oldest first.
+fn print_archived(archived: Option<&[crate::artifacts::archived::Archived]>) {
+    match archived {
+        None => {}
+        Some([]) => say!("archived runs: none"),
+        Some(list) => {
+            say!("archived runs ({}):", list.len());
+            for a in list {
+                say!("  {}", a.line());
+            }
+        }
+    }
 }
 
 /// The `status --json` payload.
@@ -351,17 +414,30 @@ pub fn config(g: crate::config::Gathered, json_out: bool, exec: bool) -> Result<
     let repo = Repo::discover(&start).ok();
     // exec never resumes: the stored run's settings do not apply to it.
     let fresh = exec || g.settings.fresh == Some(true);
-    let saved = repo
+    let found = repo
         .as_ref()
-        .and_then(|r| Paths::new(&r.root, g.settings.artifacts_dir.as_deref()).ok())
-        .filter(|p| !fresh && p.has_run())
-        .and_then(|p| p.peek_saved());
+        .and_then(|r| {
+            Paths::find(
+                &r.root,
+                g.settings.artifacts_dir.as_deref(),
+                g.settings.layout,
+            )
+            .ok()
+        })
+        .filter(|p| !fresh && p.has_run());
+    let saved = found.as_ref().and_then(|p| p.peek_saved());
     // A resumed run refuses a changed goal, metric, direction or verify: so does this.
     let identity = saved
         .as_ref()
         .and_then(|s| crate::config::check_identity(s, &g.settings).err())
         .map(|e| crate::config::locate(e, &g.sources).to_string());
-    let (merged, sources) = crate::config::layered_sources(saved.as_ref(), &g.settings, &g.sources);
+    let (mut merged, mut sources) =
+        crate::config::layered_sources(saved.as_ref(), &g.settings, &g.sources);
+    if saved.is_some()
+        && let Some(p) = &found
+    {
+        resumed_identity(p, &mut merged, &mut sources);
+    }
     let values = serde_json::to_value(&merged).unwrap_or_default();
     let exec_needs = (exec && merged.iterations.is_none())
         .then(|| crate::config::missing("iterations").to_string());
@@ -370,7 +446,8 @@ pub fn config(g: crate::config::Gathered, json_out: bool, exec: bool) -> Result<
             Err(e) => Some(crate::config::locate(e, &sources).to_string()),
             // A run refuses a scope that protection leaves nothing to edit in: so does this.
             Ok(cfg) => repo.as_ref().and_then(|r| {
-                let paths = Paths::new(&r.root, cfg.settings.artifacts_dir.as_deref()).ok()?;
+                let (dir, layout) = (cfg.settings.artifacts_dir.as_deref(), cfg.settings.layout);
+                let paths = Paths::find(&r.root, dir, layout).ok()?;
                 let p = crate::protection::protection(&cfg, &r.root, &paths, g.file.as_deref());
                 crate::protection::check_editable(r, &cfg.scope, &p.list)
                     .err()

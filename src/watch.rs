@@ -27,7 +27,12 @@ use crate::git::Repo;
 pub const DISABLE_ENV: &str = "AUTORESEARCH_NO_WATCH";
 
 /// Directories below the root that are never watched (the engine's own, and git's).
-const SKIP_AT_ROOT: [&str; 2] = [".git", ".autoresearch"];
+const SKIP_AT_ROOT: [&str; 4] = [
+    ".git",
+    ".autoresearch",
+    crate::artifacts::layout::RESULTS_DIR,
+    crate::artifacts::layout::POINTER_DIR,
+];
 
 fn mask() -> AddWatchFlags {
     AddWatchFlags::IN_MODIFY

@@ -33,8 +33,8 @@ set +e
 code=$?
 set -e
 echo "== exit code $code"
-echo "== research-results.tsv (rows)"
-grep -v '^#' research-results.tsv
+echo "== autoresearch-results/results.tsv (rows)"
+grep -v '^#' autoresearch-results/results.tsv
 echo "== git log"
 git log --oneline
 echo "== status"

@@ -18,7 +18,7 @@ pub struct Request<'a> {
     pub prompt: &'a str,
     /// The repository root (the agent's working directory).
     pub repo: &'a Path,
-    /// Where this turn's logs go (`.autoresearch/iter-0007`).
+    /// Where this turn's logs go (`autoresearch-results/engine/iter-0007`).
     pub log_dir: &'a Path,
     /// File stem for this turn's logs: `agent` or `rework-1`.
     pub log_stem: &'a str,

@@ -1,4 +1,4 @@
-//! `.autoresearch/inflight.json`: written before the agent runs and removed after the row is
+//! `autoresearch-results/engine/inflight.json`: written before the agent runs and removed after the row is
 //! recorded, so a run killed at any moment can roll its unfinished trial back on the next start.
 //! The user's untracked files outside the scope are backed up alongside (`kept-files.json`).
 

@@ -1,4 +1,4 @@
-//! `autoresearch-lessons.md`: what worked (keeps) and what was abandoned (pivots), in the
+//! `autoresearch-results/lessons.md`: what worked (keeps) and what was abandoned (pivots), in the
 //! reference's block format. Appended only; the engine never rewrites it.
 
 use std::path::{Path, PathBuf};

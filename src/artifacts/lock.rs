@@ -1,4 +1,4 @@
-//! The run lock in `.autoresearch/lock`: an exclusive `flock` held for the life of the run, plus
+//! The run lock in `autoresearch-results/engine/lock`: an exclusive `flock` held for the life of the run, plus
 //! the holder's identity (pid and process start time, via sysinfo) so a second run can name it,
 //! `status` can tell a live holder from a dead one, and a reused pid is never taken for a live run.
 //! It also records the run token its children carry (see `process::run_token`). The lock's

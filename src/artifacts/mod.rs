@@ -1,8 +1,12 @@
-//! Where the run's files live (`research-results.tsv`, `autoresearch-state.json`,
-//! `autoresearch-lessons.md`, `.autoresearch/`), their exclude entries, and `--fresh` archiving.
+//! Where the run's files live (`autoresearch-results/`: `results.tsv`, `state.json`,
+//! `lessons.md`, `context.json`, `engine/`; or the March names with `--layout march`, see
+//! `layout`), their exclude entries, and `--fresh` archiving.
 
 pub mod findings;
+pub mod archived;
+pub mod context;
 pub mod inflight;
+pub mod layout;
 pub mod lessons;
 pub mod lock;
 pub mod results;
@@ -14,20 +18,19 @@ pub mod timing;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::config::Layout;
 use crate::error::{Error, IoContext, Result};
 
-/// File name of the results log.
-pub const RESULTS: &str = "research-results.tsv";
-/// File name of the state snapshot.
-pub const STATE: &str = "autoresearch-state.json";
-/// File name of the lessons file.
-pub const LESSONS: &str = "autoresearch-lessons.md";
-/// Name of the engine's private directory.
-pub const PRIVATE: &str = ".autoresearch";
-/// The run's files beside each other in the artifacts directory (the lessons carry over).
-const TOP: [&str; 3] = [RESULTS, STATE, LESSONS];
-/// The files of `.autoresearch/` that belong to one run (archived with it).
-const RUN_PRIVATE: [&str; 9] = [
+/// File name of the results log (current layout; `Paths::results` is the one to use).
+pub const RESULTS: &str = layout::CURRENT.results;
+/// File name of the state snapshot (current layout).
+pub const STATE: &str = layout::CURRENT.state;
+/// File name of the lessons file (current layout).
+pub const LESSONS: &str = layout::CURRENT.lessons;
+/// Name of the engine's private directory (current layout).
+pub const PRIVATE: &str = layout::CURRENT.private;
+/// The files of the engine's directory that belong to one run (archived with it).
+const RUN_PRIVATE: [&str; 10] = [
     FEEDBACK,
     SETTINGS,
     KEPT,
@@ -37,7 +40,13 @@ const RUN_PRIVATE: [&str; 9] = [
     crate::report::SVG,
     CONFIRM_MD,
     CONFIRM_JSON,
+    EXEC_STATE,
 ];
+/// The state of an exec run in the current layout, in the engine's directory: the reference
+/// leaves no `state.json` after exec.
+const EXEC_STATE: &str = "state.exec.json";
+/// The mode report directories (`Paths::mode_dir`), in the artifacts directory.
+const MODE_DIRS: [&str; 3] = ["debug", "security", "ship"];
 const FEEDBACK: &str = "feedback.txt";
 const SETTINGS: &str = "settings.json";
 const KEPT: &str = "kept-files.json";
@@ -101,19 +110,30 @@ pub fn locate(
 ) -> Result<(crate::git::Repo, Paths)> {
     let start = crate::config::start_dir(repo)?;
     let repo = crate::git::Repo::discover(&start)?;
-    let paths = Paths::new(&repo.root, artifacts_dir)?;
+    let paths = Paths::find(&repo.root, artifacts_dir, None)?;
     Ok((repo, paths))
 }
 
 /// The paths of one run's artifacts.
 #[derive(Clone, Debug)]
 pub struct Paths {
-    /// The directory holding the artifacts (the repo root by default).
+    /// Which names the files have.
+    pub layout: Layout,
+    /// The repository root.
+    pub root: PathBuf,
+    /// `--artifacts-dir` as given.
+    pub given_dir: Option<PathBuf>,
+    /// The directory holding the artifacts (`autoresearch-results/` by default; the repository
+    /// root in the March layout).
     pub dir: PathBuf,
     pub results: PathBuf,
     pub state: PathBuf,
     pub lessons: PathBuf,
-    /// `.autoresearch/`: lock, in-flight marker, per-iteration logs.
+    /// `context.json` (current layout only).
+    pub context: Option<PathBuf>,
+    /// The repository's `.codex-autoresearch/pointer.json` (current layout only).
+    pub pointer: Option<PathBuf>,
+    /// `engine/` (`.autoresearch/` in the March layout): lock, in-flight marker, logs.
     pub private: PathBuf,
     pub lock: PathBuf,
     pub inflight: PathBuf,
@@ -139,10 +159,24 @@ pub struct Paths {
 }
 
 impl Paths {
-    /// Returns the artifact paths for a repository root and an optional `--artifacts-dir`.
+    /// Returns the artifact paths (current layout) for a repository root and an optional
+    /// `--artifacts-dir`.
     pub fn new(repo_root: &Path, artifacts_dir: Option<&Path>) -> Result<Paths> {
+        Paths::with_layout(repo_root, artifacts_dir, Layout::Current)
+    }
+
+    /// Returns the artifact paths of `layout`.
+    pub fn with_layout(
+        repo_root: &Path,
+        artifacts_dir: Option<&Path>,
+        layout: Layout,
+    ) -> Result<Paths> {
+        let names = layout::names(layout);
         let dir = match artifacts_dir {
-            None => repo_root.to_path_buf(),
+            None => match names.default_dir {
+                Some(d) => repo_root.join(d),
+                None => repo_root.to_path_buf(),
+            },
             Some(d) => {
                 let d = if d.is_absolute() {
                     d.to_path_buf()
@@ -166,11 +200,28 @@ impl Paths {
                 "--artifacts-dir may not be inside .git".into(),
             ));
         }
-        let private = dir.join(PRIVATE);
+        let private = dir.join(names.private);
+        let current = layout == Layout::Current;
+        let exec_state = private.join(EXEC_STATE);
+        let state = dir.join(names.state);
         Ok(Paths {
-            results: dir.join(RESULTS),
-            state: dir.join(STATE),
-            lessons: dir.join(LESSONS),
+            layout,
+            root: repo_root.to_path_buf(),
+            given_dir: artifacts_dir.map(Path::to_path_buf),
+            results: dir.join(names.results),
+            // An exec run's state is in the engine's directory (`Paths::for_exec`).
+            state: if current && !state.exists() && exec_state.exists() {
+                exec_state
+            } else {
+                state
+            },
+            lessons: dir.join(names.lessons),
+            context: current.then(|| dir.join(context::FILE)),
+            pointer: current.then(|| {
+                repo_root
+                    .join(layout::POINTER_DIR)
+                    .join(layout::POINTER_FILE)
+            }),
             lock: private.join("lock"),
             inflight: private.join("inflight.json"),
             feedback: private.join(FEEDBACK),
@@ -180,7 +231,11 @@ impl Paths {
             runs: private.join(RUNS),
             confirm_md: private.join(CONFIRM_MD),
             confirm_json: private.join(CONFIRM_JSON),
-            reports: private.clone(),
+            reports: if current {
+                dir.clone()
+            } else {
+                private.clone()
+            },
             private,
             dir,
             rel_in_repo,
@@ -246,17 +301,30 @@ impl Paths {
             .iter()
             .map(|o| format!("/{}", escape_exclude(o)))
             .collect();
+        if self.pointer.is_some() {
+            entries.push(format!("/{}/", layout::POINTER_DIR));
+        }
         let Some(rel) = &self.rel_in_repo else {
             return entries;
         };
+        if self.whole_dir() {
+            entries.push(format!("/{rel}/"));
+            return entries;
+        }
         let prefix = if rel.is_empty() {
             "/".to_string()
         } else {
             format!("/{rel}/")
         };
-        entries.extend(TOP.iter().map(|name| format!("{prefix}{name}")));
-        entries.extend([RESULTS, STATE].map(|f| format!("{prefix}{}", archived_pattern(f))));
-        entries.push(format!("{prefix}{PRIVATE}/"));
+        let names = layout::names(self.layout);
+        entries.extend(self.top().iter().map(|name| format!("{prefix}{name}")));
+        entries.extend(
+            [names.results, names.state].map(|f| format!("{prefix}{}", archived_pattern(f))),
+        );
+        entries.push(format!("{prefix}{}/", names.private));
+        if self.layout == Layout::Current {
+            entries.extend(MODE_DIRS.iter().map(|m| format!("{prefix}{m}/")));
+        }
         entries.push(format!("{prefix}{}*", crate::fsutil::TMP_PREFIX));
         entries
     }
@@ -277,6 +345,33 @@ impl Paths {
         crate::scope::PathSet::new(&patterns).unwrap_or_else(|_| crate::scope::PathSet::empty())
     }
 
+    /// Whether the artifacts directory is the current layout's own `autoresearch-results/` in
+    /// the repository: then everything in it is the run's (hidden and protected whole).
+    fn whole_dir(&self) -> bool {
+        self.layout == Layout::Current && self.rel_in_repo.as_deref() == layout::CURRENT.default_dir
+    }
+
+    /// The run's files beside each other in the artifacts directory (the lessons carry over).
+    fn top(&self) -> Vec<&'static str> {
+        let names = layout::names(self.layout);
+        let mut top = vec![names.results, names.state, names.lessons];
+        if self.context.is_some() {
+            top.push(context::FILE);
+        }
+        top
+    }
+
+    /// Whether `name`, in the artifacts directory, is one of the run's files (an archive
+    /// included).
+    pub fn is_artifact_name(&self, name: &str) -> bool {
+        let names = layout::names(self.layout);
+        let stem = |f: &str| format!("{}.prev", f.rsplit_once('.').map_or(f, |(s, _)| s));
+        self.whole_dir()
+            || self.top().contains(&name)
+            || name.starts_with(&stem(names.results))
+            || name.starts_with(&stem(names.state))
+    }
+
     /// Returns `name` (an artifact) relative to the repository root, when the artifacts live
     /// inside it.
     fn in_repo(&self, name: &str) -> Option<String> {
@@ -294,16 +389,28 @@ impl Paths {
     /// the output files.
     pub fn own_files(&self) -> Vec<String> {
         let mut list = self.outputs.clone();
-        list.extend(TOP.iter().filter_map(|name| self.in_repo(name)));
+        list.extend(self.top().iter().filter_map(|name| self.in_repo(name)));
+        if self.pointer.is_some() {
+            list.push(format!("{}/{}", layout::POINTER_DIR, layout::POINTER_FILE));
+        }
         list
     }
 
     /// Returns the artifact paths relative to the repository root (for the protected set).
     pub fn protected_in_repo(&self) -> Vec<String> {
         let mut list: Vec<String> = self.outputs.iter().map(|o| escape_glob(o)).collect();
+        if self.pointer.is_some() {
+            list.push(layout::POINTER_DIR.to_string());
+        }
+        if self.whole_dir() {
+            list.extend(self.rel_in_repo.clone());
+            return list;
+        }
+        let private = layout::names(self.layout).private;
         list.extend(
-            TOP.iter()
-                .chain([&PRIVATE])
+            self.top()
+                .into_iter()
+                .chain([private])
                 .filter_map(|name| self.in_repo(name)),
         );
         list
@@ -317,7 +424,22 @@ impl Paths {
     pub fn temp_dirs(&self, in_flight: Option<u64>) -> Vec<PathBuf> {
         let mut dirs = vec![self.dir.clone(), self.private.clone()];
         dirs.extend(in_flight.map(|n| self.iter_dir(n)));
+        dirs.extend(
+            self.pointer
+                .as_ref()
+                .and_then(|p| p.parent())
+                .map(Path::to_path_buf),
+        );
         dirs
+    }
+
+    /// The paths of an exec run: its state in the engine's directory in the current layout (the
+    /// reference leaves no `state.json` after exec).
+    pub fn for_exec(mut self) -> Paths {
+        if self.layout == Layout::Current {
+            self.state = self.private.join(EXEC_STATE);
+        }
+        self
     }
 
     /// Returns true when a run's results or state exist here.
@@ -375,8 +497,10 @@ impl Paths {
     /// (`research-results.prev.tsv`, then `.prev2`, `.prev3`, ...; none is ever overwritten).
     /// Lessons stay: they carry over between runs. Returns the new paths.
     pub fn archive(&self) -> Result<Vec<PathBuf>> {
+        let names = layout::names(self.layout);
+        let (results_name, state_name) = (names.results, names.state);
         let mut generation = 1u32;
-        while [RESULTS, STATE]
+        while [results_name, state_name]
             .iter()
             .any(|f| self.dir.join(archived(f, generation)).exists())
             || self.private.join(format!("prev{generation}")).exists()
@@ -384,10 +508,14 @@ impl Paths {
             generation += 1;
         }
         let mut moved = Vec::new();
-        for (from, name) in [(&self.results, RESULTS), (&self.state, STATE)] {
-            let to = self.dir.join(archived(name, generation));
+        // The loop state by its name (an exec run's is in the engine's directory, moved below).
+        for name in [results_name, state_name] {
+            let (from, to) = (
+                self.dir.join(name),
+                self.dir.join(archived(name, generation)),
+            );
             if from.exists() {
-                fs::rename(from, &to).ctx("archive", from)?;
+                fs::rename(&from, &to).ctx("archive", &from)?;
                 moved.push(to);
             }
         }
@@ -416,7 +544,7 @@ mod tests {
     fn temporary_files_are_excluded_and_count_as_artifacts() {
         let root = tempfile::tempdir().unwrap();
         let root = root.path().canonicalize().unwrap();
-        let at_root = Paths::new(&root, None).unwrap();
+        let at_root = Paths::with_layout(&root, None, Layout::March).unwrap();
         assert!(
             at_root
                 .exclude_entries()
@@ -442,7 +570,67 @@ mod tests {
         assert!(!sub.artifact_set().matches(".autoresearch-tmp-abc123"));
 
         let outside = Paths::new(&root, Some(Path::new("/nonexistent/elsewhere"))).unwrap();
+        assert_eq!(
+            outside.exclude_entries(),
+            ["/.codex-autoresearch/"],
+            "the pointer only"
+        );
+        let outside = Paths::with_layout(&root, Some(Path::new("/x")), Layout::March).unwrap();
         assert!(outside.exclude_entries().is_empty());
+    }
+
+    /// Reference rule (anchor §1.1): `autoresearch-results/` and `.codex-autoresearch/` are in
+    /// `.git/info/exclude`; everything under them is the run's (owned-artifact rule §1.11), and
+    /// nothing else is.
+    #[test]
+    fn the_current_layout_hides_the_results_directory_and_the_pointer_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path().canonicalize().unwrap();
+        let paths = Paths::new(&root, None).unwrap();
+        assert_eq!(paths.results, root.join("autoresearch-results/results.tsv"));
+        assert_eq!(paths.state, root.join("autoresearch-results/state.json"));
+        assert_eq!(paths.lessons, root.join("autoresearch-results/lessons.md"));
+        assert_eq!(
+            paths.context.as_deref(),
+            Some(root.join("autoresearch-results/context.json").as_path())
+        );
+        assert_eq!(
+            paths.pointer.as_deref(),
+            Some(root.join(".codex-autoresearch/pointer.json").as_path())
+        );
+        assert_eq!(
+            paths.reports, paths.dir,
+            "mode reports in autoresearch-results/<mode>/"
+        );
+        assert_eq!(
+            paths.exclude_entries(),
+            ["/.codex-autoresearch/", "/autoresearch-results/"]
+        );
+        let set = paths.artifact_set();
+        for owned in [
+            "autoresearch-results/results.tsv",
+            "autoresearch-results/engine/iter-0001/prompt.md",
+            "autoresearch-results/security/260101-0000-x/findings.md",
+            ".codex-autoresearch/pointer.json",
+        ] {
+            assert!(set.matches(owned), "{owned}");
+        }
+        for theirs in [
+            "results.tsv",
+            "src/state.json",
+            "docs/autoresearch-results.md",
+        ] {
+            assert!(!set.matches(theirs), "{theirs}");
+        }
+        assert_eq!(
+            paths.protected_in_repo(),
+            [".codex-autoresearch", "autoresearch-results"]
+        );
+        let exec = paths.clone().for_exec();
+        assert_eq!(
+            exec.state,
+            root.join("autoresearch-results/engine/state.exec.json")
+        );
     }
 
     #[test]
@@ -455,8 +643,9 @@ mod tests {
                 paths.dir.clone(),
                 paths.private.clone(),
                 paths.private.join("iter-0007"),
+                root.path().join(".codex-autoresearch"),
             ]
         );
-        assert_eq!(paths.temp_dirs(None).len(), 2);
+        assert_eq!(paths.temp_dirs(None).len(), 3);
     }
 }

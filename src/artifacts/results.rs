@@ -1,4 +1,4 @@
-//! `research-results.tsv`: created once with its metadata, then only appended to (one write plus
+//! `autoresearch-results/results.tsv`: created once with its metadata, then only appended to (one write plus
 //! fsync per row). Reading validates the file, then repairs a torn last line; it replays nothing (the
 //! reducer does that).
 
@@ -131,7 +131,8 @@ impl ResultsLog {
             })?
             .parse()
             .map_err(|e: String| Error::Refused(format!("{}: {e}", self.path.display())))?;
-        crate::engine::reducer::Replay::from_rows(&self.rows, direction).map_err(|e| {
+        let rules = super::layout::rules(super::layout::of_results(&self.path));
+        crate::engine::reducer::Replay::from_rows_with(&self.rows, direction, rules).map_err(|e| {
             Error::Refused(format!(
                 "{}: {e}; fix the file or start over with --fresh",
                 self.path.display()

@@ -1,4 +1,4 @@
-//! `.autoresearch/runs.tsv`: every verify run of a run, append-only (iteration, run number,
+//! `autoresearch-results/engine/runs.tsv`: every verify run of a run, append-only (iteration, run number,
 //! commit, role, value, use), so that a resumed run rebuilds the keep rule's reference and noise
 //! estimate from the same runs instead of re-baselining on one sample.
 

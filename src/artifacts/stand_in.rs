@@ -1,5 +1,5 @@
 //! Stand-ins for the run's files while the baseline is measured: a results log, state or
-//! lessons file, feedback file that does not exist yet, and a prompt (`.autoresearch/baseline/prompt.md`), get
+//! lessons file, feedback file that does not exist yet, and a prompt (`autoresearch-results/engine/baseline/prompt.md`), get
 //! one line, so that a verify or guard that would read them opens something the baseline check
 //! sees. A stand-in is no run (`Paths::has_run`), and is
 //! removed after the baseline, or at the next start when the engine was killed during it.
@@ -35,11 +35,12 @@ pub fn sized_like(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.len() == TEXT.len() as u64)
 }
 
-/// Creates a stand-in for each root artifact that does not exist; best effort.
+/// Creates a stand-in for each root artifact that does not exist; best effort. Written
+/// atomically: `status` must never see a half-written one (it would take it for a results log).
 pub fn place(paths: &Paths) {
     for f in files(paths) {
         if f.symlink_metadata().is_err() && f.parent().is_some_and(Path::is_dir) {
-            let _ = std::fs::write(f, TEXT);
+            let _ = crate::fsutil::write_atomic(&f, TEXT.as_bytes());
         }
     }
 }
@@ -61,6 +62,7 @@ mod tests {
     fn stand_ins_fill_only_the_missing_files_are_no_run_and_go_away() {
         let root = tempfile::tempdir().unwrap();
         let paths = Paths::new(root.path(), None).unwrap();
+        std::fs::create_dir_all(&paths.dir).unwrap();
         std::fs::write(&paths.lessons, "# my lessons\n").unwrap();
         let prompt = paths.private.join("baseline").join("prompt.md");
         place(&paths);

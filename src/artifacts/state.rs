@@ -1,4 +1,4 @@
-//! `autoresearch-state.json`: version 1 with the reference's keys (`run_tag`, `mode`, `config`,
+//! `autoresearch-results/state.json`: version 1 with the reference's keys (`run_tag`, `mode`, `config`,
 //! `state`, `updated_at`) plus the engine's own `engine` object. Written atomically, keys sorted.
 //! It is a cache of the TSV replay: on disagreement the TSV wins.
 
@@ -73,7 +73,7 @@ pub struct IterationRecord {
     pub usage: Usage,
 }
 
-/// How many iteration records the state keeps (older ones live in `.autoresearch/iter-*/`).
+/// How many iteration records the state keeps (older ones live in `autoresearch-results/engine/iter-*/`).
 pub const RECENT: usize = 20;
 
 /// The engine's own keys, under `engine`.

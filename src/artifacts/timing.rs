@@ -1,4 +1,4 @@
-//! `.autoresearch/iterations.jsonl`: one JSON line per recorded iteration with its start time,
+//! `autoresearch-results/engine/iterations.jsonl`: one JSON line per recorded iteration with its start time,
 //! phase durations and tokens (the side record the report's time axis comes from; the results
 //! TSV keeps its schema). Appended only; unreadable lines are skipped on reading.
 
@@ -12,7 +12,7 @@ use super::state::{IterationRecord, Usage};
 use crate::error::Result;
 use crate::fsutil;
 
-/// File name of the timing records, in `.autoresearch/`.
+/// File name of the timing records, in `autoresearch-results/engine/`.
 pub const FILE: &str = "iterations.jsonl";
 
 /// When one iteration started and where its time and tokens went.

@@ -1,6 +1,6 @@
 //! Run settings: one partial [`Settings`] per source (defaults, the resumed run, the config file,
 //! the environment, flags), layered in that order, then validated into a [`RunConfig`].
-//! The same keys name flags, TOML keys and the `config` object of `autoresearch-state.json`.
+//! The same keys name flags, TOML keys and the `config` object of `autoresearch-results/state.json`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -210,7 +210,7 @@ impl<'de> Deserialize<'de> for StringOrList {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     Default,
-    /// The configuration stored in `autoresearch-state.json` of the run being resumed.
+    /// The configuration stored in `autoresearch-results/state.json` of the run being resumed.
     Resumed,
     /// `autoresearch.toml` or `--config FILE`: the line of the key and the key as written.
     File {

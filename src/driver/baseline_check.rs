@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use super::Run;
-use crate::artifacts::{LESSONS, PRIVATE, Paths, RESULTS, STATE, stand_in};
+use crate::artifacts::{Paths, stand_in};
 use crate::engine::list_paths;
 use crate::engine::row::Guard;
 use crate::error::{Error, Result};
@@ -38,13 +38,8 @@ struct OpenWatch {
     dirs: HashMap<WatchDescriptor, (PathBuf, bool)>,
     /// The files the engine itself opens in the current window.
     ignore: HashSet<PathBuf>,
-}
-
-/// Whether `name`, in the artifacts directory, is one of the engine's files.
-fn is_artifact_name(name: &str) -> bool {
-    [RESULTS, STATE, LESSONS].contains(&name)
-        || name.starts_with("research-results.prev")
-        || name.starts_with("autoresearch-state.prev")
+    /// The run's paths (which names in the artifacts directory are the run's).
+    paths: Paths,
 }
 
 impl OpenWatch {
@@ -93,6 +88,7 @@ impl OpenWatch {
             inotify,
             dirs,
             ignore: HashSet::new(),
+            paths: paths.clone(),
         })
     }
 
@@ -113,7 +109,8 @@ impl OpenWatch {
                     continue;
                 }
                 let text = name.to_string_lossy();
-                if text.starts_with(crate::fsutil::TMP_PREFIX) || (!all && !is_artifact_name(&text))
+                if text.starts_with(crate::fsutil::TMP_PREFIX)
+                    || (!all && !self.paths.is_artifact_name(&text))
                 {
                     continue;
                 }
@@ -156,8 +153,9 @@ impl BaselineCheck {
             } else {
                 "or point --artifacts-dir elsewhere"
             };
+            let excludes = grep_excludes(paths);
             return Err(Error::Refused(format!(
-                "{who} opened the engine's own files at the baseline ({}): its result would change as the run writes them; exclude them from the command (e.g. `grep --exclude-dir={PRIVATE} --exclude-dir=.git --exclude='research-results*' --exclude='autoresearch-*'`: git's reflogs grow with every trial commit; or `git grep`, which reads only tracked files), {artifacts}",
+                "{who} opened the engine's own files at the baseline ({}): its result would change as the run writes them; exclude them from the command (e.g. `grep {excludes}`: git's reflogs grow with every trial commit; or `git grep`, which reads only tracked files), {artifacts}",
                 list_paths(&files)
             )));
         }
@@ -267,24 +265,63 @@ pub(crate) fn run_watching_opens(
     (out, opened.into_iter().collect())
 }
 
+/// The `grep` options that leave out the engine's files (and `.git`).
+fn grep_excludes(paths: &Paths) -> String {
+    use crate::config::Layout;
+    match (paths.layout, &paths.given_dir) {
+        (Layout::March, _) => "--exclude-dir=.autoresearch --exclude-dir=.git --exclude='research-results*' --exclude='autoresearch-*'".into(),
+        (Layout::Current, None) => {
+            "--exclude-dir=autoresearch-results --exclude-dir=.codex-autoresearch --exclude-dir=.git".into()
+        }
+        (Layout::Current, Some(_)) => {
+            let dir = paths.dir.file_name().unwrap_or_default().to_string_lossy();
+            format!("--exclude-dir={dir} --exclude-dir=.codex-autoresearch --exclude-dir=.git")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Layout;
 
     #[test]
     fn the_engines_files_beside_the_repository_files() {
+        let root = Path::new("/r");
+        let march = Paths::with_layout(root, None, Layout::March).unwrap();
         for name in [
-            RESULTS,
-            STATE,
-            LESSONS,
+            "research-results.tsv",
+            "autoresearch-state.json",
+            "autoresearch-lessons.md",
             "research-results.prev.tsv",
             "autoresearch-state.prev3.json",
         ] {
-            assert!(is_artifact_name(name), "{name}");
+            assert!(march.is_artifact_name(name), "{name}");
         }
-        for name in ["README.md", "results.tsv", "autoresearch.toml", PRIVATE] {
-            assert!(!is_artifact_name(name), "{name}");
+        for name in [
+            "README.md",
+            "results.tsv",
+            "autoresearch.toml",
+            ".autoresearch",
+        ] {
+            assert!(!march.is_artifact_name(name), "{name}");
         }
+        // `--artifacts-dir` in the current layout: only the run's own names there.
+        let out = Paths::new(root, Some(Path::new("out"))).unwrap();
+        for name in [
+            "results.tsv",
+            "state.json",
+            "lessons.md",
+            "context.json",
+            "results.prev2.tsv",
+        ] {
+            assert!(out.is_artifact_name(name), "{name}");
+        }
+        for name in ["README.md", "research-results.tsv", "notes.json"] {
+            assert!(!out.is_artifact_name(name), "{name}");
+        }
+        // `autoresearch-results/` is the run's whole.
+        assert!(Paths::new(root, None).unwrap().is_artifact_name("anything"));
     }
 
     #[test]
@@ -293,14 +330,22 @@ mod tests {
         let paths = Paths::new(root, None).unwrap();
         let shown = |p: &str| BaselineCheck::shown(&paths, root, Path::new(p));
         assert_eq!(
-            shown("/r/.autoresearch/iter-0001/prompt.md"),
+            shown("/r/autoresearch-results/engine/iter-0001/prompt.md"),
+            "autoresearch-results/engine/"
+        );
+        assert_eq!(
+            shown("/r/autoresearch-results/results.tsv"),
+            "autoresearch-results/results.tsv"
+        );
+        let march = Paths::with_layout(root, None, Layout::March).unwrap();
+        assert_eq!(
+            BaselineCheck::shown(&march, root, Path::new("/r/.autoresearch/lock")),
             ".autoresearch/"
         );
-        assert_eq!(shown("/r/research-results.tsv"), "research-results.tsv");
         let outside = Paths::new(root, Some(Path::new("/elsewhere"))).unwrap();
         assert_eq!(
-            BaselineCheck::shown(&outside, root, Path::new("/elsewhere/.autoresearch/lock")),
-            "/elsewhere/.autoresearch/"
+            BaselineCheck::shown(&outside, root, Path::new("/elsewhere/engine/lock")),
+            "/elsewhere/engine/"
         );
     }
 }

@@ -1,5 +1,5 @@
 //! The evaluator's pins: the files verify and guard execute (inside the repository or outside
-//! it) are pinned by content hash at the baseline, in `.autoresearch/evaluators.json` (a copy of
+//! it) are pinned by content hash at the baseline, in `autoresearch-results/engine/evaluators.json` (a copy of
 //! each outside file beside it), so a resume keeps them. A change is never compared across: the
 //! agent's (seen after its turn) makes the trial `[PROTECTED]` and an outside file is put back
 //! (its changed content kept as `evaluators/changed-<n>-<name>`); anyone else's (seen between
@@ -80,7 +80,7 @@ fn pin_copy(paths: &Paths, hash: &str) -> PathBuf {
     paths.private.join("evaluators").join(hash)
 }
 
-/// Keeps the changed content of `path` at `.autoresearch/evaluators/changed-<n>-<name>` (the
+/// Keeps the changed content of `path` at `autoresearch-results/engine/evaluators/changed-<n>-<name>` (the
 /// next free `n`) before it is put back; returns where, or `None` when it is gone.
 fn keep_changed(paths: &Paths, path: &Path) -> Result<Option<PathBuf>> {
     if !path.is_file() {

@@ -98,6 +98,10 @@ impl Run {
         if let Some(cmd) = self.cfg.notify.clone() {
             self.notify(&cmd, &ended);
         }
+        if let Err(e) = crate::artifacts::context::deactivate(&self.paths) {
+            self.out
+                .note(&format!("could not mark the run inactive: {e}"));
+        }
         outcome
     }
 

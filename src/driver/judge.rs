@@ -1,5 +1,5 @@
 //! The keep rule's side of the driver (GUIDE §7a): SEQ's state between iterations, the runs log
-//! (`.autoresearch/runs.tsv`), the baseline's extra runs, the replay on resume, verify on the
+//! (`autoresearch-results/engine/runs.tsv`), the baseline's extra runs, the replay on resume, verify on the
 //! retained commit in the middle of an iteration, and the choice of `--keep-effort auto`.
 
 use std::path::Path;

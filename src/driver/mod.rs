@@ -112,7 +112,7 @@ struct Run {
     rules: Rules,
     /// The measurement-writes note was shown (it is shown once per run).
     told_measurement_writes: bool,
-    /// The settings last written to `.autoresearch/settings.json`.
+    /// The settings last written to `autoresearch-results/engine/settings.json`.
     saved_settings: Option<String>,
     /// Change notification over the work tree (lets a scan that cannot find anything be skipped).
     watch: TreeWatch,
@@ -260,6 +260,8 @@ impl Run {
         self.state.engine.branch = self.branch.clone();
         self.state.engine.head = self.head.to_string();
         self.state.engine.elapsed_ms = ms(self.run_elapsed());
+        let scope = self.cfg.scope.join(",");
+        crate::artifacts::context::add_config_keys(&self.paths, &mut self.state.config, &scope);
         self.state.save(&self.paths.state)?;
         self.state_stamp = fsutil::fingerprint(&self.paths.state);
         // A second copy of the current settings, so a lost state file does not lose the flags

@@ -43,7 +43,8 @@ pub(super) struct Preflight {
     pub(super) checklist: Option<crate::ship::Spec>,
 }
 
-/// Checks everything that may refuse the run, writing nothing.
+/// Checks everything that may refuse the run, writing nothing (but moving a March-layout run
+/// into the current layout, `artifacts::layout::settle`).
 pub(super) fn preflight(opts: Options) -> Result<Preflight> {
     preflight_where(opts, true)
 }
@@ -58,8 +59,9 @@ pub(super) fn preflight_where(opts: Options, probe_writable: bool) -> Result<Pre
     let start_dir = config::start_dir(opts.settings.repo.as_deref())?;
     let repo = Repo::discover(&start_dir)?;
     let branch = repo.check_startable()?;
-    let mut paths =
-        Paths::new(&repo.root, opts.settings.artifacts_dir.as_deref())?.with_outputs(&repo.root);
+    let layout = opts.settings.layout;
+    let mut paths = Paths::find(&repo.root, opts.settings.artifacts_dir.as_deref(), layout)?
+        .with_outputs(&repo.root);
     // Output redirected into a tracked file is a change to that file: the preflight refuses it.
     paths.outputs.retain(|o| !repo.is_tracked(o));
     let fresh = opts.exec || opts.settings.fresh == Some(true);
@@ -69,6 +71,11 @@ pub(super) fn preflight_where(opts: Options, probe_writable: bool) -> Result<Pre
     // Codex's sandbox keeps .git read-only: say so before anything is written.
     if probe_writable {
         crate::writable::check(&repo)?;
+        // A run in the March layout moves to the current one (unless --layout march).
+        paths = crate::artifacts::layout::settle(paths, layout, |n| out.note(n))?;
+    }
+    if opts.exec {
+        paths = paths.for_exec();
     }
     let saved = match (fresh, paths.has_run()) {
         (false, true) => match paths.peek_saved() {

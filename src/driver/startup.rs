@@ -102,9 +102,31 @@ pub fn run(opts: Options) -> Result<Summary> {
     for n in &own.notes {
         run.out.note(n);
     }
+    // The run has started (a refused baseline leaves no context): the reference's context.
+    if let Err(e) = crate::artifacts::context::write(&run.paths, &run_context(&run.cfg, exec)) {
+        run.out
+            .note(&format!("could not write the run's context: {e}"));
+    }
     let stop = run.main_loop();
     let stop = run.after_loop(stop);
     super::fix_phase::after_hunt(fix, run.conclude(stop))
+}
+
+/// What the reference's context and pointer say of this run: active (exec: not, and no session).
+fn run_context(
+    cfg: &crate::config::RunConfig,
+    exec: bool,
+) -> crate::artifacts::context::Context<'static> {
+    let session = if crate::launch::child::detached() {
+        "background"
+    } else {
+        "foreground"
+    };
+    crate::artifacts::context::Context {
+        active: !exec,
+        session_mode: (!exec).then_some(session),
+        scope: cfg.scope.join(","),
+    }
 }
 
 /// What taking over the run's files established.
@@ -349,8 +371,9 @@ pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run
         status: Status::Baseline,
         description: String::new(),
     };
-    let replay =
-        Replay::start(&placeholder, cfg.direction).map_err(|e| Error::Blocked(e.to_string()))?;
+    let replay = Replay::start(&placeholder, cfg.direction)
+        .map_err(|e| Error::Blocked(e.to_string()))?
+        .with_rules(crate::artifacts::layout::rules(setup.paths.layout));
     let state = StateFile {
         version: 1,
         run_tag: run_tag.clone(),
@@ -633,8 +656,9 @@ impl Run {
                 } else {
                     format!(" (last output: {})", one_line(&tail))
                 };
+                let log = crate::artifacts::layout::shown(&self.repo.root, &dir.join("verify.log"));
                 return Err(Error::Refused(format!(
-                    "the baseline verify gives no metric ({reason}); fix --verify before starting (its output: .autoresearch/baseline/verify.log){last}"
+                    "the baseline verify gives no metric ({reason}); fix --verify before starting (its output: {log}){last}"
                 )));
             }
             Err(Untouched::GuardFails { reason, tail }) => {
@@ -655,7 +679,8 @@ impl Run {
         match self.baseline_runs(dir, first)? {
             Ok(r) => Ok(r),
             Err(Untouched::NoMetric { reason, .. }) => Err(Error::Refused(format!(
-                "a repeated baseline verify gives no metric ({reason}); verify must give a metric every time (its output: .autoresearch/baseline/)"
+                "a repeated baseline verify gives no metric ({reason}); verify must give a metric every time (its output: {}/)",
+                crate::artifacts::layout::shown(&self.repo.root, dir)
             ))),
             Err(Untouched::Interrupted(sig)) => Err(Error::Interrupted(sig, "during the baseline")),
             Err(Untouched::GuardFails { .. }) => unreachable!("the extra runs are verify only"),
@@ -680,7 +705,8 @@ impl Run {
         // The baseline's reading (metrics-json) stays the retained one.
         let gates = std::mem::take(&mut self.replay.tally.gates);
         self.replay = Replay::start(baseline, self.cfg.direction)
-            .map_err(|e| Error::Blocked(e.to_string()))?;
+            .map_err(|e| Error::Blocked(e.to_string()))?
+            .with_rules(crate::artifacts::layout::rules(self.paths.layout));
         self.replay.tally.gates = gates;
         self.save_state()?;
         Ok(())

@@ -365,7 +365,7 @@ impl Run {
 
     /// Commits `paths` as they are (files up to the backup limit, 256 MB in all) on top of HEAD,
     /// without moving the branch, under `refs/autoresearch/<tag>/leftover-<n>` (or `trial-<n>`
-    /// for unfinished work); moves bigger ones to `.autoresearch/leftovers/<n>/`; says so, and
+    /// for unfinished work); moves bigger ones to `autoresearch-results/engine/leftovers/<n>/`; says so, and
     /// returns the commit and ref.
     pub(super) fn keep_leftovers(
         &mut self,

@@ -57,6 +57,19 @@ pub struct Ladder {
     pub counts: [u64; 11],
     /// The status of the last row other than `drift` and `blocked`.
     pub last_strategic: Option<Status>,
+    /// Failed experiments (discard, crash, no-op) since the last keep or drift, bookkeeping rows
+    /// left out whatever the rules (`--plateau`).
+    pub failures_since_keep: u64,
+}
+
+/// Which of the reference's replay rules apply: the current ones (May 2026: a `refine` row
+/// counts toward `consecutive_discards`) or March 2026's (a `refine` row changes no counter).
+/// The run's file layout decides (`artifacts::layout::rules`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rules {
+    #[default]
+    Current,
+    March,
 }
 
 /// The replayed run: reference state plus escalation counters.
@@ -65,6 +78,7 @@ pub struct Replay {
     pub tally: Tally,
     pub ladder: Ladder,
     pub direction: Direction,
+    pub rules: Rules,
 }
 
 /// Why a sequence of rows cannot be replayed.
@@ -147,13 +161,29 @@ impl Replay {
             },
             ladder,
             direction,
+            rules: Rules::default(),
         })
+    }
+
+    /// The same replay under `rules` (set before any row after the baseline is applied).
+    pub fn with_rules(mut self, rules: Rules) -> Replay {
+        self.rules = rules;
+        self
     }
 
     /// Replays a whole log (baseline first).
     pub fn from_rows(rows: &[Row], direction: Direction) -> Result<Replay, ReplayError> {
+        Replay::from_rows_with(rows, direction, Rules::default())
+    }
+
+    /// Replays a whole log under `rules`.
+    pub fn from_rows_with(
+        rows: &[Row],
+        direction: Direction,
+        rules: Rules,
+    ) -> Result<Replay, ReplayError> {
         let (first, rest) = rows.split_first().ok_or(ReplayError::NoBaseline)?;
-        let mut replay = Replay::start(first, direction)?;
+        let mut replay = Replay::start(first, direction)?.with_rules(rules);
         for row in rest {
             replay.apply(row)?;
         }
@@ -194,6 +224,7 @@ impl Replay {
                 }
                 l.since_reset = 0;
                 l.refined = false;
+                l.failures_since_keep = 0;
             }
             Status::Discard | Status::Crash | Status::NoOp => {
                 match row.status {
@@ -203,6 +234,7 @@ impl Replay {
                 }
                 t.consecutive_discards += 1;
                 l.since_reset += 1;
+                l.failures_since_keep += 1;
             }
             Status::Blocked => t.blocked += 1,
             Status::Drift => {
@@ -214,12 +246,18 @@ impl Replay {
                 if !t.last_trial_labels.is_empty() {
                     t.current_labels = t.last_trial_labels.clone();
                 }
+                l.failures_since_keep = 0;
                 if self.direction.improves(row.metric, t.best_metric) {
                     t.best_metric = row.metric;
                     t.best_iteration = row.iteration;
                 }
             }
-            Status::Refine => l.refined = true,
+            Status::Refine => {
+                l.refined = true;
+                if self.rules == Rules::Current {
+                    t.consecutive_discards += 1;
+                }
+            }
             Status::Pivot => {
                 t.pivot_count += 1;
                 l.since_reset = 0;
@@ -400,12 +438,35 @@ mod tests {
             r(6, Status::Search, 10.0, "-"),
             r(7, Status::Blocked, 10.0, "-"),
         ];
-        let rp = Replay::from_rows(&rows, Direction::Lower).expect("replay");
+        let rp = Replay::from_rows_with(&rows, Direction::Lower, Rules::March).expect("replay");
         // refine, pivot and search leave consecutive_discards alone; pivot counts; blocked counts.
         assert_eq!(rp.tally.consecutive_discards, 3);
         assert_eq!(rp.tally.pivot_count, 1);
         assert_eq!(rp.tally.blocked, 1);
         assert_eq!(rp.ladder.since_reset, 0, "a pivot resets the ladder");
+    }
+
+    /// Reference rule (May 2026 `log_summary`, anchor §1.4 and scenario 14): a `refine` row counts
+    /// toward `consecutive_discards`: discard, discard, refine gives 3. The rest as in March.
+    #[test]
+    fn refine_counts_toward_consecutive_discards_under_the_current_rules() {
+        let rows = vec![
+            r(0, Status::Baseline, 10.0, "a"),
+            r(1, Status::Discard, 11.0, "b"),
+            r(2, Status::Discard, 11.0, "c"),
+            r(3, Status::Refine, 10.0, "-"),
+        ];
+        let rp = Replay::from_rows(&rows, Direction::Lower).expect("replay");
+        assert_eq!(rp.rules, Rules::Current);
+        assert_eq!(rp.tally.consecutive_discards, 3);
+        assert_eq!(rp.tally.last_status, "refine");
+        let march = Replay::from_rows_with(&rows, Direction::Lower, Rules::March).unwrap();
+        assert_eq!(march.tally.consecutive_discards, 2);
+        assert_eq!(march.ladder, rp.ladder, "the escalation ladder is the same");
+        let mut more = rows.clone();
+        more.extend([r(4, Status::Pivot, 10.0, "-"), r(5, Status::Keep, 9.0, "e")]);
+        let rp = Replay::from_rows(&more, Direction::Lower).unwrap();
+        assert_eq!(rp.tally.consecutive_discards, 0, "a keep resets it");
     }
 
     #[test]
@@ -487,7 +548,8 @@ mod tests {
         assert_eq!(log, expected);
         assert!(rp.pivots_exhausted(TH));
         assert_eq!(rp.tally.pivot_count, 3);
-        assert_eq!(rp.tally.consecutive_discards, 15);
+        // 15 failures and 3 refine rows (the current rules count them; pivots reset nothing).
+        assert_eq!(rp.tally.consecutive_discards, 18);
     }
 
     #[test]

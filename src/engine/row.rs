@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use super::number::{canonical, parse_stored, signed};
 
-/// The header line of `research-results.tsv`.
+/// The header line of `autoresearch-results/results.tsv`.
 pub const HEADER: &str = "iteration\tcommit\tmetric\tdelta\tguard\tstatus\tdescription";
 
 /// Longest description kept in a row, in characters.

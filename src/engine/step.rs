@@ -34,7 +34,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// The word in `.autoresearch/inflight.json`.
+    /// The word in `autoresearch-results/engine/inflight.json`.
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Agent => "agent",

@@ -321,7 +321,10 @@ fn guide_5_3_a_protected_path_is_discarded_uncommitted() {
     let s = setup()
         .start()
         .on(done("reset the results"), Action::Inspect)
-        .on(found(&[], &["research-results.tsv"]), Action::Undo)
+        .on(
+            found(&[], &["autoresearch-results/results.tsv"]),
+            Action::Undo,
+        )
         .records(
             Observation::Restored,
             row(
@@ -329,7 +332,7 @@ fn guide_5_3_a_protected_path_is_discarded_uncommitted() {
                 None,
                 None,
                 Guard::NotRun,
-                "[PROTECTED] research-results.tsv — reset the results",
+                "[PROTECTED] autoresearch-results/results.tsv — reset the results",
             ),
             None,
         )

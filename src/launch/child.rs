@@ -19,7 +19,7 @@ pub const READY_FD_VAR: &str = "AUTORESEARCH_LAUNCH_FD";
 static CHANNEL: Mutex<Option<File>> = Mutex::new(None);
 static DETACHED: AtomicBool = AtomicBool::new(false);
 
-/// Returns the run log in the private directory `.autoresearch/`.
+/// Returns the run log in the private directory `autoresearch-results/engine/`.
 pub fn log_path(private: &Path) -> PathBuf {
     private.join("run.log")
 }

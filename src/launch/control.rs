@@ -14,7 +14,7 @@ use crate::artifacts::lock::{self, Holder};
 use crate::error::{Error, IoContext, Result, exit};
 use crate::output::say;
 
-/// The request file of `stop --after-iteration`, in `.autoresearch/`.
+/// The request file of `stop --after-iteration`, in `autoresearch-results/engine/`.
 pub fn request_path(private: &Path) -> PathBuf {
     private.join("stop-request.json")
 }

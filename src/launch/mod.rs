@@ -1,5 +1,5 @@
 //! Unattended runs: `launch` starts `run` detached (its own session, no terminal, output to
-//! `.autoresearch/run.log`) and returns once it has passed preflight; `logs`, `stop` and the
+//! `autoresearch-results/engine/run.log`) and returns once it has passed preflight; `logs`, `stop` and the
 //! live part of `status` look after it. Submodules: `child` (the run's side of the readiness
 //! pipe), `control` (`stop` and its request file, `logs`), `live` (phase, elapsed, estimate).
 
@@ -52,7 +52,11 @@ fn refuse_live_run(settings: &Settings) -> Result<()> {
     let Ok(repo) = Repo::discover(&start) else {
         return Ok(());
     };
-    let Ok(paths) = Paths::new(&repo.root, settings.artifacts_dir.as_deref()) else {
+    let Ok(paths) = Paths::find(
+        &repo.root,
+        settings.artifacts_dir.as_deref(),
+        settings.layout,
+    ) else {
         return Ok(());
     };
     let Some(h) = lock::live(&paths.lock) else {

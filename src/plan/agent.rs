@@ -52,7 +52,7 @@ pub fn prompt(goal: &str, profile: &Profile) -> String {
          - metric, direction (lower|higher) and verify: a shell command, run from the root, that prints the metric as a number on its last line (verify_format \"scalar\"), or with verify_format \"regex\" a metric_regex whose first group is the number;\n\
          - mode \"fix\" when the metric is a count to drive to 0 (failing tests, lint errors), else \"loop\";\n\
          - guard: a command that must pass for a change to be kept (e.g. the test suite), or null;\n\
-         - verify and guard must not modify tracked files and must not read .autoresearch/, .git or research-results*.\n\
+         - verify and guard must not modify tracked files and must not read autoresearch-results/, .codex-autoresearch/ or .git.\n\
          Answer with one JSON object matching this schema, on the last line:\n{schema}\n"
     )
 }

@@ -1,5 +1,5 @@
 //! What a killed engine can leave running, and how the next run ends it: the process group it
-//! recorded (`.autoresearch/child.json`), and every process carrying its run token.
+//! recorded (`autoresearch-results/engine/child.json`), and every process carrying its run token.
 
 use std::fs::File;
 use std::io::Read;

@@ -1,5 +1,5 @@
 //! `codex-autoresearch report`: writes the run's morning summary (`report.md`) and its chart
-//! (`progress.svg`) into `.autoresearch/` beside the results and prints where. Reads the run
+//! (`progress.svg`) into `autoresearch-results/engine/` beside the results and prints where. Reads the run
 //! without the lock (a live run gets a snapshot); writes nothing else.
 
 pub mod chart;
@@ -25,9 +25,9 @@ use crate::git::Repo;
 use crate::output::num;
 use model::{DiffStat, Keep, LessonAdded, ReasonGroup};
 
-/// File name of the report, in `.autoresearch/`.
+/// File name of the report, in `autoresearch-results/engine/`.
 pub const MARKDOWN: &str = "report.md";
-/// File name of the chart, in `.autoresearch/`.
+/// File name of the chart, in `autoresearch-results/engine/`.
 pub const SVG: &str = "progress.svg";
 
 /// Everything the report says.
@@ -96,7 +96,11 @@ pub fn gather(repo: &Repo, paths: &Paths) -> Result<Report> {
         return Err(Error::Refused(format!(
             "no autoresearch run in {} (no {}); start one with `codex-autoresearch run`, or pass --artifacts-dir where its results are",
             paths.dir.display(),
-            crate::artifacts::RESULTS
+            paths
+                .results
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
         )));
     }
     let (log, _) = ResultsLog::read(&paths.results)?;

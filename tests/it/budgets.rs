@@ -277,14 +277,14 @@ fn notify_gets_the_outcome_and_cannot_hang_the_run() {
         format!("AUTORESEARCH_REPO={}", root.display()),
         format!(
             "AUTORESEARCH_REPORT={}",
-            root.join(".autoresearch/report.md").display()
+            root.join("autoresearch-results/engine/report.md").display()
         ),
     ] {
         assert!(vars.lines().any(|l| l == want), "{want} in:\n{vars}");
     }
     // The report the variable names was written before the notification.
     assert!(
-        repo.read(".autoresearch/report.md")
+        repo.read("autoresearch-results/engine/report.md")
             .contains("iteration cap")
     );
 
@@ -304,7 +304,7 @@ fn notify_gets_the_outcome_and_cannot_hang_the_run() {
         "the notify command to be killed",
         || !matches!(proc_state(pid), Some(s) if s != 'Z'),
     );
-    let log = repo.read(".autoresearch/notify.log");
+    let log = repo.read("autoresearch-results/engine/notify.log");
     assert!(log.contains("notify: timed out"), "{log}");
 }
 
@@ -312,7 +312,7 @@ fn notify_gets_the_outcome_and_cannot_hang_the_run() {
 fn the_prompt_states_the_last_turn_and_not_the_lessons_header() {
     let repo = number_repo(10);
     repo.write(
-        "autoresearch-lessons.md",
+        "autoresearch-results/lessons.md",
         "# Lessons for people\n\nThis header is meant for humans reading the file.\n\n",
     );
     let prompts = repo.aux.join("prompts");

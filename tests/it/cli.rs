@@ -49,7 +49,10 @@ fn rejects(repo: &TestRepo, args: &[String], needles: &[&str]) -> String {
     }
     assert!(r.stdout.is_empty(), "stdout: {}", r.stdout);
     repo.assert_untouched(&before);
-    assert!(!repo.exists(".autoresearch"), "a flag error created files");
+    assert!(
+        !repo.exists("autoresearch-results"),
+        "a flag error created files"
+    );
     assert!(!repo.aux.join("agent-ran").exists(), "the agent ran");
     line
 }
@@ -192,7 +195,7 @@ fn help_exits_zero() {
     ] {
         assert!(r.stdout.contains(flag), "{flag} missing from run --help");
     }
-    assert!(!repo.exists(".autoresearch"));
+    assert!(!repo.exists("autoresearch-results"));
 }
 
 /// A repository whose verify is noisy on both streams, and an agent that is noisy too; the

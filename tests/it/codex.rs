@@ -125,10 +125,9 @@ impl CodexRun {
     }
 
     pub(crate) fn summary(&self, n: u32) -> Value {
-        let p = self
-            .repo
-            .root
-            .join(format!(".autoresearch/iter-{n:04}/summary.json"));
+        let p = self.repo.root.join(format!(
+            "autoresearch-results/engine/iter-{n:04}/summary.json"
+        ));
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
 
@@ -198,10 +197,17 @@ fn keep_discard_and_scope_with_real_codex() {
     assert!(!t.repo.exists("notes.txt"));
     assert_eq!(t.repo.status(), "");
     // Raw events and the prompt are kept per iteration; the thread id is recorded.
-    let events =
-        std::fs::read_to_string(t.repo.root.join(".autoresearch/iter-0001/agent.jsonl")).unwrap();
+    let events = std::fs::read_to_string(
+        t.repo
+            .root
+            .join("autoresearch-results/engine/iter-0001/agent.jsonl"),
+    )
+    .unwrap();
     assert!(events.contains("\"thread.started\""));
-    assert!(t.repo.exists(".autoresearch/iter-0001/prompt.md"));
+    assert!(
+        t.repo
+            .exists("autoresearch-results/engine/iter-0001/prompt.md")
+    );
     let thread = t.summary(1)["session_id"].as_str().unwrap().to_string();
     assert!(events.contains(&thread));
     // One thread per strategy: later iterations resume it.
@@ -275,7 +281,10 @@ fn guard_failure_reworks_in_the_resumed_thread() {
             .contains("`sandbox_mode` is `workspace-write`"),
         "sandbox of the resumed turn"
     );
-    assert!(t.repo.exists(".autoresearch/iter-0001/rework-1.jsonl"));
+    assert!(
+        t.repo
+            .exists("autoresearch-results/engine/iter-0001/rework-1.jsonl")
+    );
 }
 
 /// Codex's `file_change` items are checked against the engine's own diff, which decides: a
@@ -372,8 +381,12 @@ fn a_pivot_starts_a_new_thread() {
     let before = t.summary(1)["session_id"].as_str().unwrap().to_string();
     let after = t.summary(3)["session_id"].as_str().unwrap().to_string();
     assert_ne!(before, after, "a pivot starts a fresh thread");
-    let prompt =
-        std::fs::read_to_string(t.repo.root.join(".autoresearch/iter-0003/prompt.md")).unwrap();
+    let prompt = std::fs::read_to_string(
+        t.repo
+            .root
+            .join("autoresearch-results/engine/iter-0003/prompt.md"),
+    )
+    .unwrap();
     assert!(prompt.contains("## Directive: pivot"));
 }
 
@@ -496,7 +509,8 @@ fn a_lost_thread_falls_back_to_a_fresh_one_and_session_fresh_never_resumes() {
     let third = t.summary(3)["session_id"].as_str().unwrap().to_string();
     assert_ne!(second, third);
     assert!(
-        !t.repo.exists(".autoresearch/iter-0003/agent-fresh.jsonl"),
+        !t.repo
+            .exists("autoresearch-results/engine/iter-0003/agent-fresh.jsonl"),
         "no failed resume attempt first"
     );
     assert_eq!(
@@ -566,7 +580,7 @@ fn missing_codex_and_sandbox_arguments_are_refused() {
         r.stderr
     );
     assert_eq!(r.stderr.lines().count(), 1);
-    assert!(!repo.exists("research-results.tsv"));
+    assert!(!repo.exists("autoresearch-results/results.tsv"));
     for (bad, why) in [
         (
             "--sandbox=danger-full-access",
@@ -602,5 +616,5 @@ fn missing_codex_and_sandbox_arguments_are_refused() {
         assert!(r.stderr.contains(why), "{bad}: {}", r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     }
-    assert!(!repo.exists("research-results.tsv"));
+    assert!(!repo.exists("autoresearch-results/results.tsv"));
 }

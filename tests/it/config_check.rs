@@ -107,7 +107,10 @@ fn a_valid_configuration_prints_the_baseline_in_at_most_10_lines_and_writes_noth
     );
     repo.assert_untouched(&before);
     assert_eq!(git_files(&repo.root), objects, "objects or refs were added");
-    assert!(!repo.exists(".autoresearch"), "artifacts were created");
+    assert!(
+        !repo.exists("autoresearch-results"),
+        "artifacts were created"
+    );
     assert!(
         scratch_dirs(tmp.path()).is_empty(),
         "the scratch checkout was left"

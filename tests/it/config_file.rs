@@ -292,11 +292,11 @@ fn a_run_with_no_flags_takes_everything_from_the_file() {
     assert_eq!(rows[1][4], "pass", "the guard from the file ran");
     assert!(marker.exists());
     assert!(
-        repo.read("research-results.tsv")
+        repo.read("autoresearch-results/results.tsv")
             .contains("# run_tag: from-file\n")
     );
     // repeat = 2; rollback = revert; the trial ref uses the run tag.
-    assert!(repo.exists(".autoresearch/iter-0001/verify-2.log"));
+    assert!(repo.exists("autoresearch-results/engine/iter-0001/verify-2.log"));
     assert!(
         repo.log()
             .iter()
@@ -545,7 +545,7 @@ fn rejects_file(repo: &TestRepo, text: &str, line: usize, needles: &[&str]) {
     let l = r.expect_one_error_line();
     assert!(l.contains(&file_s) && l.contains(&at), "config: {l}");
     repo.assert_untouched(&before);
-    assert!(!repo.exists(".autoresearch"));
+    assert!(!repo.exists("autoresearch-results"));
 }
 
 #[test]
@@ -692,8 +692,11 @@ fn config_lists_every_key_with_its_value_and_source() {
     );
     let model = line_of("model");
     assert!(model.contains(" - ") && model.ends_with("unset"), "{model}");
-    assert!(!repo.exists(".autoresearch"), "config writes nothing");
-    assert!(!repo.exists("research-results.tsv"));
+    assert!(
+        !repo.exists("autoresearch-results"),
+        "config writes nothing"
+    );
+    assert!(!repo.exists("autoresearch-results/results.tsv"));
 }
 
 #[test]
@@ -724,7 +727,7 @@ fn config_with_an_invalid_result_prints_the_table_and_exits_2() {
     );
     assert_eq!(v["settings"]["metric"]["source"], "flag");
     assert_eq!(v["file"], Value::Null);
-    assert!(!repo.exists(".autoresearch"));
+    assert!(!repo.exists("autoresearch-results"));
 }
 
 #[test]

@@ -61,7 +61,8 @@ fn scripted_run(extra: &[&str]) -> (TestRepo, Run) {
 }
 
 fn confirm_json(repo: &TestRepo) -> Value {
-    serde_json::from_str(&repo.read(".autoresearch/confirm.json")).expect("confirm.json")
+    serde_json::from_str(&repo.read("autoresearch-results/engine/confirm.json"))
+        .expect("confirm.json")
 }
 
 fn scratch_dirs(tmp: &Path) -> Vec<String> {
@@ -103,7 +104,10 @@ fn keep_verdicts(v: &Value) -> Vec<(String, Value)> {
 #[test]
 fn confirm_covers_the_true_effect_and_flags_the_dead_weight_keep() {
     let (repo, run) = scripted_run(&["--no-confirm"]);
-    assert!(!repo.exists(".autoresearch/confirm.json"), "--no-confirm");
+    assert!(
+        !repo.exists("autoresearch-results/engine/confirm.json"),
+        "--no-confirm"
+    );
     assert!(!run.stdout.contains("confirmed:"), "{}", run.stdout);
     let before = repo.snapshot();
     let tmp = repo.aux.join("tmp");
@@ -149,7 +153,7 @@ fn confirm_covers_the_true_effect_and_flags_the_dead_weight_keep() {
             ("b fast".to_string(), Value::from("carries")),
         ]
     );
-    let md = repo.read(".autoresearch/confirm.md");
+    let md = repo.read("autoresearch-results/engine/confirm.md");
     assert!(
         md.contains("| dead weight |") && md.contains("c tidy"),
         "{md}"
@@ -216,7 +220,7 @@ fn a_signal_during_confirm_leaves_nothing_behind() {
         assert!(scratch_dirs(&tmp).is_empty(), "{:?}", scratch_dirs(&tmp));
         assert_eq!(repo.git(&["worktree", "list"]).lines().count(), 1);
         assert!(
-            !repo.exists(".autoresearch/confirm.json"),
+            !repo.exists("autoresearch-results/engine/confirm.json"),
             "nothing half-done"
         );
         assert_eq!(repo.snapshot(), before, "confirm changed the repository");

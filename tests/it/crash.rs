@@ -77,7 +77,7 @@ fn kill_9_during_the_agent_then_resume() {
     kill_group(agent_group);
     assert_eq!(first.finish().code, -9);
     assert!(wait_group_gone(agent_group).is_empty());
-    assert!(repo.exists(".autoresearch/inflight.json"));
+    assert!(repo.exists("autoresearch-results/engine/inflight.json"));
     assert_eq!(
         repo.read("src/value.txt"),
         "5\n",
@@ -264,7 +264,8 @@ fn sigint_during_the_agent_kills_its_group_and_rolls_back() {
     assert_consistent(&repo);
     // The record carries the time the interrupted iteration took.
     let summary: serde_json::Value =
-        serde_json::from_str(&repo.read(".autoresearch/iter-0001/summary.json")).unwrap();
+        serde_json::from_str(&repo.read("autoresearch-results/engine/iter-0001/summary.json"))
+            .unwrap();
     let (total, agent_ms) = (summary["total_ms"].as_u64(), summary["agent_ms"].as_u64());
     assert!(total >= agent_ms && agent_ms > Some(0), "{summary}");
     assert_eq!(summary["status"], "crash");
@@ -375,7 +376,7 @@ fn a_second_sigint_exits_at_once_and_the_next_run_recovers() {
     run.signal(Signal::SIGINT);
     assert_eq!(run.finish().code, 130);
     assert!(
-        repo.exists(".autoresearch/inflight.json"),
+        repo.exists("autoresearch-results/engine/inflight.json"),
         "the marker is left for the next run"
     );
     assert!(
@@ -458,7 +459,7 @@ fn sigint_during_the_baseline_exits_130() {
     run.signal(Signal::SIGINT);
     let r = run.finish();
     assert!(wait_group_gone(group).is_empty());
-    assert!(!repo.exists("research-results.tsv"));
+    assert!(!repo.exists("autoresearch-results/results.tsv"));
     assert_eq!(repo.status(), "");
     r.expect_code(130);
 }
@@ -483,7 +484,7 @@ fn a_second_run_is_refused_while_the_first_holds_the_lock() {
     let args = TestRepo::loop_args("sh measure.sh", &agent, &["--iterations", "1"]);
     let mut first = repo.spawn(&args);
     first.wait_for(&marker);
-    let before = repo.read("research-results.tsv");
+    let before = repo.read("autoresearch-results/results.tsv");
 
     let second = repo.run_owned(&args);
     second.expect_code(2);
@@ -504,9 +505,9 @@ fn a_second_run_is_refused_while_the_first_holds_the_lock() {
         "{}",
         third.stderr
     );
-    assert!(!repo.exists("research-results.prev.tsv"));
+    assert!(!repo.exists("autoresearch-results/results.prev.tsv"));
     assert_eq!(
-        repo.read("research-results.tsv"),
+        repo.read("autoresearch-results/results.tsv"),
         before,
         "the refused runs wrote nothing"
     );
@@ -527,7 +528,7 @@ fn dead_pid() -> u32 {
 
 fn write_lock(repo: &TestRepo, pid: u32, start_time: u64) {
     repo.write(
-        ".autoresearch/lock",
+        "autoresearch-results/engine/lock",
         &format!(
             "{{\"pid\":{pid},\"start_time\":{start_time},\"started_at\":\"2026-03-01T00:00:00Z\"}}"
         ),
@@ -554,7 +555,7 @@ fn a_stale_lock_of_a_dead_process_is_reclaimed() {
     );
     assert_eq!(repo.statuses(), ["baseline", "keep"]);
     assert_eq!(
-        repo.read(".autoresearch/lock"),
+        repo.read("autoresearch-results/engine/lock"),
         "",
         "the lock is released at the end"
     );
@@ -732,7 +733,7 @@ fn an_agent_left_running_by_a_killed_engine_is_stopped_before_recovery() {
         !group_members(agent_group).is_empty(),
         "the orphaned agent is still running"
     );
-    assert!(repo.exists(".autoresearch/child.json"));
+    assert!(repo.exists("autoresearch-results/engine/child.json"));
 
     let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
     r.expect_code(0);
@@ -757,7 +758,7 @@ fn an_agent_left_running_by_a_killed_engine_is_stopped_before_recovery() {
         repo.rows()[1]
     );
     assert_eq!(repo.status(), "");
-    assert!(!repo.exists(".autoresearch/child.json"));
+    assert!(!repo.exists("autoresearch-results/engine/child.json"));
     assert_consistent(&repo);
 }
 
@@ -821,7 +822,10 @@ fn a_crash_after_the_rollback_records_the_trial_commit() {
         "version": 1, "iteration": 2, "run_tag": tag, "branch": "refs/heads/main", "start_commit": start,
         "phase": "verify", "trial_commit": trial, "started_at": "2026-01-01T00:00:00Z", "pid": 1
     });
-    repo.write(".autoresearch/inflight.json", &marker.to_string());
+    repo.write(
+        "autoresearch-results/engine/inflight.json",
+        &marker.to_string(),
+    );
 
     let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
     r.expect_code(0);
@@ -979,7 +983,7 @@ fn kill_9_while_seq_measures_the_retained_commit_then_resume() {
     assert_user_files_intact(&repo);
     assert_consistent(&repo);
     // The killed iteration's runs stay in the log; the resumed run went on from them.
-    let runs = repo.read(".autoresearch/runs.tsv");
+    let runs = repo.read("autoresearch-results/engine/runs.tsv");
     assert!(runs.lines().any(|l| l.starts_with("1\t")), "{runs}");
     assert!(runs.lines().any(|l| l.contains("\tcheck\t")), "{runs}");
 }

@@ -1,6 +1,6 @@
 //! What a `kill -9` can leave behind besides an unfinished iteration: a temporary file of an
 //! atomic write next to the artifacts, an agent recorded nowhere (killed between its spawn and
-//! the write of `.autoresearch/child.json`), and git's own lock files.
+//! the write of `autoresearch-results/engine/child.json`), and git's own lock files.
 
 use crate::support::*;
 
@@ -14,12 +14,15 @@ fn whole_tree_args(agent: &str, iterations: &str) -> Vec<String> {
 }
 
 /// A run of one iteration, then the temporary file a kill -9 inside the state's atomic write
-/// leaves at the repository root.
+/// leaves beside the state (in `autoresearch-results/`).
 fn run_with_planted_temp() -> (TestRepo, String) {
     let repo = number_repo(10);
     let agent = stepping_agent(&repo, "agent.sh", -1);
     repo.run_owned(&whole_tree_args(&agent, "1")).expect_code(0);
-    repo.write(".autoresearch-tmp-abc123", "{\"half\": \"a state");
+    repo.write(
+        "autoresearch-results/.autoresearch-tmp-abc123",
+        "{\"half\": \"a state",
+    );
     (repo, agent)
 }
 
@@ -31,24 +34,46 @@ fn a_temporary_file_left_by_a_killed_write_is_not_taken_for_a_user_file() {
     assert_eq!(repo.statuses(), ["baseline", "keep", "keep"]);
     assert!(
         !repo
-            .read(".autoresearch/kept-files.json")
+            .read("autoresearch-results/engine/kept-files.json")
             .contains("autoresearch-tmp"),
         "not adopted as an untracked file of the user"
     );
     assert_eq!(repo.status(), "", "hidden by .git/info/exclude");
+    assert_consistent(&repo);
+
+    // The March layout writes beside its files at the repository root, where the scope `.`
+    // covers it: still the engine's.
+    let repo = number_repo(10);
+    let mut args = whole_tree_args(&agent, "1");
+    args.extend(["--layout".to_string(), "march".to_string()]);
+    repo.run_owned(&args).expect_code(0);
+    repo.write(".autoresearch-tmp-abc123", "{\"half\": \"a state");
+    let n = args.iter().position(|a| a == "--iterations").unwrap() + 1;
+    args[n] = "2".into();
+    repo.run_owned(&args).expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "keep", "keep"]);
+    assert!(
+        !repo
+            .read(".autoresearch/kept-files.json")
+            .contains("autoresearch-tmp")
+    );
+    assert_eq!(repo.status(), "");
     assert_consistent(&repo);
 }
 
 #[test]
 fn a_temporary_file_left_by_a_killed_write_is_swept_at_the_next_start() {
     let (repo, agent) = run_with_planted_temp();
-    repo.write(".autoresearch/.autoresearch-tmp-x1y2z3", "partial marker");
+    repo.write(
+        "autoresearch-results/engine/.autoresearch-tmp-x1y2z3",
+        "partial marker",
+    );
     // Killed inside the write of iteration 2's prompt (found by the kill -9 stress test): its
     // marker is there, and the temporary file in its log directory.
     let head = repo.git(&["rev-parse", "HEAD"]);
     let tag = repo.state()["run_tag"].as_str().unwrap().to_string();
     repo.write(
-        ".autoresearch/inflight.json",
+        "autoresearch-results/engine/inflight.json",
         &serde_json::json!({
             "version": 1, "iteration": 2, "run_tag": tag, "branch": "refs/heads/main",
             "start_commit": head.trim(), "phase": "agent", "started_at": "2026-01-01T00:00:00Z",
@@ -56,15 +81,22 @@ fn a_temporary_file_left_by_a_killed_write_is_swept_at_the_next_start() {
         })
         .to_string(),
     );
-    repo.write(".autoresearch/iter-0002/.autoresearch-tmp-p4r5s6", "");
+    repo.write(
+        "autoresearch-results/engine/iter-0002/.autoresearch-tmp-p4r5s6",
+        "",
+    );
     // Killed inside the rewrite of .git/info/exclude, or of the agent-turn snapshot of .git.
     repo.write(".git/info/.autoresearch-tmp-e7x8c9", "/partial");
     repo.write(".git/.autoresearch-tmp-g1d2r3", "{");
     let r = repo.run_owned(&whole_tree_args(&agent, "2"));
     r.expect_code(0);
-    assert!(!repo.exists(".autoresearch-tmp-abc123"), "{}", r.stderr);
-    assert!(!repo.exists(".autoresearch/.autoresearch-tmp-x1y2z3"));
-    assert!(!repo.exists(".autoresearch/iter-0002/.autoresearch-tmp-p4r5s6"));
+    assert!(
+        !repo.exists("autoresearch-results/.autoresearch-tmp-abc123"),
+        "{}",
+        r.stderr
+    );
+    assert!(!repo.exists("autoresearch-results/engine/.autoresearch-tmp-x1y2z3"));
+    assert!(!repo.exists("autoresearch-results/engine/iter-0002/.autoresearch-tmp-p4r5s6"));
     assert!(!repo.exists(".git/info/.autoresearch-tmp-e7x8c9"));
     assert!(!repo.exists(".git/.autoresearch-tmp-g1d2r3"));
     assert_eq!(repo.statuses(), ["baseline", "keep", "crash"]);
@@ -112,7 +144,7 @@ fn an_agent_recorded_nowhere_is_found_by_its_run_token_and_stopped() {
     first.signal(nix::sys::signal::Signal::SIGKILL);
     assert_eq!(first.finish().code, -9);
     // As if the kill came before the engine wrote the record.
-    std::fs::remove_file(repo.root.join(".autoresearch/child.json")).unwrap();
+    std::fs::remove_file(repo.root.join("autoresearch-results/engine/child.json")).unwrap();
     assert!(proc_state(agent_pid).is_some(), "the orphaned agent runs");
 
     let agent = repo.script(
@@ -143,7 +175,7 @@ fn an_agent_recorded_nowhere_is_found_by_its_run_token_and_stopped() {
 fn an_orphan_holding_the_run_lock_is_ended_and_the_lock_taken() {
     let repo = number_repo(10);
     let holding = repo.aux.join("holding");
-    let lock = repo.root.join(".autoresearch/lock");
+    let lock = repo.root.join("autoresearch-results/engine/lock");
     let (first, _) = run_with_lingering_agent(
         &repo,
         &format!(
@@ -181,7 +213,7 @@ fn a_git_lock_left_by_the_killed_run_is_removed_with_a_note() {
     let (first, _) = run_with_lingering_agent(&repo, "true");
     first.signal(nix::sys::signal::Signal::SIGKILL);
     assert_eq!(first.finish().code, -9);
-    assert!(repo.exists(".autoresearch/inflight.json"));
+    assert!(repo.exists("autoresearch-results/engine/inflight.json"));
     repo.write(".git/index.lock", "");
 
     let agent = repo.script(

@@ -57,8 +57,9 @@ fn seen_state(repo: &TestRepo, n: usize) -> Value {
 }
 
 /// Checks, against the results log alone, that every agent call got the right directive and a
-/// state whose counters match the rows before it: consecutive_discards = discard/crash/no-op rows
-/// since the last keep (meta rows don't count), pivot_count = pivot rows since the last keep.
+/// state whose counters match the rows before it: consecutive_discards = discard/crash/no-op and
+/// refine rows since the last keep (the reference's current rule; pivot and search rows don't
+/// count), pivot_count = pivot rows since the last keep.
 fn check_directives_and_counters(repo: &TestRepo) {
     let rows = repo.rows();
     let seen = directives(repo);
@@ -93,7 +94,7 @@ fn check_directives_and_counters(repo: &TestRepo) {
         let tail = &before[since_keep + 1..];
         let failed = tail
             .iter()
-            .filter(|r| matches!(r[5].as_str(), "discard" | "crash" | "no-op"))
+            .filter(|r| matches!(r[5].as_str(), "discard" | "crash" | "no-op" | "refine"))
             .count();
         let pivots = tail.iter().filter(|r| r[5] == "pivot").count();
         let state = seen_state(repo, *n);
@@ -154,13 +155,14 @@ fn the_whole_ladder_ends_with_a_human_needed() {
         "{last}"
     );
     let state = repo.state();
-    assert_eq!(state["state"]["consecutive_discards"], 15);
+    // 15 discards and 3 refine rows: the reference's current rule counts refine rows.
+    assert_eq!(state["state"]["consecutive_discards"], 18);
     assert_eq!(state["state"]["pivot_count"], 3);
     assert_eq!(state["state"]["discards"], 15);
     assert_eq!(state["state"]["current_metric"], 10);
     assert_eq!(state["state"]["last_status"], "pivot");
     // Each pivot leaves a lesson.
-    let lessons = repo.read("autoresearch-lessons.md");
+    let lessons = repo.read("autoresearch-results/lessons.md");
     assert_eq!(
         lessons.matches("- **Outcome:** pivot").count(),
         3,
@@ -187,15 +189,21 @@ fn a_keep_after_a_refine_resets_the_ladder() {
     check_meta_rows(&repo);
     check_directives_and_counters(&repo);
     let at_5 = seen_state(&repo, 5);
-    assert_eq!(at_5["state"]["consecutive_discards"], 3);
+    assert_eq!(
+        at_5["state"]["consecutive_discards"], 4,
+        "3 discards and a refine"
+    );
     let at_6 = seen_state(&repo, 6);
     assert_eq!(at_6["state"]["consecutive_discards"], 0);
     assert_eq!(at_6["state"]["pivot_count"], 0);
     let state = repo.state();
-    assert_eq!(state["state"]["consecutive_discards"], 4);
+    assert_eq!(
+        state["state"]["consecutive_discards"], 5,
+        "4 discards and a refine"
+    );
     assert_eq!(state["state"]["current_metric"], 9);
     // A keep leaves a lesson too; no pivot happened.
-    let lessons = repo.read("autoresearch-lessons.md");
+    let lessons = repo.read("autoresearch-results/lessons.md");
     assert_eq!(lessons.matches("- **Outcome:** keep").count(), 1);
     assert_eq!(lessons.matches("- **Outcome:** pivot").count(), 0);
 }
@@ -225,7 +233,7 @@ fn thresholds_are_configurable() {
     check_directives_and_counters(&repo);
     assert!(r.stdout.contains("1 pivots without a keep"), "{}", r.stdout);
     assert_eq!(repo.state()["config"]["refine_after"], 1);
-    let lessons = repo.read("autoresearch-lessons.md");
+    let lessons = repo.read("autoresearch-results/lessons.md");
     assert_eq!(lessons.matches("- **Outcome:** pivot").count(), 1);
 }
 
@@ -252,7 +260,10 @@ fn a_keep_after_a_pivot_resets_the_pivot_count() {
     check_directives_and_counters(&repo);
     let at_5 = seen_state(&repo, 5);
     assert_eq!(at_5["state"]["pivot_count"], 1);
-    assert_eq!(at_5["state"]["consecutive_discards"], 2);
+    assert_eq!(
+        at_5["state"]["consecutive_discards"], 3,
+        "2 discards and a refine"
+    );
     let at_6 = seen_state(&repo, 6);
     assert_eq!(at_6["state"]["pivot_count"], 0);
     assert_eq!(at_6["state"]["consecutive_discards"], 0);
@@ -379,7 +390,8 @@ fn fix_mode_stops_at_zero_and_loop_mode_does_not() {
     assert_eq!(metrics, ["3", "2", "1", "0"]);
     assert!(r.stdout.contains("goal reached"), "{}", r.stdout);
     assert!(
-        repo.read("research-results.tsv").contains("# mode: fix\n"),
+        repo.read("autoresearch-results/results.tsv")
+            .contains("# mode: fix\n"),
         "the log records the mode"
     );
 

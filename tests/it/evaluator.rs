@@ -127,7 +127,7 @@ fn an_outside_evaluator_the_agent_changes_is_protected_and_put_back() {
     let rows = repo.rows();
     assert_eq!(repo.statuses(), ["baseline", "discard", "keep"], "{rows:?}");
     // The changed content is kept, and the note says where.
-    let kept = ".autoresearch/evaluators/changed-1-bench.sh";
+    let kept = "autoresearch-results/engine/evaluators/changed-1-bench.sh";
     assert_eq!(repo.read(kept), "#!/bin/sh\ncat src/value.txt\necho 0\n");
     assert!(
         r.stderr.contains("its changed content is kept in") && r.stderr.contains(kept),
@@ -140,7 +140,7 @@ fn an_outside_evaluator_the_agent_changes_is_protected_and_put_back() {
         rows[1][6]
     );
     assert_eq!(rows[2][2], "4", "measured with the evaluator put back");
-    let prompt = repo.read(".autoresearch/iter-0001/prompt.md");
+    let prompt = repo.read("autoresearch-results/engine/iter-0001/prompt.md");
     let never = prompt
         .lines()
         .find(|l| l.starts_with("Never change:"))
@@ -292,7 +292,7 @@ fn an_outside_evaluator_changed_in_a_turn_the_engine_did_not_survive_is_put_back
         r.stderr
     );
     assert!(
-        repo.read(".autoresearch/evaluators/changed-1-bench.sh")
+        repo.read("autoresearch-results/engine/evaluators/changed-1-bench.sh")
             .contains("echo 0"),
         "the interrupted turn's change is kept"
     );

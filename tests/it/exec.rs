@@ -118,7 +118,7 @@ fn improving_run_exits_0_with_one_line_per_row_and_a_matching_completion() {
     assert!(r.stderr.contains("exec run"), "{}", r.stderr);
     // The run is marked as an exec run and leaves a clean tree.
     assert!(
-        repo.read("research-results.tsv")
+        repo.read("autoresearch-results/results.tsv")
             .contains("# execution: exec\n")
     );
     assert_eq!(repo.status(), "");
@@ -203,10 +203,10 @@ fn repeated_execs_with_one_run_tag_move_earlier_trials_aside() {
     assert!(all.contains("refs/autoresearch/nightly/trial-2\n"), "{all}");
 
     // Artifacts gone, refs left: `run` with the same tag refuses and writes nothing.
-    for f in ["research-results.tsv", "autoresearch-state.json"] {
+    for f in [RESULTS, EXEC_STATE] {
         std::fs::remove_file(repo.root.join(f)).unwrap();
     }
-    std::fs::remove_dir_all(repo.root.join(".autoresearch")).unwrap();
+    std::fs::remove_dir_all(repo.root.join("autoresearch-results")).unwrap();
     let before = repo.snapshot();
     let r = repo.run_loop(
         VERIFY,
@@ -215,7 +215,7 @@ fn repeated_execs_with_one_run_tag_move_earlier_trials_aside() {
     );
     r.expect_refusal(&["refs/autoresearch/nightly/ already holds trials", "--fresh"]);
     assert_eq!(repo.snapshot(), before);
-    assert!(!repo.exists(".autoresearch"));
+    assert!(!repo.exists("autoresearch-results"));
 }
 
 #[test]
@@ -276,7 +276,7 @@ fn each_missing_required_field_is_a_json_error() {
         // The message says where the field may come from.
         assert!(error.contains(flag) && error.contains(var), "{error}");
         repo.assert_untouched(&before);
-        assert!(!repo.exists(".autoresearch"));
+        assert!(!repo.exists("autoresearch-results"));
         assert!(!marker.exists(), "the agent ran");
     }
 }
@@ -314,7 +314,7 @@ fn bad_flags_are_json_errors() {
         r.expect_exec_error(&[&format!("{var}: `{value}`")]);
     }
     repo.assert_untouched(&before);
-    assert!(!repo.exists(".autoresearch"));
+    assert!(!repo.exists("autoresearch-results"));
 }
 
 #[test]
@@ -395,7 +395,7 @@ fn a_dirty_tree_is_refused_and_left_exactly_as_it_was() {
     assert_eq!(repo.read("measure.sh"), "cat src/value.txt # edited\n");
     assert_eq!(repo.status(), status);
     repo.assert_untouched(&before);
-    assert!(!repo.exists(".autoresearch"), "no artifacts");
+    assert!(!repo.exists("autoresearch-results"), "no artifacts");
 
     // A staged change is refused the same way; the index is untouched.
     repo.git(&["checkout", "--", "measure.sh"]);
@@ -412,15 +412,16 @@ fn a_dirty_tree_does_not_archive_an_earlier_run() {
     let agent = stepping_agent(&repo, "agent.sh", -1);
     repo.run_owned(&TestRepo::exec_args(VERIFY, &agent, 1, &[]))
         .expect_code(0);
-    let tsv = repo.read_bytes("research-results.tsv");
-    let state = repo.read_bytes("autoresearch-state.json");
+    let tsv = repo.read_bytes("autoresearch-results/results.tsv");
+    let state = repo.read_bytes(EXEC_STATE);
     repo.write("src/value.txt", "1\n");
     let r = repo.run_owned(&TestRepo::exec_args(VERIFY, &agent, 1, &[]));
     r.expect_exec_error(&["uncommitted changes"]);
-    assert_eq!(repo.read_bytes("research-results.tsv"), tsv);
-    assert_eq!(repo.read_bytes("autoresearch-state.json"), state);
-    assert!(!repo.exists("research-results.prev.tsv"));
-    assert!(!repo.exists("autoresearch-state.prev.json"));
+    assert_eq!(repo.read_bytes("autoresearch-results/results.tsv"), tsv);
+    assert_eq!(repo.read_bytes(EXEC_STATE), state);
+    assert!(!repo.exists("autoresearch-results/results.prev.tsv"));
+    assert!(!repo.exists("autoresearch-results/state.prev.json"));
+    assert!(!repo.exists("autoresearch-results/engine/prev1"));
     assert_eq!(repo.read("src/value.txt"), "1\n");
 }
 
@@ -432,8 +433,8 @@ fn every_exec_starts_fresh_and_archives_without_overwriting() {
                    - **Insight:** value 8 -> 4\n\
                    - **Context:** goal=lower the number; scope=src/**; metric=value; direction=lower\n\
                    - **Iteration:** old#3\n";
-    repo.write("autoresearch-lessons.md", lessons);
-    let lessons_bytes = repo.read_bytes("autoresearch-lessons.md");
+    repo.write("autoresearch-results/lessons.md", lessons);
+    let lessons_bytes = repo.read_bytes("autoresearch-results/lessons.md");
     // Keeps (which `run` would turn into lessons) and a discard.
     let agent = scripted_agent(
         &repo,
@@ -450,26 +451,38 @@ fn every_exec_starts_fresh_and_archives_without_overwriting() {
     first.expect_code(0);
     check_against_tsv(&repo, &first);
     assert_eq!(repo.statuses(), ["baseline", "keep", "discard"]);
-    let tsv1 = repo.read_bytes("research-results.tsv");
-    let state1 = repo.read_bytes("autoresearch-state.json");
+    let tsv1 = repo.read_bytes("autoresearch-results/results.tsv");
+    let state1 = repo.read_bytes(EXEC_STATE);
     // Lessons are read (the prompt carries them) but never written.
-    let prompt = std::fs::read_to_string(repo.root.join(".autoresearch/iter-0001/prompt.md"))
-        .expect("prompt of iteration 1");
+    let prompt = std::fs::read_to_string(
+        repo.root
+            .join("autoresearch-results/engine/iter-0001/prompt.md"),
+    )
+    .expect("prompt of iteration 1");
     assert!(
         prompt.contains("halving the value beats decrementing"),
         "the lessons reach the prompt:\n{prompt}"
     );
-    assert_eq!(repo.read_bytes("autoresearch-lessons.md"), lessons_bytes);
+    assert_eq!(
+        repo.read_bytes("autoresearch-results/lessons.md"),
+        lessons_bytes
+    );
 
     // The second exec (a different goal: no resume, no identity check) archives the first.
     let mut args = TestRepo::exec_args(VERIFY, &agent, 1, &[]);
     args[2] = "lower the number again".into();
     let second = repo.run_owned(&args);
     second.expect_code(0);
-    assert!(repo.exists("research-results.prev.tsv"));
-    assert_eq!(repo.read_bytes("research-results.prev.tsv"), tsv1);
-    assert_eq!(repo.read_bytes("autoresearch-state.prev.json"), state1);
-    assert!(repo.exists(".autoresearch/prev1/iter-0001"));
+    assert!(repo.exists("autoresearch-results/results.prev.tsv"));
+    assert_eq!(
+        repo.read_bytes("autoresearch-results/results.prev.tsv"),
+        tsv1
+    );
+    assert_eq!(
+        repo.read_bytes("autoresearch-results/engine/prev1/state.exec.json"),
+        state1
+    );
+    assert!(repo.exists("autoresearch-results/engine/prev1/iter-0001"));
     let rows = repo.rows();
     assert_eq!(rows[0][0], "0", "a fresh log starts at iteration 0");
     assert_eq!(
@@ -481,19 +494,34 @@ fn every_exec_starts_fresh_and_archives_without_overwriting() {
     assert_eq!(repo.state()["config"]["goal"], "lower the number again");
     assert_eq!(second.json_lines()[0]["iteration"], 1);
     check_against_tsv(&repo, &second);
-    let tsv2 = repo.read_bytes("research-results.tsv");
-    let state2 = repo.read_bytes("autoresearch-state.json");
+    let tsv2 = repo.read_bytes("autoresearch-results/results.tsv");
+    let state2 = repo.read_bytes(EXEC_STATE);
 
     // The third makes a second generation; the first is not overwritten.
     let third = repo.run_owned(&TestRepo::exec_args(VERIFY, &agent, 1, &[]));
     third.expect_code(0);
-    assert_eq!(repo.read_bytes("research-results.prev.tsv"), tsv1);
-    assert_eq!(repo.read_bytes("autoresearch-state.prev.json"), state1);
-    assert_eq!(repo.read_bytes("research-results.prev2.tsv"), tsv2);
-    assert_eq!(repo.read_bytes("autoresearch-state.prev2.json"), state2);
-    assert!(repo.exists(".autoresearch/prev2/iter-0001"));
+    assert_eq!(
+        repo.read_bytes("autoresearch-results/results.prev.tsv"),
+        tsv1
+    );
+    assert_eq!(
+        repo.read_bytes("autoresearch-results/engine/prev1/state.exec.json"),
+        state1
+    );
+    assert_eq!(
+        repo.read_bytes("autoresearch-results/results.prev2.tsv"),
+        tsv2
+    );
+    assert_eq!(
+        repo.read_bytes("autoresearch-results/engine/prev2/state.exec.json"),
+        state2
+    );
+    assert!(repo.exists("autoresearch-results/engine/prev2/iter-0001"));
     assert_eq!(repo.rows()[0][2], "8");
-    assert_eq!(repo.read_bytes("autoresearch-lessons.md"), lessons_bytes);
+    assert_eq!(
+        repo.read_bytes("autoresearch-results/lessons.md"),
+        lessons_bytes
+    );
     assert_eq!(repo.status(), "", "archives are excluded from git");
 }
 
@@ -505,7 +533,7 @@ fn exec_writes_no_lessons_file_where_run_would() {
         .expect_code(0);
     assert_eq!(repo.statuses(), ["baseline", "keep", "keep"]);
     assert!(
-        !repo.exists("autoresearch-lessons.md"),
+        !repo.exists("autoresearch-results/lessons.md"),
         "exec never writes lessons"
     );
     // The same keeps under `run` do write lessons (so the check above means something).
@@ -515,7 +543,7 @@ fn exec_writes_no_lessons_file_where_run_would() {
         &["--iterations", "1", "--fresh"],
     ))
     .expect_code(0);
-    assert!(repo.exists("autoresearch-lessons.md"));
+    assert!(repo.exists("autoresearch-results/lessons.md"));
 }
 
 #[test]
@@ -612,7 +640,7 @@ fn a_baseline_without_a_metric_cannot_start() {
         &[],
     ));
     r.expect_exec_error(&["baseline"]);
-    assert!(!repo.exists("research-results.tsv"));
+    assert!(!repo.exists("autoresearch-results/results.tsv"));
     assert_eq!(repo.status(), "");
 }
 

@@ -57,9 +57,9 @@ fn a_holdout_regression_tags_the_keep_and_the_agent_never_sees_the_holdout() {
         "the holdout reached the agent:\n{seen}"
     );
     for f in [
-        "autoresearch-state.json",
-        "research-results.tsv",
-        ".autoresearch/settings.json",
+        "autoresearch-results/state.json",
+        "autoresearch-results/results.tsv",
+        "autoresearch-results/engine/settings.json",
     ] {
         assert!(
             !repo.read(f).contains("held-out-check"),
@@ -122,5 +122,8 @@ fn a_holdout_without_a_metric_refuses_the_start() {
         "{}",
         r.stderr
     );
-    assert!(!repo.exists("research-results.tsv"), "nothing written");
+    assert!(
+        !repo.exists("autoresearch-results/results.tsv"),
+        "nothing written"
+    );
 }

@@ -78,7 +78,7 @@ fn launch_returns_at_once_and_the_run_completes() {
     assert_eq!(
         log,
         repo.root
-            .join(".autoresearch/run.log")
+            .join("autoresearch-results/engine/run.log")
             .display()
             .to_string()
     );
@@ -135,7 +135,7 @@ fn the_run_survives_its_launchers_death_and_sighup() {
         repo.statuses(),
         ["baseline", "keep", "keep", "keep", "keep"]
     );
-    let log = repo.read(".autoresearch/run.log");
+    let log = repo.read("autoresearch-results/engine/run.log");
     assert!(
         log.contains("finished: iteration cap reached (4/4)"),
         "{log}"
@@ -173,7 +173,7 @@ fn a_refused_start_is_reported_like_runs() {
     assert!(by_launch.stdout.is_empty(), "{}", by_launch.stdout);
     repo.assert_untouched(&before);
     assert!(
-        !repo.exists(".autoresearch"),
+        !repo.exists("autoresearch-results"),
         "a refused launch writes nothing"
     );
     // A bad flag too: the same line and code.
@@ -238,7 +238,10 @@ fn stop_after_iteration_lets_the_iteration_finish() {
         text.contains("stopped on request after iteration 1"),
         "{text}"
     );
-    assert!(!repo.exists(".autoresearch/stop-request.json"), "used up");
+    assert!(
+        !repo.exists("autoresearch-results/engine/stop-request.json"),
+        "used up"
+    );
 }
 
 #[test]

@@ -93,8 +93,11 @@ fn verify_without_a_metric_is_a_crash_and_the_run_goes_on() {
     assert!(crash[6].contains("break the output"), "{}", crash[6]);
     assert!(crash[6].contains("not a finite number"), "{}", crash[6]);
     assert_ne!(crash[1], "-", "the crashed trial commit is named");
-    let log =
-        std::fs::read_to_string(repo.root.join(".autoresearch/iter-0001/verify.log")).unwrap();
+    let log = std::fs::read_to_string(
+        repo.root
+            .join("autoresearch-results/engine/iter-0001/verify.log"),
+    )
+    .unwrap();
     assert!(log.contains("not a number"));
 }
 
@@ -260,12 +263,14 @@ fn guard_failure_gets_rework_turns_then_keeps() {
     );
     assert!(
         repo.root
-            .join(".autoresearch/iter-0001/rework-1.prompt.md")
+            .join("autoresearch-results/engine/iter-0001/rework-1.prompt.md")
             .exists()
     );
-    let prompt =
-        std::fs::read_to_string(repo.root.join(".autoresearch/iter-0001/rework-1.prompt.md"))
-            .unwrap();
+    let prompt = std::fs::read_to_string(
+        repo.root
+            .join("autoresearch-results/engine/iter-0001/rework-1.prompt.md"),
+    )
+    .unwrap();
     assert!(
         prompt.contains("ok.txt must say yes"),
         "the rework prompt carries the guard output"
@@ -295,7 +300,7 @@ fn guard_failure_after_all_rework_turns_is_a_guard_discard() {
         "{}",
         r.stderr
     );
-    assert!(!repo.exists("research-results.tsv"));
+    assert!(!repo.exists("autoresearch-results/results.tsv"));
 
     repo.write(
         "guard.sh",
@@ -344,7 +349,7 @@ fn protected_paths_are_discarded() {
             (2, "echo 1 > src/secret.txt; echo 'touch a protected glob'"),
             (
                 3,
-                "echo junk >> research-results.tsv; echo 5 > src/value.txt; echo 'forge the log'",
+                "echo junk >> autoresearch-results/results.tsv; echo 5 > src/value.txt; echo 'forge the log'",
             ),
         ],
     );
@@ -366,12 +371,15 @@ fn protected_paths_are_discarded() {
         rows[2][6]
     );
     assert!(
-        rows[3][6].starts_with("[PROTECTED]") && rows[3][6].contains("research-results.tsv"),
+        rows[3][6].starts_with("[PROTECTED]")
+            && rows[3][6].contains("autoresearch-results/results.tsv"),
         "{}",
         rows[3][6]
     );
     assert!(
-        !repo.read("research-results.tsv").contains("junk"),
+        !repo
+            .read("autoresearch-results/results.tsv")
+            .contains("junk"),
         "the forged line is gone"
     );
     assert_eq!(repo.read("measure.sh"), "cat src/value.txt\n");
@@ -457,22 +465,21 @@ fn artifacts_are_excluded_and_survive_rollback() {
     repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
         .expect_code(0);
     let exclude = std::fs::read_to_string(repo.root.join(".git/info/exclude")).unwrap();
-    for entry in [
-        "/research-results.tsv",
-        "/autoresearch-state.json",
-        "/autoresearch-lessons.md",
-        "/.autoresearch/",
-    ] {
+    // The reference's current layout: the results directory and the pointer, each hidden whole.
+    for entry in ["/autoresearch-results/", "/.codex-autoresearch/"] {
         assert!(
             exclude.lines().any(|l| l == entry),
             "{entry} missing from exclude:\n{exclude}"
         );
     }
     assert_eq!(repo.status(), "");
-    assert!(repo.exists("research-results.tsv") && repo.exists("autoresearch-state.json"));
-    assert!(repo.exists(".autoresearch/iter-0001/prompt.md"));
-    assert!(repo.exists(".autoresearch/iter-0001/agent.log"));
-    assert!(repo.exists(".autoresearch/iter-0001/verify.log"));
+    assert!(
+        repo.exists("autoresearch-results/results.tsv")
+            && repo.exists("autoresearch-results/state.json")
+    );
+    assert!(repo.exists("autoresearch-results/engine/iter-0001/prompt.md"));
+    assert!(repo.exists("autoresearch-results/engine/iter-0001/agent.log"));
+    assert!(repo.exists("autoresearch-results/engine/iter-0001/verify.log"));
 }
 
 #[test]
@@ -488,7 +495,7 @@ fn results_file_format() {
     );
     repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
         .expect_code(0);
-    let text = repo.read("research-results.tsv");
+    let text = repo.read("autoresearch-results/results.tsv");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "# metric_direction: lower");
     assert_eq!(lines[1], "# mode: loop");
@@ -633,14 +640,16 @@ fn artifacts_dir_inside_and_outside_the_repository() {
     )
     .expect_code(0);
     assert!(
-        repo.exists("runs/a/research-results.tsv")
-            && repo.exists("runs/a/.autoresearch/iter-0001/prompt.md")
+        repo.exists("runs/a/results.tsv")
+            && repo.exists("runs/a/engine/iter-0001/prompt.md")
+            && repo.exists("runs/a/context.json")
     );
-    assert!(!repo.exists("research-results.tsv"));
+    assert!(!repo.exists("autoresearch-results/results.tsv"));
     assert_eq!(repo.status(), "", "the artifacts directory is excluded");
     let exclude = std::fs::read_to_string(repo.root.join(".git/info/exclude")).unwrap();
     assert!(
-        exclude.lines().any(|l| l == "/runs/a/research-results.tsv"),
+        exclude.lines().any(|l| l == "/runs/a/results.tsv")
+            && exclude.lines().any(|l| l == "/runs/a/engine/"),
         "{exclude}"
     );
     let status = repo.run(&["status", "--artifacts-dir", "runs/a"]);
@@ -657,14 +666,15 @@ fn artifacts_dir_inside_and_outside_the_repository() {
     .expect_code(0);
     assert_eq!(repo.log()[0], "experiment: lower to 6");
     let rows: Vec<String> = repo
-        .read("runs/a/research-results.tsv")
+        .read("runs/a/results.tsv")
         .lines()
         .filter(|l| l.starts_with(char::is_numeric))
         .map(str::to_string)
         .collect();
     assert_eq!(rows.len(), 3, "{rows:?}");
 
-    // Outside the repository: nothing is written into the repository at all.
+    // Outside the repository: nothing is written into the repository but the reference's
+    // pointer to them (hidden).
     let repo = number_repo(10);
     let outside = repo.aux.join("artifacts");
     let agent = scripted_agent(
@@ -683,14 +693,16 @@ fn artifacts_dir_inside_and_outside_the_repository() {
         ],
     )
     .expect_code(0);
-    assert!(
-        outside.join("research-results.tsv").exists()
-            && outside.join(".autoresearch/lock").exists()
-    );
+    assert!(outside.join("results.tsv").exists() && outside.join("engine/lock").exists());
     assert_eq!(repo.status(), "");
-    assert!(!repo.exists(".autoresearch"));
+    assert!(!repo.exists("autoresearch-results"));
+    let pointer: serde_json::Value = serde_json::from_str(&repo.read(POINTER)).unwrap();
+    assert_eq!(
+        pointer["artifact_root"],
+        outside.canonicalize().unwrap().to_str().unwrap()
+    );
     let exclude = std::fs::read_to_string(repo.root.join(".git/info/exclude")).unwrap_or_default();
-    assert!(!exclude.contains("research-results"), "{exclude}");
+    assert!(!exclude.contains("results"), "{exclude}");
     assert_eq!(repo.log()[0], "experiment: lower to 7");
 }
 
@@ -703,7 +715,7 @@ fn a_write_to_the_lessons_file_costs_one_iteration_not_the_run() {
         &[
             (
                 1,
-                "echo 8 > src/value.txt; echo 'forged lesson' >> autoresearch-lessons.md; echo 'lower to 8 and forge a lesson'",
+                "echo 8 > src/value.txt; echo 'forged lesson' >> autoresearch-results/lessons.md; echo 'lower to 8 and forge a lesson'",
             ),
             (2, "echo 7 > src/value.txt; echo 'lower to 7'"),
             (3, "echo 6 > src/value.txt; echo 'lower to 6'"),
@@ -714,11 +726,11 @@ fn a_write_to_the_lessons_file_costs_one_iteration_not_the_run() {
     assert_eq!(repo.statuses(), ["baseline", "discard", "keep", "keep"]);
     let rows = repo.rows();
     assert!(
-        rows[1][6].starts_with("[PROTECTED] autoresearch-lessons.md"),
+        rows[1][6].starts_with("[PROTECTED] autoresearch-results/lessons.md"),
         "{}",
         rows[1][6]
     );
-    let lessons = repo.read("autoresearch-lessons.md");
+    let lessons = repo.read("autoresearch-results/lessons.md");
     assert!(
         !lessons.contains("forged"),
         "the forged line is gone:\n{lessons}"
@@ -901,7 +913,7 @@ fn the_baseline_measures_as_iteration_zero() {
         seen,
         "verify 0 baseline 1\nguard 0\nverify 0 baseline 2\nverify 1 candidate 3\nverify 1 candidate 4\nguard 1\n"
     );
-    let runs = repo.read(".autoresearch/runs.tsv");
+    let runs = repo.read("autoresearch-results/engine/runs.tsv");
     let roles: Vec<&str> = runs
         .lines()
         .skip(1)

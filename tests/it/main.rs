@@ -23,6 +23,7 @@ mod gates;
 mod gitdir;
 mod holdout;
 mod launch;
+mod layout;
 mod loop_basic;
 mod measure_checks;
 mod nonutf8;

@@ -25,9 +25,9 @@ fn with(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
 #[track_caller]
 fn assert_no_run_files(repo: &TestRepo) {
     for f in [
-        "research-results.tsv",
-        "autoresearch-state.json",
-        "autoresearch-lessons.md",
+        "autoresearch-results/results.tsv",
+        "autoresearch-results/state.json",
+        "autoresearch-results/lessons.md",
     ] {
         assert!(!repo.exists(f), "{f} is left after a refused baseline");
     }
@@ -42,8 +42,8 @@ fn a_verify_that_reads_the_engines_files_is_refused_at_the_baseline() {
     let line = error_line(&r);
     for needle in [
         "verify opened the engine's own files at the baseline",
-        ".autoresearch/",
-        "--exclude-dir=.autoresearch",
+        "autoresearch-results/engine/",
+        "--exclude-dir=autoresearch-results",
         "--artifacts-dir",
     ] {
         assert!(line.contains(needle), "`{needle}` missing from: {line}");
@@ -53,12 +53,15 @@ fn a_verify_that_reads_the_engines_files_is_refused_at_the_baseline() {
     // The root artifacts have a stand-in at the baseline: a glob that would read the results
     // log once it exists is caught before it does.
     let r = repo.run_loop(
-        "cat *.tsv 2>/dev/null | wc -l",
+        "cat autoresearch-results/*.tsv 2>/dev/null | wc -l",
         &agent,
         &["--iterations", "1"],
     );
     let line = error_line(&r);
-    assert!(line.contains("(research-results.tsv)"), "{line}");
+    assert!(
+        line.contains("(autoresearch-results/results.tsv)"),
+        "{line}"
+    );
     assert_no_run_files(&repo);
 
     // A prompt stand-in too: a search of Markdown files would read the agent's prompts.
@@ -69,7 +72,7 @@ fn a_verify_that_reads_the_engines_files_is_refused_at_the_baseline() {
     );
     let line = error_line(&r);
     assert!(
-        line.contains("(.autoresearch/, autoresearch-lessons.md)"),
+        line.contains("(autoresearch-results/engine/, autoresearch-results/lessons.md)"),
         "{line}"
     );
     assert_no_run_files(&repo);
@@ -263,7 +266,8 @@ fn stand_ins_are_no_run_even_when_the_engine_is_killed_during_the_baseline() {
         .spawn()
         .expect("start the engine");
     wait_for("the stand-ins of the baseline", || {
-        repo.exists("research-results.tsv") && repo.exists("autoresearch-state.json")
+        repo.exists("autoresearch-results/results.tsv")
+            && repo.exists("autoresearch-results/state.json")
     });
     let s = repo.run(&["status"]);
     s.expect_code(0);
@@ -288,14 +292,14 @@ fn a_verify_reading_gits_reflogs_is_refused_and_the_advice_works() {
         "agent.sh",
         "cat > /dev/null\nsed -i '1d' src/a.txt\necho 'remove a TODO'",
     );
-    let without_git = "grep -rn --exclude-dir=.autoresearch --exclude='research-results*' --exclude='autoresearch-*' TODO . | wc -l";
+    let without_git = "grep -rn --exclude-dir=autoresearch-results --exclude-dir=.codex-autoresearch TODO . | wc -l";
     let r = repo.run_loop(without_git, &agent, &["--iterations", "1"]);
     let line = error_line(&r);
     assert!(line.contains(".git/logs/HEAD"), "{line}");
     assert!(line.contains("--exclude-dir=.git"), "{line}");
     assert_no_run_files(&repo);
 
-    let advised = "grep -rn --exclude-dir=.autoresearch --exclude-dir=.git --exclude='research-results*' --exclude='autoresearch-*' TODO . | wc -l";
+    let advised = "grep -rn --exclude-dir=autoresearch-results --exclude-dir=.codex-autoresearch --exclude-dir=.git TODO . | wc -l";
     repo.run_loop(advised, &agent, &["--iterations", "2", "--no-confirm"])
         .expect_code(0);
     assert_eq!(repo.statuses(), ["baseline", "keep", "keep"]);

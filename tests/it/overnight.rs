@@ -85,7 +85,7 @@ fn diagnostics(server: &MockServer, repo: &TestRepo, codex: &str) -> String {
             tail.join("\n")
         ));
     }
-    let log = std::fs::read_to_string(repo.root.join(".autoresearch/run.log"))
+    let log = std::fs::read_to_string(repo.root.join("autoresearch-results/engine/run.log"))
         .unwrap_or_else(|e| format!("(no run log: {e})"));
     out.push_str(&format!("--- run.log\n{log}"));
     out
@@ -275,7 +275,7 @@ fn overnight_from_codex_skill_launch_detached_status_and_report() {
     );
     let launched = tool_output(&requests, "call_launch")
         .unwrap_or_else(|| panic!("no output of the launch call\n{}", why()));
-    let log = repo.root.join(".autoresearch/run.log");
+    let log = repo.root.join("autoresearch-results/engine/run.log");
     let expected = format!("launched run {TAG} (pid ");
     assert!(
         launched.contains("Process exited with code 0")

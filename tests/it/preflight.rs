@@ -48,7 +48,10 @@ fn not_a_git_repository() {
         &["not inside a git repository", "git init"],
     );
     assert!(line.contains(&repo.root.display().to_string()), "{line}");
-    assert!(!repo.exists(".autoresearch"), "nothing may be created");
+    assert!(
+        !repo.exists("autoresearch-results"),
+        "nothing may be created"
+    );
     assert!(!repo.exists(".git"));
 }
 
@@ -283,7 +286,10 @@ fn tree_refusals_create_no_engine_files() {
     let exclude = repo.read(".git/info/exclude");
     repo.write("src/value.txt", "11\n");
     refuse(&repo, VERIFY, &[], &["src/value.txt"]);
-    assert!(!repo.exists(".autoresearch"), ".autoresearch/ was created");
+    assert!(
+        !repo.exists("autoresearch-results"),
+        "autoresearch-results/engine/ was created"
+    );
     assert_eq!(repo.read(".git/info/exclude"), exclude);
 }
 
@@ -382,7 +388,7 @@ fn a_bad_engine_variable_is_refused_before_anything_is_written() {
         r.expect_refusal(&[&format!("{var}={value}"), "unset it"]);
         repo.assert_untouched(&before);
         assert!(
-            !repo.exists(".autoresearch"),
+            !repo.exists("autoresearch-results"),
             "{var}: nothing may be created"
         );
         assert!(!repo.aux.join("agent-ran").exists(), "{var}: the agent ran");

@@ -61,8 +61,8 @@ fn a_read_only_git_dir_or_work_tree_is_refused_before_any_write() {
         assert!(line.contains("Permission denied"), "{line}");
         repo.assert_untouched(&before);
         assert!(
-            !repo.exists(".autoresearch"),
-            "{target}: .autoresearch was created"
+            !repo.exists("autoresearch-results"),
+            "{target}: autoresearch-results was created"
         );
     }
 }
@@ -103,5 +103,5 @@ fn inside_the_real_codex_sandbox_the_run_says_to_approve_the_escalation() {
     assert!(ours[0].contains(&git), "{}", ours[0]);
     assert!(ours[0].ends_with(ADVICE), "{}", ours[0]);
     repo.assert_untouched(&before);
-    assert!(!repo.exists(".autoresearch"));
+    assert!(!repo.exists("autoresearch-results"));
 }

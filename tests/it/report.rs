@@ -120,7 +120,7 @@ fn report_summarises_keeps_failures_time_and_draws_the_chart() {
     let rows = repo.rows();
 
     // The side record: one timing line per recorded iteration, with the row's status.
-    let jsonl = repo.read(".autoresearch/iterations.jsonl");
+    let jsonl = repo.read("autoresearch-results/engine/iterations.jsonl");
     let timings: Vec<Value> = jsonl
         .lines()
         .map(|l| serde_json::from_str(l).expect("timing line"))
@@ -139,11 +139,11 @@ fn report_summarises_keeps_failures_time_and_draws_the_chart() {
     let path = r.stdout.trim();
     assert_eq!(
         Path::new(path),
-        repo.root.join(".autoresearch/report.md"),
+        repo.root.join("autoresearch-results/engine/report.md"),
         "{}",
         r.stdout
     );
-    let md = repo.read(".autoresearch/report.md");
+    let md = repo.read("autoresearch-results/engine/report.md");
     assert!(
         md.contains("baseline 20 -> best 9 at iteration 7 (-11, -55.0%)"),
         "{md}"
@@ -195,7 +195,7 @@ fn report_summarises_keeps_failures_time_and_draws_the_chart() {
     assert!(md.contains("![progress](progress.svg)"), "{md}");
 
     // The chart renders to a picture with ink, green keeps and red crash marks.
-    let svg = repo.root.join(".autoresearch/progress.svg");
+    let svg = repo.root.join("autoresearch-results/engine/progress.svg");
     let (w, h, pixels) = render_png(&svg, &repo.aux.join("progress.png"));
     assert_eq!((w, h), (1000, 560));
     let ink = inked(&pixels);
@@ -226,14 +226,18 @@ fn report_summarises_keeps_failures_time_and_draws_the_chart() {
     assert_eq!(v["running"], false);
 
     // A run from before the timing records still gets its report.
-    std::fs::remove_file(repo.root.join(".autoresearch/iterations.jsonl")).unwrap();
+    std::fs::remove_file(
+        repo.root
+            .join("autoresearch-results/engine/iterations.jsonl"),
+    )
+    .unwrap();
     repo.run(&["report"]).expect_code(0);
-    let md = repo.read(".autoresearch/report.md");
+    let md = repo.read("autoresearch-results/engine/report.md");
     assert!(md.contains("no timing records"), "{md}");
     assert_eq!(
         repo.status(),
         "",
-        "the report lives in the hidden .autoresearch/"
+        "the report lives in the hidden autoresearch-results/engine/"
     );
 }
 
@@ -245,5 +249,5 @@ fn report_without_a_run_is_a_clear_error() {
     r.expect_refusal(&["no autoresearch run in", "codex-autoresearch run"]);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     repo.assert_untouched(&before);
-    assert!(!repo.exists(".autoresearch"), "nothing is written");
+    assert!(!repo.exists("autoresearch-results"), "nothing is written");
 }

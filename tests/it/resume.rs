@@ -70,9 +70,9 @@ fn changing_the_run_identity_on_resume_is_refused() {
     repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
         .expect_code(0);
     let artifacts = [
-        "research-results.tsv",
-        "autoresearch-state.json",
-        "autoresearch-lessons.md",
+        "autoresearch-results/results.tsv",
+        "autoresearch-results/state.json",
+        "autoresearch-results/lessons.md",
     ];
     let before: Vec<String> = artifacts.iter().map(|a| repo.read(a)).collect();
     let head = repo.head();
@@ -94,7 +94,7 @@ fn changing_the_run_identity_on_resume_is_refused() {
         let after: Vec<String> = artifacts.iter().map(|a| repo.read(a)).collect();
         assert_eq!(after, before, "{flag}: the artifacts are untouched");
         assert_eq!(repo.head(), head);
-        assert!(!repo.exists("research-results.prev.tsv"));
+        assert!(!repo.exists("autoresearch-results/results.prev.tsv"));
     }
     // An empty value is not a change of identity but a bad value.
     let r = repo.run(&["run", "--goal", " ", "--iterations", "3"]);
@@ -114,9 +114,12 @@ fn fresh_archives_every_generation_and_keeps_lessons() {
     let agent = stepping_agent(&repo, "agent.sh", -1);
     repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
         .expect_code(0);
-    let results1 = repo.read("research-results.tsv");
-    let state1 = repo.read("autoresearch-state.json");
-    assert!(repo.read("autoresearch-lessons.md").contains("### L-1:"));
+    let results1 = repo.read("autoresearch-results/results.tsv");
+    let state1 = repo.read("autoresearch-results/state.json");
+    assert!(
+        repo.read("autoresearch-results/lessons.md")
+            .contains("### L-1:")
+    );
 
     // --fresh also allows a new goal.
     let mut args = TestRepo::loop_args(VERIFY, &agent, &["--iterations", "1", "--fresh"]);
@@ -128,34 +131,37 @@ fn fresh_archives_every_generation_and_keeps_lessons() {
         "{}",
         r.stderr
     );
-    assert_eq!(repo.read("research-results.prev.tsv"), results1);
-    assert_eq!(repo.read("autoresearch-state.prev.json"), state1);
-    assert!(repo.exists(".autoresearch/prev1/iter-0001"));
+    assert_eq!(repo.read("autoresearch-results/results.prev.tsv"), results1);
+    assert_eq!(repo.read("autoresearch-results/state.prev.json"), state1);
+    assert!(repo.exists("autoresearch-results/engine/prev1/iter-0001"));
     let rows = repo.rows();
     assert_eq!(rows[0][2], "9", "the new baseline is the retained tree");
     assert_eq!(repo.statuses(), ["baseline", "keep"]);
     assert_eq!(repo.state()["config"]["goal"], "lower the number again");
-    let results2 = repo.read("research-results.tsv");
-    let state2 = repo.read("autoresearch-state.json");
+    let results2 = repo.read("autoresearch-results/results.tsv");
+    let state2 = repo.read("autoresearch-results/state.json");
 
     let r = repo.run_owned(&args);
     r.expect_code(0);
     assert_eq!(
-        repo.read("research-results.prev.tsv"),
+        repo.read("autoresearch-results/results.prev.tsv"),
         results1,
         "not overwritten"
     );
     assert_eq!(
-        repo.read("autoresearch-state.prev.json"),
+        repo.read("autoresearch-results/state.prev.json"),
         state1,
         "not overwritten"
     );
-    assert_eq!(repo.read("research-results.prev2.tsv"), results2);
-    assert_eq!(repo.read("autoresearch-state.prev2.json"), state2);
-    assert!(repo.exists(".autoresearch/prev2/iter-0001"));
+    assert_eq!(
+        repo.read("autoresearch-results/results.prev2.tsv"),
+        results2
+    );
+    assert_eq!(repo.read("autoresearch-results/state.prev2.json"), state2);
+    assert!(repo.exists("autoresearch-results/engine/prev2/iter-0001"));
     assert_eq!(repo.rows()[0][2], "8");
 
-    let lessons = repo.read("autoresearch-lessons.md");
+    let lessons = repo.read("autoresearch-results/lessons.md");
     for n in 1..=3 {
         assert!(lessons.contains(&format!("### L-{n}:")), "{lessons}");
     }
@@ -176,7 +182,7 @@ fn a_torn_last_line_is_repaired_on_resume() {
     let torn = "2\tabc1234\t5\t-2\t-\tdisc";
     let mut f = fs::OpenOptions::new()
         .append(true)
-        .open(repo.root.join("research-results.tsv"))
+        .open(repo.root.join("autoresearch-results/results.tsv"))
         .unwrap();
     std::io::Write::write_all(&mut f, torn.as_bytes()).unwrap();
     drop(f);
@@ -188,7 +194,11 @@ fn a_torn_last_line_is_repaired_on_resume() {
         "{}",
         r.stderr
     );
-    assert!(!repo.read("research-results.tsv").contains("abc1234"));
+    assert!(
+        !repo
+            .read("autoresearch-results/results.tsv")
+            .contains("abc1234")
+    );
     assert_eq!(repo.statuses(), ["baseline", "keep", "no-op", "no-op"]);
     assert_consistent(&repo);
 }
@@ -204,12 +214,12 @@ fn a_garbage_results_log_is_refused_and_left_byte_identical() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .filter(|b| *b != b'\n')
         .collect();
-    fs::write(repo.root.join("research-results.tsv"), &garbage).unwrap();
+    fs::write(repo.root.join("autoresearch-results/results.tsv"), &garbage).unwrap();
     let head = repo.head();
 
     let r = repo.run(&["run", "--iterations", "3"]);
-    r.expect_refusal(&["research-results.tsv", "--fresh"]);
-    assert_eq!(repo.read_bytes("research-results.tsv"), garbage);
+    r.expect_refusal(&["autoresearch-results/results.tsv", "--fresh"]);
+    assert_eq!(repo.read_bytes("autoresearch-results/results.tsv"), garbage);
     assert_eq!(repo.head(), head);
 }
 
@@ -221,20 +231,20 @@ fn a_torn_log_of_a_refused_run_is_not_repaired() {
     let agent = stepping_agent(&repo, "agent.sh", -1);
     repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
         .expect_code(0);
-    repo.write("autoresearch-state.json", "{ broken");
-    fs::remove_file(repo.root.join(".autoresearch/settings.json")).unwrap();
+    repo.write("autoresearch-results/state.json", "{ broken");
+    fs::remove_file(repo.root.join("autoresearch-results/engine/settings.json")).unwrap();
     let log: String = repo
-        .read("research-results.tsv")
+        .read("autoresearch-results/results.tsv")
         .lines()
         .filter(|l| !l.starts_with("# settings:"))
         .map(|l| format!("{l}\n"))
         .collect();
     let torn = format!("{log}2\tabc\t8\t-1\t-\tdisc");
-    repo.write("research-results.tsv", &torn);
+    repo.write("autoresearch-results/results.tsv", &torn);
 
     let r = repo.run(&["run", "--iterations", "3"]);
     r.expect_refusal(&["settings", "--fresh"]);
-    assert_eq!(repo.read("research-results.tsv"), torn);
+    assert_eq!(repo.read("autoresearch-results/results.tsv"), torn);
 }
 
 #[test]
@@ -255,7 +265,7 @@ fn a_state_that_disagrees_with_the_log_is_rebuilt() {
     state["state"]["keeps"] = 5.into();
     state["state"]["consecutive_discards"] = 7.into();
     state["state"]["best_metric"] = 1.into();
-    repo.write("autoresearch-state.json", &state.to_string());
+    repo.write("autoresearch-results/state.json", &state.to_string());
 
     let r = repo.run(&["run", "--iterations", "3"]);
     r.expect_code(0);
@@ -291,7 +301,7 @@ fn a_missing_or_corrupt_state_is_rebuilt_from_the_log_settings() {
     };
     let config = config(2);
 
-    fs::remove_file(repo.root.join("autoresearch-state.json")).unwrap();
+    fs::remove_file(repo.root.join("autoresearch-results/state.json")).unwrap();
     let r = repo.run(&["run", "--iterations", "2"]);
     r.expect_code(0);
     assert!(
@@ -308,7 +318,10 @@ fn a_missing_or_corrupt_state_is_rebuilt_from_the_log_settings() {
     );
     assert_consistent(&repo);
 
-    repo.write("autoresearch-state.json", "{\"version\": 1, \"state\": {");
+    repo.write(
+        "autoresearch-results/state.json",
+        "{\"version\": 1, \"state\": {",
+    );
     let r = repo.run(&["run", "--iterations", "3"]);
     r.expect_code(0);
     assert!(
@@ -416,7 +429,8 @@ fn a_mixed_run_satisfies_the_resume_checker_invariants() {
     );
     assert_consistent(&repo);
     let s = repo.state()["state"].clone();
-    assert_eq!(s["consecutive_discards"], 5, "meta rows do not reset it");
+    // 5 failures and the refine row (the reference's current rule); the pivot resets nothing.
+    assert_eq!(s["consecutive_discards"], 6, "meta rows do not reset it");
     assert_eq!(s["pivot_count"], 1);
     assert_eq!(
         (s["keeps"].clone(), s["discards"].clone()),
@@ -451,7 +465,7 @@ fn fresh_starts_over_even_when_the_old_artifacts_are_unreadable() {
     let agent = stepping_agent(&repo, "agent.sh", -1);
     repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
         .expect_code(0);
-    repo.write("research-results.tsv", "not a results log\n");
+    repo.write("autoresearch-results/results.tsv", "not a results log\n");
     let r = repo.run(&["run", "--iterations", "2"]);
     r.expect_code(2);
     assert!(r.stderr.contains("--fresh"), "{}", r.stderr);
@@ -460,20 +474,20 @@ fn fresh_starts_over_even_when_the_old_artifacts_are_unreadable() {
     let r = repo.run_loop(VERIFY, &agent, &["--iterations", "1", "--fresh"]);
     r.expect_code(0);
     assert_eq!(
-        repo.read("research-results.prev.tsv"),
+        repo.read("autoresearch-results/results.prev.tsv"),
         "not a results log\n"
     );
     assert_eq!(repo.statuses(), ["baseline", "keep"]);
     assert_consistent(&repo);
 
     // Same for a state without its results log.
-    fs::remove_file(repo.root.join("research-results.tsv")).unwrap();
+    fs::remove_file(repo.root.join("autoresearch-results/results.tsv")).unwrap();
     let r = repo.run(&["run", "--iterations", "2"]);
     r.expect_code(2);
     assert!(r.stderr.contains("--fresh"), "{}", r.stderr);
     let r = repo.run_loop(VERIFY, &agent, &["--iterations", "1", "--fresh"]);
     r.expect_code(0);
-    assert!(repo.exists("autoresearch-state.prev2.json"));
+    assert!(repo.exists("autoresearch-results/state.prev2.json"));
     assert_consistent(&repo);
 }
 
@@ -526,9 +540,9 @@ fn a_stale_state_from_before_the_last_keep_is_rebuilt_without_drift() {
     );
     repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
         .expect_code(0);
-    let old_state = repo.read("autoresearch-state.json");
+    let old_state = repo.read("autoresearch-results/state.json");
     repo.run(&["run", "--iterations", "2"]).expect_code(0);
-    repo.write("autoresearch-state.json", &old_state);
+    repo.write("autoresearch-results/state.json", &old_state);
 
     let r = repo.run(&["run", "--iterations", "3"]);
     r.expect_code(0);
@@ -558,7 +572,7 @@ fn resuming_on_another_branch_is_refused() {
     repo.run_loop("sh measure.sh", &agent, &["--iterations", "1"])
         .expect_code(0);
     repo.git(&["checkout", "-q", "-b", "other"]);
-    let before = repo.read("research-results.tsv");
+    let before = repo.read("autoresearch-results/results.tsv");
     let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
     r.expect_code(2);
     assert!(
@@ -568,7 +582,7 @@ fn resuming_on_another_branch_is_refused() {
         r.stderr
     );
     assert_eq!(
-        repo.read("research-results.tsv"),
+        repo.read("autoresearch-results/results.tsv"),
         before,
         "nothing recorded"
     );
@@ -588,8 +602,8 @@ fn a_refused_fresh_start_keeps_the_old_run_and_a_fresh_one_inherits_nothing() {
     );
     repo.run_loop("sh measure.sh", &agent, &["--iterations", "1"])
         .expect_code(0);
-    let results = repo.read("research-results.tsv");
-    let state = repo.read("autoresearch-state.json");
+    let results = repo.read("autoresearch-results/results.tsv");
+    let state = repo.read("autoresearch-results/state.json");
 
     // A fresh start whose baseline fails is refused before the old run is touched.
     let r = repo.run(&[
@@ -613,13 +627,14 @@ fn a_refused_fresh_start_keeps_the_old_run_and_a_fresh_one_inherits_nothing() {
     r.expect_code(2);
     assert!(
         r.stderr.contains("baseline verify gives no metric")
-            && r.stderr.contains(".autoresearch/baseline/verify.log"),
+            && r.stderr
+                .contains("autoresearch-results/engine/baseline/verify.log"),
         "{}",
         r.stderr
     );
-    assert_eq!(repo.read("research-results.tsv"), results);
-    assert_eq!(repo.read("autoresearch-state.json"), state);
-    assert!(!repo.exists("research-results.prev.tsv"));
+    assert_eq!(repo.read("autoresearch-results/results.tsv"), results);
+    assert_eq!(repo.read("autoresearch-results/state.json"), state);
+    assert!(!repo.exists("autoresearch-results/results.prev.tsv"));
     // ... and the old run still resumes.
     repo.run(&["run", "--iterations", "2"]).expect_code(0);
     assert_eq!(repo.statuses().len(), 3);
@@ -628,11 +643,11 @@ fn a_refused_fresh_start_keeps_the_old_run_and_a_fresh_one_inherits_nothing() {
     repo.run_loop("sh measure.sh", &agent, &["--iterations", "1", "--fresh"])
         .expect_code(0);
     assert!(
-        repo.exists("research-results.prev.tsv")
-            && repo.exists(".autoresearch/prev1/settings.json")
+        repo.exists("autoresearch-results/results.prev.tsv")
+            && repo.exists("autoresearch-results/engine/prev1/settings.json")
     );
-    std::fs::remove_file(repo.root.join("research-results.tsv")).unwrap();
-    std::fs::remove_file(repo.root.join("autoresearch-state.json")).unwrap();
+    std::fs::remove_file(repo.root.join("autoresearch-results/results.tsv")).unwrap();
+    std::fs::remove_file(repo.root.join("autoresearch-results/state.json")).unwrap();
     let r = repo.run(&["run", "--iterations", "1"]);
     r.expect_code(2);
     assert!(
@@ -652,7 +667,7 @@ fn a_refused_resume_leaves_the_stored_configuration_alone() {
     );
     repo.run_loop(VERIFY, &agent, &["--iterations", "1"])
         .expect_code(0);
-    let state = repo.read("autoresearch-state.json");
+    let state = repo.read("autoresearch-results/state.json");
     // A new guard that fails on the retained tree refuses the resume...
     let r = repo.run(&["run", "--iterations", "3", "--guard", "false"]);
     r.expect_code(2);
@@ -662,7 +677,7 @@ fn a_refused_resume_leaves_the_stored_configuration_alone() {
         r.stderr
     );
     // ... and is not remembered: the next plain resume runs without it.
-    assert_eq!(repo.read("autoresearch-state.json"), state);
+    assert_eq!(repo.read("autoresearch-results/state.json"), state);
     repo.run(&["run", "--iterations", "2"]).expect_code(0);
     assert!(repo.state()["config"].get("guard").is_none());
 }

@@ -87,7 +87,7 @@ fn session(seed: u32, iterations: u32, rule: &[&str]) -> Tally {
             t.noise += u32::from(!real);
         }
     }
-    let runs = repo.read(".autoresearch/runs.tsv");
+    let runs = repo.read("autoresearch-results/engine/runs.tsv");
     t.runs = runs.lines().count().saturating_sub(1) as u32;
     t
 }
@@ -181,12 +181,12 @@ fn a_resumed_run_continues_from_its_runs_not_from_one_new_sample() {
     run("6");
     let noise = repo.state()["noise"].clone();
     assert_eq!(noise["mode"], "statistical", "{noise}");
-    let before = repo.read(".autoresearch/runs.tsv");
+    let before = repo.read("autoresearch-results/engine/runs.tsv");
     let r = run("12");
     assert!(!r.stderr.contains("a new reference"), "{}", r.stderr);
     let statuses = repo.statuses();
     assert!(!statuses.contains(&"drift".to_string()), "{statuses:?}");
-    let after = repo.read(".autoresearch/runs.tsv");
+    let after = repo.read("autoresearch-results/engine/runs.tsv");
     assert!(after.starts_with(&before), "runs.tsv is append-only");
     let new: Vec<Vec<&str>> = after[before.len()..]
         .lines()

@@ -36,7 +36,10 @@ fn no_run_says_so() {
         "{v}"
     );
     repo.assert_untouched(&before);
-    assert!(!repo.exists(".autoresearch"), "status writes nothing");
+    assert!(
+        !repo.exists("autoresearch-results"),
+        "status writes nothing"
+    );
 }
 
 #[test]

@@ -268,12 +268,17 @@ impl Stress {
 
     /// The in-flight marker, if there is one.
     fn inflight(&self) -> Option<serde_json::Value> {
-        let text = fs::read_to_string(self.repo.root.join(".autoresearch/inflight.json")).ok()?;
+        let text = fs::read_to_string(
+            self.repo
+                .root
+                .join("autoresearch-results/engine/inflight.json"),
+        )
+        .ok()?;
         serde_json::from_str(&text).ok()
     }
 
     fn last_status(&self) -> String {
-        if !self.repo.exists("research-results.tsv") {
+        if !self.repo.exists("autoresearch-results/results.tsv") {
             return String::new();
         }
         self.repo.statuses().pop().unwrap_or_default()
@@ -470,7 +475,8 @@ impl Drop for DumpOnPanic<'_> {
         eprintln!(
             "stress: FAILED at: {}\n--- results\n{}\n--- recovery stderr\n{}\n--- kept a copy at {}",
             self.what,
-            fs::read_to_string(self.s.repo.root.join("research-results.tsv")).unwrap_or_default(),
+            fs::read_to_string(self.s.repo.root.join("autoresearch-results/results.tsv"))
+                .unwrap_or_default(),
             self.recovery,
             keep.display()
         );

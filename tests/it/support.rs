@@ -14,6 +14,23 @@ use tempfile::TempDir;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_codex-autoresearch");
 
+/// The run's files in the default (current) layout, relative to the repository root.
+pub const RESULTS_DIR: &str = "autoresearch-results";
+pub const RESULTS: &str = "autoresearch-results/results.tsv";
+pub const STATE: &str = "autoresearch-results/state.json";
+pub const LESSONS: &str = "autoresearch-results/lessons.md";
+pub const CONTEXT: &str = "autoresearch-results/context.json";
+pub const POINTER: &str = ".codex-autoresearch/pointer.json";
+/// The engine's own directory (lock, logs, `iter-NNNN/`, report).
+pub const ENGINE: &str = "autoresearch-results/engine";
+/// An exec run's state (the reference leaves no `state.json` after exec).
+pub const EXEC_STATE: &str = "autoresearch-results/engine/state.exec.json";
+/// The same files in the March 2026 layout (`--layout march`).
+pub const MARCH_RESULTS: &str = "research-results.tsv";
+pub const MARCH_STATE: &str = "autoresearch-state.json";
+pub const MARCH_LESSONS: &str = "autoresearch-lessons.md";
+pub const MARCH_ENGINE: &str = ".autoresearch";
+
 /// A temporary git repository plus a scratch directory for scripts and HOME.
 pub struct TestRepo {
     _dir: TempDir,
@@ -161,9 +178,33 @@ impl TestRepo {
         self.run_owned(&TestRepo::loop_args(verify, agent, extra))
     }
 
+    /// Returns the path (relative to the root) of the run's results log: the current layout's,
+    /// else the March layout's when only that one exists.
+    pub fn results_file(&self) -> &'static str {
+        if !self.exists(RESULTS) && self.exists(MARCH_RESULTS) {
+            MARCH_RESULTS
+        } else {
+            RESULTS
+        }
+    }
+
+    /// Returns the path (relative to the root) of the run's state: the current layout's, an
+    /// exec run's (in the engine's directory), or the March layout's, whichever exists.
+    pub fn state_file(&self) -> &'static str {
+        [STATE, EXEC_STATE, MARCH_STATE]
+            .into_iter()
+            .find(|f| self.exists(f))
+            .unwrap_or(STATE)
+    }
+
+    /// Whether the run's files are in the March layout.
+    pub fn is_march(&self) -> bool {
+        self.results_file() == MARCH_RESULTS
+    }
+
     /// Returns the data rows of the results log as columns.
     pub fn rows(&self) -> Vec<Vec<String>> {
-        let text = self.read("research-results.tsv");
+        let text = self.read(self.results_file());
         text.lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
             .skip(1)
@@ -178,7 +219,7 @@ impl TestRepo {
 
     /// Returns the parsed state file.
     pub fn state(&self) -> Value {
-        serde_json::from_str(&self.read("autoresearch-state.json")).expect("state json")
+        serde_json::from_str(&self.read(self.state_file())).expect("state json")
     }
 
     /// Returns the commit subjects on HEAD, newest first.
@@ -266,7 +307,7 @@ pub struct Snapshot {
     pub refs: String,
     pub index: String,
     pub status: String,
-    /// Every file of the working tree outside `.git/` and `.autoresearch/`, with its content.
+    /// Every file of the working tree outside `.git/` and the engine's directory, with its content.
     pub files: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
@@ -281,7 +322,7 @@ fn walk_files(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<Stri
             .expect("inside root")
             .to_string_lossy()
             .into_owned();
-        if rel == ".git" || rel == ".autoresearch" {
+        if rel == ".git" || rel == ".autoresearch" || rel == ENGINE {
             continue;
         }
         let ft = e.file_type().expect("file type");
@@ -340,9 +381,12 @@ impl TestRepo {
         let after = self.snapshot();
         assert_eq!(&after, before, "a refused run changed the repository");
         for f in [
-            "research-results.tsv",
-            "autoresearch-state.json",
-            "autoresearch-lessons.md",
+            RESULTS,
+            STATE,
+            LESSONS,
+            MARCH_RESULTS,
+            MARCH_STATE,
+            MARCH_LESSONS,
         ] {
             assert!(!self.exists(f), "{f} was created by a refused run");
         }
@@ -806,9 +850,19 @@ pub fn kill_group(pgid: i32) {
     );
 }
 
-/// An independent replay of the results rows with the reference's March-2026 semantics; returns
-/// the 16 `state` keys.
+/// An independent replay of the results rows with the reference's current (May 2026) semantics;
+/// returns the 16 `state` keys.
 pub fn replay_rows(rows: &[Vec<String>], direction: &str) -> serde_json::Map<String, Value> {
+    replay_rows_with(rows, direction, false)
+}
+
+/// [`replay_rows`] with the March 2026 semantics when `march` (a `refine` row changes no
+/// counter; the current rules count it toward `consecutive_discards`).
+pub fn replay_rows_with(
+    rows: &[Vec<String>],
+    direction: &str,
+    march: bool,
+) -> serde_json::Map<String, Value> {
     let better = |a: f64, b: f64| if direction == "lower" { a < b } else { a > b };
     let num = |s: &str| -> f64 {
         s.parse()
@@ -865,6 +919,7 @@ pub fn replay_rows(rows: &[Vec<String>], direction: &str) -> serde_json::Map<Str
                 }
             }
             "pivot" => pivots += 1,
+            "refine" if !march => consecutive += 1,
             "refine" | "search" => {}
             other => panic!("unknown status {other:?}"),
         }
@@ -894,7 +949,7 @@ pub fn replay_rows(rows: &[Vec<String>], direction: &str) -> serde_json::Map<Str
 /// state key equal to an independent replay of the TSV. Also: no in-flight marker is left.
 #[track_caller]
 pub fn assert_consistent(repo: &TestRepo) {
-    let text = repo.read("research-results.tsv");
+    let text = repo.read(repo.results_file());
     assert!(text.ends_with('\n'), "the results log ends with a newline");
     let lines: Vec<&str> = text.lines().collect();
     let direction = lines[0]
@@ -916,7 +971,7 @@ pub fn assert_consistent(repo: &TestRepo) {
         "every row has 7 columns and no comment follows the header:\n{text}"
     );
     let rows = repo.rows();
-    let replayed = replay_rows(&rows, direction);
+    let replayed = replay_rows_with(&rows, direction, repo.is_march());
 
     let state = repo.state();
     assert!(
@@ -949,7 +1004,8 @@ pub fn assert_consistent(repo: &TestRepo) {
         }
     }
     assert!(
-        !repo.exists(".autoresearch/inflight.json"),
+        !repo.exists(&format!("{ENGINE}/inflight.json"))
+            && !repo.exists(".autoresearch/inflight.json"),
         "no in-flight marker is left"
     );
 }

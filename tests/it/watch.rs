@@ -8,7 +8,9 @@ use crate::support::*;
 fn scans(repo: &TestRepo, iterations: u64) -> Vec<u64> {
     (1..=iterations)
         .map(|n| {
-            let text = repo.read(&format!(".autoresearch/iter-{n:04}/summary.json"));
+            let text = repo.read(&format!(
+                "autoresearch-results/engine/iter-{n:04}/summary.json"
+            ));
             let v: serde_json::Value = serde_json::from_str(&text).expect("summary json");
             v["tree_scans"].as_u64().expect("tree_scans")
         })
@@ -181,7 +183,8 @@ cat src/value.txt"#,
         r.stderr
     );
     let summary: serde_json::Value =
-        serde_json::from_str(&repo.read(".autoresearch/iter-0002/summary.json")).unwrap();
+        serde_json::from_str(&repo.read("autoresearch-results/engine/iter-0002/summary.json"))
+            .unwrap();
     let notes = summary["notes"].to_string();
     assert!(
         notes.contains(blob) && notes.contains("usernote.txt"),
@@ -262,13 +265,20 @@ fn an_edit_between_iterations_stops_the_run_untouched() {
             &agent,
             &["--iterations", "3"],
         ));
-        let summary = repo.root.join(".autoresearch/iter-0001/summary.json");
+        let summary = repo
+            .root
+            .join("autoresearch-results/engine/iter-0001/summary.json");
         let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !summary.exists() && std::time::Instant::now() < end {
             std::hint::spin_loop();
         }
         run.signal(Signal::SIGSTOP);
-        if started.exists() || repo.root.join(".autoresearch/iter-0002").exists() {
+        if started.exists()
+            || repo
+                .root
+                .join("autoresearch-results/engine/iter-0002")
+                .exists()
+        {
             run.signal(Signal::SIGCONT);
             run.finish();
             eprintln!("attempt {attempt}: iteration 2 had started; trying again");

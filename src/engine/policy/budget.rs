@@ -79,7 +79,8 @@ pub fn budget_stop(limits: &Limits, spent: &Spent, replay: &Replay) -> Option<St
             format!("--max-tokens {max} spent ({} tokens used)", spent.tokens),
         ));
     }
-    let since_keep = replay.tally.consecutive_discards;
+    // Experiments only: the current rules count refine rows in `consecutive_discards`.
+    let since_keep = replay.ladder.failures_since_keep;
     if let Some(n) = limits.plateau
         && since_keep >= n
     {
@@ -202,7 +203,11 @@ mod tests {
             budget_stop(&l, &s, &replay(&[Discard, Crash, NoOp])),
             Some(Stop::Plateau(3))
         );
-        // A keep restarts the count; bookkeeping rows are not experiments.
+        // A keep restarts the count; bookkeeping rows are not experiments (though the current
+        // rules count a refine row toward `consecutive_discards`).
+        let refined = replay(&[Discard, Discard, Refine]);
+        assert_eq!(refined.tally.consecutive_discards, 3);
+        assert_eq!(budget_stop(&l, &s, &refined), None);
         assert_eq!(
             budget_stop(&l, &s, &replay(&[Discard, Discard, Keep, Discard, Refine])),
             None
