@@ -2,9 +2,9 @@
 //! `lessons.md`, `context.json`, `engine/`; or the March names with `--layout march`, see
 //! `layout`), their exclude entries, and `--fresh` archiving.
 
-pub mod findings;
 pub mod archived;
 pub mod context;
+pub mod findings;
 pub mod inflight;
 pub mod layout;
 pub mod lessons;

@@ -425,6 +425,64 @@ fn gates(s: &Settings, format: VerifyFormat) -> Result<crate::engine::gates::Gat
     Ok(g)
 }
 
+/// The goal: `--goal`, or in debug mode one made of `--symptom` (which debug needs).
+fn goal(mode: Mode, s: &Settings) -> Result<String> {
+    Ok(match (mode, &s.symptom, &s.goal) {
+        (Mode::Debug, None, _) => {
+            return Err(Error::Usage(
+                "--mode debug needs --symptom TEXT: the failure to explain (e.g. --symptom \"totals are one item short\")".into(),
+            ));
+        }
+        (Mode::Debug, Some(symptom), None) => format!("find the cause of: {}", symptom.trim()),
+        _ => required(&s.goal, "goal")?.trim().to_string(),
+    })
+}
+
+/// The metric's name, direction and verify command: required, unless the engine measures the
+/// metric itself (then defaults, and an empty verify; see src/driver/engine_metric.rs).
+fn measured(mode: Mode, format: VerifyFormat, s: &Settings) -> Result<(String, Direction, String)> {
+    let (metric, direction, verify) = match engine_metric(mode, format) {
+        Some((name, direction)) => (
+            s.metric.clone().unwrap_or_else(|| name.to_string()),
+            s.direction.unwrap_or(direction),
+            s.verify.clone().unwrap_or_default(),
+        ),
+        None => (
+            required(&s.metric, "metric")?,
+            required(&s.direction, "direction")?,
+            required(&s.verify, "verify")?,
+        ),
+    };
+    Ok((
+        metric.trim().to_string(),
+        direction,
+        verify.trim().to_string(),
+    ))
+}
+
+/// The flags that only apply with one verify format.
+fn check_format_flags(format: VerifyFormat, has_regex: bool, s: &Settings) -> Result<()> {
+    match (format, has_regex) {
+        (VerifyFormat::Regex, false) => {
+            return Err(Error::Usage(
+                "--verify-format regex needs --metric-regex".into(),
+            ));
+        }
+        (VerifyFormat::Regex, true) | (_, false) => {}
+        (_, true) => {
+            return Err(Error::Usage(
+                "--metric-regex only applies with --verify-format regex".into(),
+            ));
+        }
+    }
+    if s.primary_metric_key.is_some() && format != VerifyFormat::MetricsJson {
+        return Err(Error::Usage(
+            "--primary-metric-key only applies with --verify-format metrics-json".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl RunConfig {
     /// Validates merged settings. Errors name the flag.
     pub fn from_settings(s: Settings) -> Result<RunConfig> {
@@ -441,51 +499,12 @@ impl RunConfig {
             };
         }
         let mode = or_default!(mode);
-        let goal = match (mode, &s.symptom, &s.goal) {
-            (Mode::Debug, None, _) => {
-                return Err(Error::Usage(
-                    "--mode debug needs --symptom TEXT: the failure to explain (e.g. --symptom \"totals are one item short\")".into(),
-                ));
-            }
-            (Mode::Debug, Some(symptom), None) => format!("find the cause of: {}", symptom.trim()),
-            _ => required(&s.goal, "goal")?.trim().to_string(),
-        };
+        let goal = goal(mode, &s)?;
         let scope = required(&s.scope, "scope")?.0;
         let verify_format = or_default!(verify_format);
-        let measured_by_engine = engine_metric(mode, verify_format);
-        let (metric, direction, verify) = match measured_by_engine {
-            // An empty verify: the engine measures (src/driver/engine_metric.rs).
-            Some((name, direction)) => (
-                s.metric.clone().unwrap_or_else(|| name.to_string()),
-                s.direction.unwrap_or(direction),
-                s.verify.clone().unwrap_or_default(),
-            ),
-            None => (
-                required(&s.metric, "metric")?,
-                required(&s.direction, "direction")?,
-                required(&s.verify, "verify")?,
-            ),
-        };
-        let (metric, verify) = (metric.trim().to_string(), verify.trim().to_string());
+        let (metric, direction, verify) = measured(mode, verify_format, &s)?;
         let metric_regex = s.metric_regex.clone().filter(|r| !r.is_empty());
-        match (verify_format, &metric_regex) {
-            (VerifyFormat::Regex, None) => {
-                return Err(Error::Usage(
-                    "--verify-format regex needs --metric-regex".into(),
-                ));
-            }
-            (VerifyFormat::Regex, Some(_)) | (_, None) => {}
-            (_, Some(_)) => {
-                return Err(Error::Usage(
-                    "--metric-regex only applies with --verify-format regex".into(),
-                ));
-            }
-        }
-        if s.primary_metric_key.is_some() && verify_format != VerifyFormat::MetricsJson {
-            return Err(Error::Usage(
-                "--primary-metric-key only applies with --verify-format metrics-json".into(),
-            ));
-        }
+        check_format_flags(verify_format, metric_regex.is_some(), &s)?;
         let primary_metric_key = s
             .primary_metric_key
             .clone()

@@ -1,3 +1,5 @@
+//! Tests of the multi-metric gates: criteria, labels, readings and the reference's forms.
+
 use super::*;
 
 fn s(v: &[&str]) -> Vec<String> {

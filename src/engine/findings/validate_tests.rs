@@ -1,3 +1,5 @@
+//! Tests of the validation of findings: locations, quoted code, repros, duplicates.
+
 use super::*;
 use crate::config::{Mode, Severity};
 
