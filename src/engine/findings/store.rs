@@ -164,6 +164,10 @@ impl Assessed {
                     .unwrap_or_default();
                 format!("{}: {}{at}", f.severity.as_str(), one_line(title))
             }
+            // A broken JSON answer is not a description: the note says what is wrong with it.
+            None if said.contains("\":") || said.trim_end().ends_with('}') => {
+                "the agent's answer".to_string()
+            }
             None => one_line(said),
         };
         let why = match (self.duplicate_of, self.note.is_empty()) {

@@ -159,3 +159,20 @@ fn the_debug_metric_counts_confirmed_findings_and_status_counts_severities() {
     );
     assert_eq!(s.findings[0].trial_ref.as_deref(), Some("refs/x"));
 }
+
+#[test]
+fn a_broken_json_answer_is_not_repeated_as_the_row_description() {
+    let a = Assessed::nothing(
+        Outcome::NoFinding,
+        "the finding does not parse (eof)".into(),
+    );
+    let said = r#"  total += xs[i]"}],"evidence":"one short","verdict":"confirmed"}"#;
+    assert_eq!(
+        a.describe(said),
+        "[NO FINDING] the agent's answer — the finding does not parse (eof)"
+    );
+    assert_eq!(
+        a.describe("looked at the parser, nothing"),
+        "[NO FINDING] looked at the parser, nothing — the finding does not parse (eof)"
+    );
+}
