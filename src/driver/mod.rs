@@ -5,6 +5,7 @@
 //! `tree` (inspection, restores and what they preserve), `ending` (budgets, the end record,
 //! notify).
 
+mod amend;
 mod baseline_check;
 mod check;
 mod checklist;
@@ -308,8 +309,8 @@ impl Run {
             if crate::launch::control::stop_requested(&self.paths.private) {
                 break Stop::Requested;
             }
-            // Limits next, so `--iterations N` means at most N rows; a pending refine or pivot
-            // row is appended on resume (the ladder is recomputed from the log).
+            // Limits next, so `--iterations N` means N experiments and no row after the last; a
+            // pending refine or pivot row is appended on resume (the ladder is recomputed).
             if let Some(stop) = policy::stop_check(self.policy, &self.rules, &self.replay) {
                 break stop;
             }
@@ -362,7 +363,10 @@ impl Run {
             Stop::Goal(m) => ("goal_reached", format!("goal reached: {m}."), exit::OK),
             Stop::Cap(cap) => (
                 "iteration_cap",
-                format!("iteration cap reached ({}/{cap}).", t.iteration),
+                format!(
+                    "iteration cap reached ({}/{cap} experiments).",
+                    self.replay.ladder.experiments
+                ),
                 exit::OK,
             ),
             Stop::NeedsHuman(m) => ("needs_human", format!("stopped: {m}."), exit::NEEDS_HUMAN),
