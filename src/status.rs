@@ -51,6 +51,7 @@ impl View {
             recent: state.map(|s| s.engine.recent.as_slice()).unwrap_or(&[]),
             cap: crate::launch::live::cap(state),
             recorded: Some(self.replay.tally.iteration),
+            experiments: self.replay.ladder.experiments,
             deadline: crate::launch::live::deadline(state, holder, std::time::SystemTime::now()),
         };
         Some(crate::launch::live::Live::read(
@@ -81,6 +82,7 @@ pub fn status(repo: Option<&Path>, artifacts_dir: Option<&Path>, json_out: bool)
                     recent: &[],
                     cap: None,
                     recorded: None,
+                    experiments: 0,
                     deadline: None,
                 },
                 now,
@@ -142,6 +144,8 @@ fn as_json(v: &View) -> Value {
             "metric": v.meta("metric"),
             "direction": v.replay.direction.as_str(),
             "iteration": t.iteration,
+            "experiments": v.replay.ladder.experiments,
+            "iterations_cap": crate::launch::live::cap(state),
             "baseline": num(t.baseline_metric),
             "best": num(t.best_metric),
             "best_iteration": t.best_iteration,
@@ -278,6 +282,13 @@ fn print_text(v: &View) {
         } else {
             summary.join(", ")
         }
+    );
+    say!(
+        "experiments: {}",
+        crate::engine::experiments::progress(
+            v.replay.ladder.experiments,
+            crate::launch::live::cap(v.state.as_ref())
+        )
     );
     match (&v.holder, &v.inflight) {
         (Some(h), Some(m)) => say!(

@@ -4,6 +4,7 @@
 
 pub mod effect;
 pub mod evaluator;
+pub mod experiments;
 pub mod findings;
 pub mod holdout;
 pub mod metric;
