@@ -52,6 +52,8 @@ pub enum Command {
     Stop(StopArgs),
     /// Re-measure the run's result in a scratch checkout: total effect and leave-one-out ablation.
     Confirm(ConfirmArgs),
+    /// Create a branch from the run's start commit holding its keeps (or one squashed commit).
+    Finalize(crate::finalize::FinalizeArgs),
 }
 
 /// `logs` flags.
@@ -616,6 +618,7 @@ pub fn main() -> ExitCode {
             args.confirm_runs,
             args.json,
         )),
+        Command::Finalize(args) => human(crate::finalize::command(&args)),
         Command::Config(args) => {
             let out = Output {
                 style: Style::Human,
