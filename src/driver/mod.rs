@@ -363,8 +363,9 @@ impl Run {
             Stop::Goal(m) => ("goal_reached", format!("goal reached: {m}."), exit::OK),
             Stop::Cap(cap) => (
                 "iteration_cap",
+                // The count is of experiments, what the cap counts (GUIDE §7).
                 format!(
-                    "iteration cap reached ({}/{cap} experiments).",
+                    "iteration cap reached ({}/{cap}).",
                     self.replay.ladder.experiments
                 ),
                 exit::OK,

@@ -241,7 +241,7 @@ fn a_pivot_or_a_lost_session_starts_fresh() {
     ]);
     f.run(&[
         "--iterations",
-        "3",
+        "2",
         "--refine-after",
         "0",
         "--pivot-after",

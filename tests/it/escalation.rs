@@ -424,7 +424,7 @@ fn the_iteration_cap_counts_experiments_and_no_bookkeeping_row_follows_the_last(
         assert_eq!(statuses.last().map(String::as_str), Some("discard"));
         assert!(
             r.stdout
-                .contains(&format!("iteration cap reached ({cap}/{cap} experiments)")),
+                .contains(&format!("iteration cap reached ({cap}/{cap})")),
             "{}",
             r.stdout
         );
