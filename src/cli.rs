@@ -54,6 +54,8 @@ pub enum Command {
     Confirm(ConfirmArgs),
     /// Propose and validate configurations for a goal; --write / --launch the chosen one.
     Plan(Box<crate::plan::PlanArgs>),
+    /// Create a branch from the run's start commit holding its keeps (or one squashed commit).
+    Finalize(crate::finalize::FinalizeArgs),
 }
 
 /// `logs` flags.
@@ -622,6 +624,7 @@ pub fn main() -> ExitCode {
             args.confirm_runs,
             args.json,
         )),
+        Command::Finalize(args) => human(crate::finalize::command(&args)),
         Command::Config(args) => {
             let out = Output {
                 style: Style::Human,

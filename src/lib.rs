@@ -28,6 +28,7 @@ pub mod ending;
 pub mod engine;
 pub mod engine_env;
 pub mod error;
+pub mod finalize;
 pub mod fsutil;
 pub mod git;
 pub mod gitdir;

@@ -55,6 +55,7 @@ impl View {
             recent: state.map(|s| s.engine.recent.as_slice()).unwrap_or(&[]),
             cap: crate::launch::live::cap(state),
             recorded: Some(self.replay.tally.iteration),
+            experiments: self.replay.ladder.experiments,
             deadline: crate::launch::live::deadline(state, holder, std::time::SystemTime::now()),
         };
         Some(crate::launch::live::Live::read(
@@ -94,6 +95,7 @@ pub fn status(
                     recent: &[],
                     cap: None,
                     recorded: None,
+                    experiments: 0,
                     deadline: None,
                 },
                 now,
@@ -216,6 +218,8 @@ fn as_json(v: &View) -> Value {
             "metric": v.meta("metric"),
             "direction": v.replay.direction.as_str(),
             "iteration": t.iteration,
+            "experiments": v.replay.ladder.experiments,
+            "iterations_cap": crate::launch::live::cap(state),
             "baseline": num(t.baseline_metric),
             "best": num(t.best_metric),
             "best_iteration": t.best_iteration,
@@ -361,6 +365,13 @@ fn print_text(v: &View) {
         } else {
             summary.join(", ")
         }
+    );
+    say!(
+        "experiments: {}",
+        crate::engine::experiments::progress(
+            v.replay.ladder.experiments,
+            crate::launch::live::cap(v.state.as_ref())
+        )
     );
     match (&v.holder, &v.inflight) {
         (Some(h), Some(m)) => say!(

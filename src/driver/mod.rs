@@ -5,6 +5,7 @@
 //! `tree` (inspection, restores and what they preserve), `ending` (budgets, the end record,
 //! notify).
 
+mod amend;
 mod baseline_check;
 mod check;
 mod checklist;
@@ -327,8 +328,8 @@ impl Run {
             if crate::launch::control::stop_requested(&self.paths.private) {
                 break Stop::Requested;
             }
-            // Limits next, so `--iterations N` means at most N rows; a pending refine or pivot
-            // row is appended on resume (the ladder is recomputed from the log).
+            // Limits next, so `--iterations N` means N experiments and no row after the last; a
+            // pending refine or pivot row is appended on resume (the ladder is recomputed).
             if let Some(stop) = self.gated_stop_check() {
                 break stop;
             }
@@ -381,7 +382,11 @@ impl Run {
             Stop::Goal(m) => ("goal_reached", format!("goal reached: {m}."), exit::OK),
             Stop::Cap(cap) => (
                 "iteration_cap",
-                format!("iteration cap reached ({}/{cap}).", t.iteration),
+                // The count is of experiments, what the cap counts (GUIDE §7).
+                format!(
+                    "iteration cap reached ({}/{cap}).",
+                    self.replay.ladder.experiments
+                ),
                 exit::OK,
             ),
             Stop::NeedsHuman(m) => ("needs_human", format!("stopped: {m}."), exit::NEEDS_HUMAN),

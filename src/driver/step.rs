@@ -319,6 +319,10 @@ impl Run {
                 let insp = it.insp.take().unwrap_or_default();
                 Observation::Committed(self.commit_trial(&insp, &message)?)
             }
+            Action::Amend { trial, message } => {
+                let insp = it.insp.take().unwrap_or_default();
+                Observation::Committed(self.amend_trial(it.n, trial, &insp, &message)?)
+            }
             Action::Measure { stem } => {
                 let t = Instant::now();
                 self.keep.next_role = crate::engine::seq::Role::Candidate;

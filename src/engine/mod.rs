@@ -5,6 +5,7 @@
 pub mod checklist;
 pub mod effect;
 pub mod evaluator;
+pub mod experiments;
 pub mod findings;
 pub mod gates;
 pub mod goal;

@@ -49,8 +49,11 @@ pub fn ser_num<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
 /// The escalation counters the engine derives from the same rows.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ladder {
-    /// Failed experiments (discard, crash, no-op) since the last keep or pivot.
+    /// Failed experiments (discard, crash, no-op) since the last keep or pivot; an
+    /// interruption's crash row is not one.
     pub since_reset: u64,
+    /// Experiments so far (what `--iterations` counts, see [`super::experiments`]).
+    pub experiments: u64,
     /// A refine row was written since the last keep or pivot.
     pub refined: bool,
     /// Rows per status, in [`Status::ALL`] order.
@@ -209,6 +212,9 @@ impl Replay {
         if let Some(i) = Status::ALL.iter().position(|s| *s == row.status) {
             l.counts[i] += 1;
         }
+        if super::experiments::is_experiment(row) {
+            l.experiments += 1;
+        }
         match row.status {
             Status::Baseline => return Err(ReplayError::LateBaseline(row.iteration)),
             Status::Keep => {
@@ -233,8 +239,10 @@ impl Replay {
                     _ => t.no_ops += 1,
                 }
                 t.consecutive_discards += 1;
-                l.since_reset += 1;
-                l.failures_since_keep += 1;
+                if !super::experiments::is_interruption(row) {
+                    l.since_reset += 1;
+                    l.failures_since_keep += 1;
+                }
             }
             Status::Blocked => t.blocked += 1,
             Status::Drift => {

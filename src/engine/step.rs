@@ -178,6 +178,9 @@ pub enum Action<C> {
     Undo,
     /// Commit everything the inspection found as the trial.
     Commit { message: String },
+    /// A rework turn's changes: replace `trial` on the branch by one commit with the same parent
+    /// holding them too (`trial` stays reachable under the run's refs), so a keep is one commit.
+    Amend { trial: C, message: String },
     /// Run verify on the trial; `stem` names its log.
     Measure { stem: String },
     /// Run verify on the retained commit (the tree set to it, then back to the trial).
@@ -240,6 +243,8 @@ pub struct Iteration<'p, C> {
     has_guard: bool,
     phase: Phase,
     description: Option<String>,
+    /// What the last rework turn said it did; the description once its change is committed.
+    reworded: Option<String>,
     trial: Option<C>,
     metric: Option<f64>,
     reworks: u32,
@@ -307,6 +312,7 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             has_guard,
             phase: Phase::Agent,
             description: None,
+            reworded: None,
             trial: None,
             metric: None,
             reworks: 0,
@@ -515,8 +521,10 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
                 self.roll_back_then(draft)
             }
             TurnEnd::Completed { description } => {
-                if !rework {
-                    let d = one_line(&description);
+                let d = one_line(&description);
+                if rework {
+                    self.reworded = (!d.is_empty()).then_some(d);
+                } else {
                     self.description = Some(if d.is_empty() {
                         "(no description)".into()
                     } else {
@@ -570,8 +578,13 @@ impl<'p, C: Copy + std::fmt::Debug> Iteration<'p, C> {
             };
             return self.roll_back_then(draft);
         }
-        Action::Commit {
-            message: format!("experiment: {desc} (rework {})", self.reworks),
+        // The amended commit is the experiment as it now stands: the last turn describes it.
+        if let Some(d) = self.reworded.take() {
+            self.description = Some(d);
+        }
+        Action::Amend {
+            trial: self.trial.expect("a rework turn follows a trial commit"),
+            message: format!("experiment: {}", self.desc()),
         }
     }
 

@@ -149,10 +149,12 @@ impl Script {
 
     /// Rework turn `r` (just asked for) changes files in the scope, committed as `c`; the machine
     /// then asks for verify.
+    /// It restates the experiment's description; the commit amends the trial.
     fn rework_committed(&mut self, r: u32, c: u32) -> &mut Self {
-        let message = format!("experiment: {} (rework {r})", self.desc);
-        self.on(done("made the guard pass"), Action::Inspect)
-            .on(changed(), commit(&message))
+        let desc = self.desc.clone();
+        let trial = self.it.trial().expect("a rework follows a trial");
+        self.on(done(&desc), Action::Inspect)
+            .on(changed(), amend(trial, &format!("experiment: {desc}")))
             .on(
                 Observation::Committed(c),
                 measure(&format!("rework-{r}-verify")),
@@ -255,6 +257,13 @@ fn rework_turn(r: u32, guard_output: &str, trial: u32) -> Act {
 
 fn commit(message: &str) -> Act {
     Action::Commit {
+        message: message.into(),
+    }
+}
+
+fn amend(trial: u32, message: &str) -> Act {
+    Action::Amend {
+        trial,
         message: message.into(),
     }
 }
@@ -623,10 +632,7 @@ fn guide_5_1_the_marker_follows_agent_verify_guard_rework() {
         .at(Phase::Rework, Some(1))
         .on(done("fix a"), Action::Inspect)
         .at(Phase::Rework, Some(1))
-        .on(
-            changed(),
-            commit("experiment: inline the hot loop (rework 1)"),
-        )
+        .on(changed(), amend(1, "experiment: fix a"))
         .at(Phase::Rework, Some(1))
         .on(Observation::Committed(2), measure("rework-1-verify"))
         .at(Phase::Verify, Some(2))

@@ -15,7 +15,7 @@ fn guide_5_6_a_guard_failure_gets_a_rework_turn_on_the_trial_with_the_guard_outp
 }
 
 #[test]
-fn guide_5_6_a_rework_is_committed_on_top_measured_again_and_kept_when_the_guard_passes() {
+fn guide_5_6_a_rework_amends_the_trial_is_measured_again_and_kept_when_the_guard_passes() {
     let mut s = setup().start();
     s.improved("cache parsed configs", 1, 8.0)
         .on(fails(OUT, LINE), rework_turn(1, OUT, 1))
@@ -33,8 +33,39 @@ fn guide_5_6_a_rework_is_committed_on_top_measured_again_and_kept_when_the_guard
             ),
             None,
         );
-    // The rework turn's own summary does not replace the experiment's description.
     assert_eq!(s.it.description(), Some("cache parsed configs"));
+}
+
+#[test]
+fn issue_13_a_rework_amends_the_trial_and_its_summary_becomes_the_description() {
+    // The first turn said `var -> const`; the rework made it `let`: the amended commit and the
+    // keep's row say what the commit holds, the last turn's summary.
+    let mut s = setup().start();
+    s.improved("var -> const", 1, 8.0)
+        .on(fails(OUT, LINE), rework_turn(1, OUT, 1))
+        .on(done("var -> let"), Action::Inspect)
+        .on(changed(), amend(1, "experiment: var -> let"))
+        .on(Observation::Committed(2), measure("rework-1-verify"))
+        .on(metric(7.5), guard("rework-1-guard"))
+        .on(passes(), Action::Keep { trial: 2 })
+        .records(
+            Observation::Restored,
+            row(
+                Status::Keep,
+                Some(2),
+                Some(7.5),
+                Guard::Pass,
+                "var -> let (guard passed after 1 rework turn)",
+            ),
+            None,
+        );
+    assert_eq!(s.it.description(), Some("var -> let"));
+    // A rework turn that says nothing keeps the description it amends.
+    let mut s = setup().start();
+    s.improved("var -> const", 1, 8.0)
+        .on(fails(OUT, LINE), rework_turn(1, OUT, 1))
+        .on(done(""), Action::Inspect)
+        .on(changed(), amend(1, "experiment: var -> const"));
 }
 
 #[test]

@@ -222,6 +222,31 @@ impl Repo {
         self.commit_on_head(tree, message, Some("HEAD"))
     }
 
+    /// Replaces the commit at HEAD by one with the same parents and author holding `paths` as
+    /// found in the working tree too, and `message`; moves the branch to it (the replaced commit
+    /// is left as it is: keep it reachable first). Returns the new commit.
+    pub fn amend_paths(&self, paths: &[String], message: &str) -> Result<Oid> {
+        let mut index = self.repo.index().git_ctx("open the index")?;
+        let tree = self.stage(&mut index, paths)?;
+        index.write().git_ctx("write the index")?;
+        let tree = self.repo.find_tree(tree).git_ctx("read the new tree")?;
+        let head = self
+            .repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .git_ctx("read HEAD")?;
+        let sig = self.signature();
+        head.amend(
+            Some("HEAD"),
+            None,
+            Some(&sig),
+            None,
+            Some(message),
+            Some(&tree),
+        )
+        .git_ctx("amend the trial commit")
+    }
+
     /// Commits `paths` as found in the working tree on top of HEAD without moving any branch or
     /// touching the on-disk index; returns the commit (used to preserve unfinished work).
     pub fn snapshot(&self, paths: &[String], message: &str) -> Result<Oid> {

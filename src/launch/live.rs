@@ -67,6 +67,8 @@ pub struct Inputs<'a> {
     pub cap: Option<u64>,
     /// Rows after the baseline so far; none before the baseline row exists.
     pub recorded: Option<u64>,
+    /// Experiments so far (what the cap counts).
+    pub experiments: u64,
     /// A time budget (`--max-duration`, `--until`): how long it leaves from now, and its name.
     pub deadline: Option<(Duration, String)>,
 }
@@ -106,7 +108,7 @@ impl Live {
             .collect();
         let mean_iteration = (!durations.is_empty())
             .then(|| Duration::from_millis(durations.iter().sum::<u64>() / durations.len() as u64));
-        let iterations_left = i.cap.map(|c| c.saturating_sub(recorded));
+        let iterations_left = i.cap.map(|c| c.saturating_sub(i.experiments));
         let into_current = i.inflight.and_then(|m| since(&m.started_at, now));
         let by_cap = match (mean_iteration, iterations_left) {
             (Some(mean), Some(left)) => Some((
@@ -296,6 +298,7 @@ mod tests {
                 recent: &recent,
                 cap: Some(10),
                 recorded: Some(2),
+                experiments: 2,
                 deadline: None,
             },
             now,
@@ -319,6 +322,7 @@ mod tests {
                 recent: &recent,
                 cap: Some(10),
                 recorded: Some(2),
+                experiments: 2,
                 deadline: Some((Duration::from_secs(300), "--max-duration 1h".into())),
             },
             now,
@@ -368,6 +372,7 @@ mod tests {
                 recent: &[],
                 cap: Some(10),
                 recorded: None,
+                experiments: 0,
                 deadline: None,
             },
             now,

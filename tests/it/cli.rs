@@ -243,7 +243,7 @@ fn tsv_num(s: &str) -> f64 {
 #[test]
 fn json_lines_mirror_the_results_log() {
     let (repo, agent) = noisy_setup();
-    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "6", "--json"]);
+    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "5", "--json"]);
     r.expect_code(0);
     assert_eq!(
         repo.statuses(),
@@ -311,7 +311,7 @@ fn json_lines_mirror_the_results_log() {
 #[test]
 fn json_meta_rows_carry_durations_too() {
     let (repo, agent) = noisy_setup();
-    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "6", "--json"]);
+    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "5", "--json"]);
     r.expect_code(0);
     for line in r.stdout.lines() {
         let ev: Value = serde_json::from_str(line).unwrap();
@@ -327,7 +327,7 @@ fn json_meta_rows_carry_durations_too() {
 fn human_lines_one_per_row_and_a_summary() {
     let (repo, agent) = noisy_setup();
     // Without the confirmation at the end, whose line has a test of its own (confirm.rs).
-    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "6", "--no-confirm"]);
+    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "5", "--no-confirm"]);
     r.expect_code(0);
     assert!(
         !r.stdout.contains("chatter"),

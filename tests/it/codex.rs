@@ -365,7 +365,7 @@ fn a_pivot_starts_a_new_thread() {
     // Every turn makes things worse: discard, pivot, discard.
     t.run(&[
         "--iterations",
-        "3",
+        "2",
         "--refine-after",
         "0",
         "--pivot-after",

@@ -88,7 +88,7 @@ fn a_temporary_file_left_by_a_killed_write_is_swept_at_the_next_start() {
     // Killed inside the rewrite of .git/info/exclude, or of the agent-turn snapshot of .git.
     repo.write(".git/info/.autoresearch-tmp-e7x8c9", "/partial");
     repo.write(".git/.autoresearch-tmp-g1d2r3", "{");
-    let r = repo.run_owned(&whole_tree_args(&agent, "2"));
+    let r = repo.run_owned(&whole_tree_args(&agent, "1"));
     r.expect_code(0);
     assert!(
         !repo.exists("autoresearch-results/.autoresearch-tmp-abc123"),
@@ -151,7 +151,7 @@ fn an_agent_recorded_nowhere_is_found_by_its_run_token_and_stopped() {
         "agent2.sh",
         "cat > /dev/null; echo 7 > src/value.txt; echo 'lower to 7'",
     );
-    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
+    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "1"]);
     r.expect_code(0);
     assert!(
         r.stderr.contains("left running by the previous run"),
@@ -193,7 +193,7 @@ fn an_orphan_holding_the_run_lock_is_ended_and_the_lock_taken() {
         "agent2.sh",
         "cat > /dev/null; echo 7 > src/value.txt; echo 'lower to 7'",
     );
-    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
+    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "1"]);
     r.expect_code(0);
     assert!(
         proc_state(holder).is_none_or(|s| s == 'Z'),
@@ -220,7 +220,7 @@ fn a_git_lock_left_by_the_killed_run_is_removed_with_a_note() {
         "agent2.sh",
         "cat > /dev/null; echo 7 > src/value.txt; echo 'lower to 7'",
     );
-    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "2"]);
+    let r = repo.run_loop("sh measure.sh", &agent, &["--iterations", "1"]);
     r.expect_code(0);
     assert!(
         r.stderr

@@ -179,7 +179,8 @@ fn the_whole_ladder_ends_with_a_human_needed() {
 fn a_keep_after_a_refine_resets_the_ladder() {
     let repo = number_repo(10);
     let agent = recording_agent(&repo, &[5]);
-    repo.run_loop(VERIFY, &agent, &["--iterations", "10"])
+    // Ten rows: eight experiments and two refine rows (which consume no iteration).
+    repo.run_loop(VERIFY, &agent, &["--iterations", "8"])
         .expect_code(0);
     let d = "discard";
     assert_eq!(
@@ -405,33 +406,34 @@ fn fix_mode_stops_at_zero_and_loop_mode_does_not() {
 }
 
 #[test]
-fn bookkeeping_rows_never_pass_the_iteration_cap() {
+fn the_iteration_cap_counts_experiments_and_no_bookkeeping_row_follows_the_last() {
     let repo = number_repo(10);
     let agent = stepping_agent(&repo, "agent.sh", 1);
-    // Every experiment is worse: discard, pivot, discard, pivot, then a search row is due.
-    for cap in 1..=5u64 {
-        let r = repo.run_loop(
-            "sh measure.sh",
-            &agent,
-            &[
-                "--iterations",
-                &cap.to_string(),
-                "--refine-after",
-                "0",
-                "--pivot-after",
-                "1",
-                "--max-pivots",
-                "9",
-                "--fresh",
-            ],
-        );
+    // Every experiment is worse: discard, pivot, discard, pivot, search, discard, ...
+    let flags = |cap: &str| {
+        [
+            "--iterations",
+            cap,
+            "--refine-after",
+            "0",
+            "--pivot-after",
+            "1",
+            "--max-pivots",
+            "9",
+            "--fresh",
+        ]
+        .map(str::to_string)
+        .to_vec()
+    };
+    for cap in 1..=3u64 {
+        let f = flags(&cap.to_string());
+        let f: Vec<&str> = f.iter().map(String::as_str).collect();
+        let r = repo.run_loop("sh measure.sh", &agent, &f);
         r.expect_code(0);
-        assert_eq!(
-            repo.rows().len() as u64,
-            cap + 1,
-            "cap {cap}: {:?}",
-            repo.statuses()
-        );
+        let statuses = repo.statuses();
+        let experiments = statuses.iter().filter(|s| *s == "discard").count() as u64;
+        assert_eq!(experiments, cap, "cap {cap}: {statuses:?}");
+        assert_eq!(statuses.last().map(String::as_str), Some("discard"));
         assert!(
             r.stdout
                 .contains(&format!("iteration cap reached ({cap}/{cap})")),
@@ -441,29 +443,20 @@ fn bookkeeping_rows_never_pass_the_iteration_cap() {
     }
     assert_eq!(
         repo.statuses(),
-        ["baseline", "discard", "pivot", "discard", "pivot", "search"]
+        [
+            "baseline", "discard", "pivot", "discard", "pivot", "search", "discard"
+        ]
     );
     // The ladder catches up on resume: nothing was lost by stopping at the cap.
-    repo.run_loop(
-        "sh measure.sh",
-        &agent,
-        &[
-            "--iterations",
-            "3",
-            "--refine-after",
-            "0",
-            "--pivot-after",
-            "1",
-            "--max-pivots",
-            "9",
-            "--fresh",
-        ],
-    )
-    .expect_code(0);
+    let f = flags("2");
+    let f: Vec<&str> = f.iter().map(String::as_str).collect();
+    repo.run_loop("sh measure.sh", &agent, &f).expect_code(0);
     assert_eq!(repo.statuses(), ["baseline", "discard", "pivot", "discard"]);
-    repo.run(&["run", "--iterations", "4"]).expect_code(0);
+    repo.run(&["run", "--iterations", "3"]).expect_code(0);
     assert_eq!(
         repo.statuses(),
-        ["baseline", "discard", "pivot", "discard", "pivot"]
+        [
+            "baseline", "discard", "pivot", "discard", "pivot", "search", "discard"
+        ]
     );
 }

@@ -182,7 +182,7 @@ fn an_evaluator_changed_between_iterations_is_a_drift_row_and_a_new_reference() 
             (3, "echo 7 > src/value.txt; echo 'to 7'"),
         ],
     );
-    repo.run_loop(&bench, &agent, &["--iterations", "3", "--guard", &guard])
+    repo.run_loop(&bench, &agent, &["--iterations", "2", "--guard", &guard])
         .expect_code(0);
     let rows = repo.rows();
     assert_eq!(
@@ -213,7 +213,7 @@ fn a_changed_evaluator_on_resume_is_named_in_the_drift_row() {
         .expect_code(0);
     // Same output, different program: still a new reference, named.
     fs::write(&bench, "#!/bin/sh\n# faster now\ncat src/value.txt\n").unwrap();
-    repo.run_loop(&bench, &agent, &["--iterations", "2"])
+    repo.run_loop(&bench, &agent, &["--iterations", "1"])
         .expect_code(0);
     let rows = repo.rows();
     assert_eq!(repo.statuses(), ["baseline", "no-op", "drift"], "{rows:?}");
@@ -283,7 +283,7 @@ fn an_outside_evaluator_changed_in_a_turn_the_engine_did_not_survive_is_put_back
     assert_eq!(first.finish().code, -9);
     assert!(fs::read_to_string(&bench).unwrap().contains("echo 0"));
 
-    let r = repo.run_loop(&bench, &agent, &["--iterations", "2"]);
+    let r = repo.run_loop(&bench, &agent, &["--iterations", "1"]);
     r.expect_code(0);
     assert!(
         r.stderr

@@ -93,7 +93,7 @@ fn check_against_tsv(repo: &TestRepo, r: &Run) -> Value {
 fn improving_run_exits_0_with_one_line_per_row_and_a_matching_completion() {
     let repo = number_repo(10);
     let agent = mixed_agent(&repo);
-    let r = repo.run_owned(&TestRepo::exec_args(VERIFY, &agent, 6, &[]));
+    let r = repo.run_owned(&TestRepo::exec_args(VERIFY, &agent, 5, &[]));
     r.expect_code(0);
     // Every kind of row, a bookkeeping row (refine) included, gets its payload line.
     assert_eq!(
@@ -136,7 +136,7 @@ fn output_redirected_into_the_work_tree_is_kept_whole() {
     let err = std::fs::File::create(repo.root.join("src/err [a].log")).unwrap();
     let status = repo
         .cmd()
-        .args(TestRepo::exec_args(VERIFY, &agent, 6, &[]))
+        .args(TestRepo::exec_args(VERIFY, &agent, 5, &[]))
         .stdout(out)
         .stderr(err)
         .status()

@@ -119,7 +119,7 @@ fn a_hook_written_before_the_engine_is_killed_is_removed_on_the_next_start() {
             "cp .git/config $AUX/config.before; {HOOK}; git config core.hooksPath $AUX/hooks; echo 9 > src/value.txt"
         ),
     );
-    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "2"]);
+    let r = repo.run_loop(VERIFY, &agent, &["--iterations", "1"]);
     r.expect_code(0);
     assert!(
         r.stderr.contains(

@@ -248,19 +248,13 @@ fn guard_failure_gets_rework_turns_then_keeps() {
         (row[5].as_str(), row[4].as_str(), row[2].as_str()),
         ("keep", "pass", "4")
     );
+    // The rework amends the trial: one commit, described by the last turn.
     assert!(
-        row[6].contains("guard passed after 1 rework turn"),
+        row[6].starts_with("repair ok.txt (guard passed after 1 rework turn)"),
         "{}",
         row[6]
     );
-    assert_eq!(
-        repo.log(),
-        [
-            "experiment: lower to 4 (rework 1)",
-            "experiment: lower to 4",
-            "initial"
-        ]
-    );
+    assert_eq!(repo.log(), ["experiment: repair ok.txt", "initial"]);
     assert!(
         repo.root
             .join("autoresearch-results/engine/iter-0001/rework-1.prompt.md")

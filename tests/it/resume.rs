@@ -374,7 +374,7 @@ fn a_changed_measurement_on_resume_is_a_drift_row() {
     assert_eq!(repo.statuses(), ["baseline", "keep", "discard"]);
 
     fs::write(repo.aux.join("offset"), "1\n").unwrap();
-    let r = repo.run(&["run", "--iterations", "3"]);
+    let r = repo.run(&["run", "--iterations", "2"]);
     r.expect_code(0);
     assert_eq!(repo.statuses(), ["baseline", "keep", "discard", "drift"]);
     let drift = &repo.rows()[3];
@@ -389,7 +389,7 @@ fn a_changed_measurement_on_resume_is_a_drift_row() {
     assert_consistent(&repo);
 
     // Later decisions compare with the re-measured metric.
-    let r = repo.run(&["run", "--iterations", "4"]);
+    let r = repo.run(&["run", "--iterations", "3"]);
     r.expect_code(0);
     assert_eq!(
         repo.statuses(),
@@ -418,20 +418,22 @@ fn a_mixed_run_satisfies_the_resume_checker_invariants() {
             (16, "echo 5 > src/value.txt; echo 'lower to 5'"),
         ],
     );
-    repo.run_loop(&verify, &agent, &["--iterations", "13"])
+    // Ten experiments: the cap ends the run on the last, before the pivot row it calls for.
+    repo.run_loop(&verify, &agent, &["--iterations", "10"])
         .expect_code(0);
     assert_eq!(
         repo.statuses(),
         [
             "baseline", "keep", "discard", "crash", "no-op", "refine", "keep", "discard", "no-op",
-            "discard", "refine", "no-op", "no-op", "pivot"
+            "discard", "refine", "no-op", "no-op"
         ]
     );
     assert_consistent(&repo);
     let s = repo.state()["state"].clone();
-    // 5 failures and the refine row (the reference's current rule); the pivot resets nothing.
+    // 5 failures and the refine row (the reference's current rule); the pivot row is written on
+    // resume.
     assert_eq!(s["consecutive_discards"], 6, "meta rows do not reset it");
-    assert_eq!(s["pivot_count"], 1);
+    assert_eq!(s["pivot_count"], 0, "the pivot row is written on resume");
     assert_eq!(
         (s["keeps"].clone(), s["discards"].clone()),
         (2.into(), 3.into())
@@ -443,10 +445,10 @@ fn a_mixed_run_satisfies_the_resume_checker_invariants() {
     assert_eq!(s["best_iteration"], 6);
     assert_eq!(s["last_trial_commit"], "-");
 
-    // Resume in a changed environment (drift), then a keep after the pivot.
+    // Resume in a changed environment (drift), the pivot row, then a keep after it.
     fs::write(repo.aux.join("offset"), "2\n").unwrap();
-    repo.run(&["run", "--iterations", "16"]).expect_code(0);
-    assert_eq!(repo.statuses()[14..], ["drift", "no-op", "keep"]);
+    repo.run(&["run", "--iterations", "12"]).expect_code(0);
+    assert_eq!(repo.statuses()[13..], ["drift", "pivot", "no-op", "keep"]);
     assert_consistent(&repo);
     let s = repo.state()["state"].clone();
     assert_eq!(s["current_metric"], 7, "5 plus the offset");
@@ -503,19 +505,16 @@ fn a_drift_row_on_resume_keeps_the_pending_directive() {
             seen.display()
         ),
     );
-    // Three no-ops, then the refine row; the cap stops the run right after it.
-    repo.run_loop(&verify, &agent, &["--iterations", "4"])
+    // Three no-ops; the cap stops the run on the last, the refine row still due.
+    repo.run_loop(&verify, &agent, &["--iterations", "3"])
         .expect_code(0);
-    assert_eq!(
-        repo.statuses(),
-        ["baseline", "no-op", "no-op", "no-op", "refine"]
-    );
+    assert_eq!(repo.statuses(), ["baseline", "no-op", "no-op", "no-op"]);
     fs::write(repo.aux.join("offset"), "1\n").unwrap();
-    repo.run(&["run", "--iterations", "6"]).expect_code(0);
+    repo.run(&["run", "--iterations", "4"]).expect_code(0);
     assert_eq!(
         repo.statuses(),
         [
-            "baseline", "no-op", "no-op", "no-op", "refine", "drift", "no-op"
+            "baseline", "no-op", "no-op", "no-op", "drift", "refine", "no-op"
         ]
     );
     let directives = fs::read_to_string(&seen).unwrap();

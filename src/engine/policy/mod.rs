@@ -99,7 +99,8 @@ fn exhausted(pivots: u64) -> Stop {
 }
 
 /// The stop that applies before the next iteration, if any, in GUIDE §7's order: goal (the stop
-/// condition, then the mode's own), pivots exhausted, the iteration cap.
+/// condition, then the mode's own), pivots exhausted, the iteration cap (`--iterations N`: N
+/// experiments, bookkeeping rows and interruptions not counted).
 pub fn stop_check(policy: &dyn Policy, rules: &Rules, replay: &Replay) -> Option<Stop> {
     let t = &replay.tally;
     if let Some((text, cond)) = &rules.stop_condition
@@ -118,7 +119,7 @@ pub fn stop_check(policy: &dyn Policy, rules: &Rules, replay: &Replay) -> Option
         return Some(policy.exhausted(t.pivot_count));
     }
     if let Some(cap) = rules.iterations
-        && t.iteration >= cap
+        && replay.ladder.experiments >= cap
     {
         return Some(Stop::Cap(cap));
     }
@@ -134,13 +135,13 @@ pub struct Escalate {
     pub drop_session: bool,
 }
 
-/// The next bookkeeping row, if the ladder asks for one and the iteration cap leaves room
-/// (`--iterations N` caps bookkeeping rows too; the ladder catches up on resume).
+/// The next bookkeeping row, if the ladder asks for one and the iteration cap leaves room for
+/// another experiment (a capped run ends on its last experiment; the ladder catches up on resume).
 pub fn next_escalation(rules: &Rules, replay: &Replay) -> Option<Escalate> {
     let e = replay.pending_escalation(rules.thresholds)?;
     if rules
         .iterations
-        .is_some_and(|cap| replay.tally.iteration >= cap)
+        .is_some_and(|cap| replay.ladder.experiments >= cap)
     {
         return None;
     }

@@ -193,7 +193,7 @@ fn guide_7_stop_check_2_pivots_exhausted_before_the_cap() {
 }
 
 #[test]
-fn guide_7_stop_check_3_the_cap_counts_rows_after_the_baseline() {
+fn guide_7_stop_check_3_the_cap_counts_experiments_after_the_baseline() {
     let mut run = Run::new(10.0, rules(None, Some(2)));
     run.experiments(Status::Keep, 1);
     assert_eq!(stop_check(&Loop, &run.rules, &run.replay), None);
@@ -344,12 +344,39 @@ fn guide_7_a_capped_run_writes_no_escalation_rows_and_catches_up_on_resume() {
 }
 
 #[test]
-fn guide_7_an_escalation_row_that_reaches_the_cap_ends_the_run_after_it() {
+fn issue_13_escalation_rows_do_not_consume_the_cap() {
+    // `--iterations 4`: three discards, a refine row, then the fourth experiment ends the run.
     let mut run = Run::new(10.0, rules(None, Some(4)));
     run.experiments(Status::Discard, 3);
-    assert_eq!(run.between(), Some(Stop::Cap(4)));
+    assert_eq!(run.between(), None);
     assert_eq!(run.written.last(), Some(&Status::Refine));
-    assert_eq!(run.written.len(), 4);
+    run.experiments(Status::Discard, 1);
+    assert_eq!(run.between(), Some(Stop::Cap(4)));
+    assert_eq!(run.written.len(), 5, "4 experiments and a refine row");
+    assert_eq!(run.replay.ladder.experiments, 4);
+    // Drift and blocked rows are no experiments either.
+    let mut run = Run::new(10.0, rules(None, Some(1)));
+    run.append(Status::Drift, 9.0, "re-measured")
+        .append(Status::Blocked, 9.0, "HEAD moved");
+    assert_eq!(stop_check(&Loop, &run.rules, &run.replay), None);
+}
+
+#[test]
+fn issue_13_an_interruption_consumes_no_iteration_and_does_not_climb_the_ladder() {
+    let mut run = Run::new(10.0, rules(None, Some(3)));
+    run.experiments(Status::Discard, 2);
+    run.append(
+        Status::Crash,
+        10.0,
+        "[INTERRUPTED] try — stopped by SIGINT during verify; rolled back",
+    );
+    // Not the third failure: no refine row, and room for one more experiment.
+    assert_eq!(run.replay.ladder.since_reset, 2);
+    assert_eq!(run.between(), None);
+    assert_eq!(run.written.last(), Some(&Status::Crash));
+    // An agent's own crash is an experiment and a failure.
+    run.append(Status::Crash, 10.0, "agent exited with status 1");
+    assert_eq!(run.between(), Some(Stop::Cap(3)));
 }
 
 #[test]
