@@ -257,22 +257,16 @@ pub fn command(args: &FinalizeArgs) -> Result<u8> {
         squash_message(&run_tag, &metric, replay.tally.baseline_metric, &rows)
     });
     let made = make(&repo, &branch, start, &keeps, squash)?;
-    let base = state
-        .as_ref()
-        .map(|s| s.engine.branch.clone())
-        .filter(|b| !b.is_empty())
-        .or_else(|| repo.branch());
-    print(&made, start, base.as_deref(), args);
+    print(&made, start, args);
     Ok(0)
 }
 
 /// Prints what was made and the commands to push it and open a pull request.
-fn print(made: &Made, start: Oid, base: Option<&str>, args: &FinalizeArgs) {
+fn print(made: &Made, start: Oid, args: &FinalizeArgs) {
     let push = format!("git push -u origin {}", made.branch);
-    let pr = match base {
-        Some(b) => format!("gh pr create --head {} --base {b} --fill", made.branch),
-        None => format!("gh pr create --head {} --fill", made.branch),
-    };
+    // No `--base`: the run's own branch already holds the keeps (a PR into it would be empty);
+    // the repository's default branch is gh's choice, `--base` picks another.
+    let pr = format!("gh pr create --head {} --fill", made.branch);
     if args.json {
         let keeps: Vec<_> = made
             .commits
