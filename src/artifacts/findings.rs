@@ -1,6 +1,8 @@
 //! A findings run's files in its mode report directory (`Paths::mode_dir`): `findings.json`
 //! (the [`Store`]) and the markdown reports beside it: `findings.md` (every validated finding
-//! with its evidence), `eliminated.md` (the hypotheses ruled out) and `summary.md` (counts).
+//! with its evidence), `eliminated.md` (the hypotheses ruled out) and `summary.md` (counts);
+//! in security mode also `coverage.md` (the score and each category's state) and
+//! `security.sarif` (SARIF 2.1.0).
 
 use std::path::Path;
 
@@ -10,6 +12,9 @@ use crate::fsutil;
 
 /// The store's file name.
 pub const JSON: &str = "findings.json";
+
+/// security: the coverage report's file name (beside `security.sarif`).
+pub const COVERAGE: &str = "coverage.md";
 
 /// Reads `findings.json` in `dir`; `None` when there is none yet.
 pub fn load(dir: &Path) -> Result<Option<Store>> {
@@ -34,6 +39,13 @@ pub fn save(dir: &Path, store: &Store) -> Result<()> {
     fsutil::write_quick(&dir.join("findings.md"), findings_md(store).as_bytes())?;
     fsutil::write_quick(&dir.join("eliminated.md"), eliminated_md(store).as_bytes())?;
     fsutil::write_quick(&dir.join("summary.md"), summary_md(store).as_bytes())?;
+    if store.mode == crate::config::Mode::Security.as_str() {
+        fsutil::write_quick(
+            &dir.join(COVERAGE),
+            store.coverage().to_markdown().as_bytes(),
+        )?;
+        crate::report::sarif::write(&dir.join(crate::report::sarif::FILE), &store.checked())?;
+    }
     Ok(())
 }
 
@@ -206,7 +218,8 @@ pub fn summary_md(store: &Store) -> String {
 }
 
 /// What `status` shows of a findings run (`mode` debug or security, run `tag`): the line and
-/// the JSON (`validated`, `confirmed`, `by_severity`); `None` in the other modes or before a
+/// the JSON (`validated`, `confirmed`, `by_severity`; security adds `score`,
+/// `stride_covered`, `owasp_covered`); `None` in the other modes or before a
 /// finding file exists.
 pub fn status_of(
     paths: &crate::artifacts::Paths,
@@ -223,7 +236,7 @@ pub fn status_of(
         .iter()
         .map(|(s, k)| format!("{k} {}", s.as_str()))
         .collect();
-    let line = format!(
+    let mut line = format!(
         "findings: {} validated ({confirmed} confirmed){}",
         store.findings.len(),
         if counts.is_empty() {
@@ -236,12 +249,22 @@ pub fn status_of(
         .iter()
         .map(|(s, k)| (s.as_str().to_string(), (*k).into()))
         .collect();
-    Some((
-        line,
-        serde_json::json!({
-            "validated": store.findings.len(),
-            "confirmed": confirmed,
-            "by_severity": severities,
-        }),
-    ))
+    let mut json = serde_json::json!({
+        "validated": store.findings.len(),
+        "confirmed": confirmed,
+        "by_severity": severities,
+    });
+    if mode == "security" {
+        let c = store.coverage();
+        json["score"] = serde_json::json!(c.score());
+        json["stride_covered"] = c.stride_covered().into();
+        json["owasp_covered"] = c.owasp_covered().into();
+        line.push_str(&format!(
+            "; coverage score {} ({}/6 STRIDE, {}/10 OWASP)",
+            crate::engine::number::canonical(c.score()),
+            c.stride_covered(),
+            c.owasp_covered()
+        ));
+    }
+    Some((line, json))
 }

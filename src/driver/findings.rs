@@ -10,9 +10,11 @@ use git2::Oid;
 
 use super::Run;
 use crate::artifacts::findings as files;
-use crate::config::AgentKind;
+use crate::config::{AgentKind, Mode};
+use crate::engine::findings::coverage::{Checked, Examined, parse_clean_turn, stride_name};
 use crate::engine::findings::validate::{self, Pre};
 use crate::engine::findings::{Assessed, Outcome, ReproRun, Store, parse, prompt, schema};
+use crate::engine::policy::security;
 use crate::engine::row::Status;
 use crate::engine::step::{Draft, Measured};
 use crate::error::{Error, Result};
@@ -33,6 +35,32 @@ pub(super) struct FindingsRun {
     pub(super) output: String,
     /// The current iteration's assessment, recorded with its row.
     pending: Option<Assessed>,
+    /// security: what the current iteration examined and reported clean, recorded with its row.
+    pending_examined: Option<Examined>,
+}
+
+/// True when an earlier debug or security run with `tag` left its findings (a new run then takes
+/// another tag, so it neither reads nor overwrites them).
+pub(super) fn report_taken(paths: &crate::artifacts::Paths, mode: Mode, tag: &str) -> bool {
+    matches!(mode, Mode::Debug | Mode::Security)
+        && paths
+            .mode_dir(mode.as_str(), tag)
+            .join(files::JSON)
+            .exists()
+}
+
+/// The row's note of a turn that examined a vector and found it clean.
+fn examined_note(e: &Examined) -> String {
+    let what: Vec<String> = [
+        e.stride.map(|s| stride_name(s).to_string()),
+        e.owasp.clone(),
+        e.vector.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|t| !t.trim().is_empty())
+    .collect();
+    format!("examined, clean: {}", what.join(" / "))
 }
 
 /// Reads `path` as it is in `commit`; `None` when it is not a file there.
@@ -131,6 +159,16 @@ impl Run {
             return Ok(Measured::Metric(store.metric(self.cfg.mode)));
         }
         let text = std::mem::take(&mut self.findings.output);
+        let clean = match self.cfg.mode {
+            Mode::Security => parse_clean_turn(&text),
+            _ => None,
+        };
+        if let Some(e) = clean {
+            let note = examined_note(&e);
+            self.findings.pending = Some(Assessed::nothing(Outcome::NoFinding, note));
+            self.findings.pending_examined = Some(e);
+            return Ok(Measured::Metric(store.metric(self.cfg.mode)));
+        }
         let assessed = match parse::extract(&text) {
             Err(why) => Assessed::nothing(Outcome::NoFinding, why),
             Ok(f) => {
@@ -200,17 +238,66 @@ impl Run {
             return Ok(());
         };
         if !matches!(d.status, Status::Keep | Status::Discard) {
+            self.findings.pending_examined = None;
+        }
+        if !matches!(d.status, Status::Keep | Status::Discard) {
             return Ok(());
         }
         let trial_ref = d.commit.and_then(|c| self.trial_ref(n, c));
-        let store = self.store()?.with(n, &a, trial_ref.clone());
+        let mut store = self.store()?.with(n, &a, trial_ref.clone());
+        let examined = self.findings.pending_examined.take();
+        let clean = examined.is_some();
+        store.examined.extend(examined);
         files::save(&self.findings_dir(), &store)?;
         self.findings.store = Some(store);
         let kept = trial_ref
             .map(|r| format!("; evidence kept at {r}"))
             .unwrap_or_default();
-        d.description = format!("{}{kept}", a.describe(&d.description));
+        // A clean turn's answer is the examined object: the note says it in words.
+        let what = match clean {
+            true => format!("{} {}", a.outcome.tag(), a.note),
+            false => a.describe(&d.description),
+        };
+        d.description = format!("{what}{kept}");
         Ok(())
+    }
+
+    /// The validated findings with whether each is confirmed (the exit gate, `status`).
+    pub(super) fn checked_findings(&self) -> Vec<Checked> {
+        match &self.findings.store {
+            Some(s) => s.checked(),
+            None => files::load(&self.paths.mode_dir(self.cfg.mode.as_str(), &self.run_tag))
+                .ok()
+                .flatten()
+                .map(|s| s.checked())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The mode's template for the next turn: security fills its lens, focus and the
+    /// categories not examined yet (from `findings.json`); the other modes' as they are.
+    pub(super) fn turn_template(&self) -> std::borrow::Cow<'static, str> {
+        let template = self.policy.template();
+        if self.cfg.mode != Mode::Security {
+            return template.into();
+        }
+        let store = self.findings.store.clone().or_else(|| {
+            files::load(&self.paths.mode_dir(self.cfg.mode.as_str(), &self.run_tag))
+                .ok()
+                .flatten()
+        });
+        let coverage = store.unwrap_or_default().coverage();
+        let s = &self.cfg.settings;
+        security::fill_turn(
+            template,
+            &security::Turn {
+                iteration: self.replay.tally.iteration + 1,
+                focus: s.focus.as_deref(),
+                diff_base: s.diff.as_deref(),
+                coverage: &coverage,
+            },
+        )
+        .into()
     }
 
     /// The ref the rollback kept iteration `n`'s trial `commit` under.

@@ -1,4 +1,4 @@
-//! `--mode debug --fix`: once the hunt ends normally (diminishing returns, the iteration cap, a
+//! `--mode debug --fix` and `--mode security --fix`: once the hunt ends normally (diminishing returns, the iteration cap, a
 //! budget, a plateau, a stop request), the same command continues with a fix run (GUIDE "Debug
 //! mode"): mode fix, run tag `<hunt tag>-fix`, a fresh log (the hunt's is archived, its report
 //! stays), the user's guard, scope and agent, and a verify the engine writes that runs every
@@ -15,6 +15,7 @@ use crate::artifacts::results::ResultsLog;
 use crate::config::{Mode, Settings, Source};
 use crate::engine::Direction;
 use crate::engine::findings::{Store, Validated};
+use crate::engine::policy::security;
 use crate::engine::row::{Status, one_line};
 use crate::error::Result;
 use crate::output::{Output, Summary};
@@ -35,7 +36,8 @@ impl FixAfter {
     /// The fix run to follow a `--mode debug --fix` hunt; `None` otherwise.
     pub(super) fn of(opts: &Options) -> Option<FixAfter> {
         let s = &opts.settings;
-        (s.mode == Some(Mode::Debug) && s.fix == Some(true)).then(|| FixAfter {
+        let hunt = matches!(s.mode, Some(Mode::Debug | Mode::Security));
+        (hunt && s.fix == Some(true)).then(|| FixAfter {
             settings: s.clone(),
             sources: opts.sources.clone(),
             config_file: opts.config_file.clone(),
@@ -82,7 +84,7 @@ pub fn verify_script(targets: &[&Validated]) -> String {
     s
 }
 
-/// The fix run's goal: the findings to fix, one line.
+/// The fix run's goal: the findings to fix, one line (security adds its rules).
 fn goal(store: &Store, targets: &[&Validated], report: &str) -> String {
     let items: Vec<String> = targets
         .iter()
@@ -106,11 +108,44 @@ fn goal(store: &Store, targets: &[&Validated], report: &str) -> String {
             format!("#{} {}{at}{cause}{fix}", v.id, one_line(&f.title))
         })
         .collect();
-    format!(
-        "fix the confirmed findings of the debug run {} so their repros pass, without weakening any test: {} (report: {report})",
+    let mut g = format!(
+        "fix the confirmed findings of the {} run {} so their repros pass, without weakening any test: {} (report: {report})",
+        store.mode,
         store.run_tag,
         items.join(" | ")
-    )
+    );
+    if store.mode == Mode::Security.as_str() {
+        g.push(' ');
+        g.push_str(security::FIX_RULES);
+    }
+    g
+}
+
+/// The findings a fix run takes on: debug, every confirmed finding with a repro; security, the
+/// confirmed critical and high ones with a repro (`security::fix_plan`), the other critical and
+/// high ones noted with why.
+fn targets<'a>(mode: Mode, store: &'a Store, out: &Output) -> Vec<&'a Validated> {
+    if mode == Mode::Security {
+        let plan = security::fix_plan(&store.checked());
+        for (i, why) in &plan.skipped {
+            let v = &store.findings[*i];
+            out.note(&format!(
+                "--fix: finding #{} ({}) is not fixed by the engine: {why}",
+                v.id,
+                one_line(&v.finding.title)
+            ));
+        }
+        return plan.targets.iter().map(|i| &store.findings[*i]).collect();
+    }
+    store
+        .confirmed()
+        .filter(|v| {
+            v.finding
+                .repro
+                .as_deref()
+                .is_some_and(|r| !r.trim().is_empty())
+        })
+        .collect()
 }
 
 /// After the hunt: the fix run, when the hunt ended normally with confirmed findings that have
@@ -131,22 +166,19 @@ pub(super) fn after_hunt(fix: Option<FixAfter>, hunt: Result<Summary>) -> Result
     }
     let s = &fix.settings;
     let (_, paths) = crate::artifacts::locate(s.repo.as_deref(), s.artifacts_dir.as_deref())?;
-    let dir = paths.mode_dir(Mode::Debug.as_str(), &summary.run_tag);
+    let mode = s.mode.unwrap_or(Mode::Debug);
+    let dir = paths.mode_dir(mode.as_str(), &summary.run_tag);
     let Some(store) = files::load(&dir)? else {
         return hunt;
     };
-    let targets: Vec<&Validated> = store
-        .confirmed()
-        .filter(|v| {
-            v.finding
-                .repro
-                .as_deref()
-                .is_some_and(|r| !r.trim().is_empty())
-        })
-        .collect();
+    let targets = targets(mode, &store, &fix.output);
     if targets.is_empty() {
-        fix.output
-            .note("--fix: no confirmed finding has a repro; nothing to fix");
+        fix.output.note(match mode {
+            Mode::Security => {
+                "--fix: no confirmed critical or high finding has a repro; nothing to fix"
+            }
+            _ => "--fix: no confirmed finding has a repro; nothing to fix",
+        });
         return hunt;
     }
     let tag = format!("{}-fix", summary.run_tag);
@@ -161,6 +193,13 @@ pub(super) fn after_hunt(fix: Option<FixAfter>, hunt: Result<Summary>) -> Result
     settings.goal = Some(goal(&store, &targets, &report));
     settings.fresh = Some(true);
     settings.run_tag = Some(tag.clone());
+    // The hunt's own flags do not apply to a fix run.
+    settings.fix = None;
+    settings.symptom = None;
+    settings.repro = None;
+    settings.fail_on = None;
+    settings.focus = None;
+    settings.diff = None;
     fix.output.note(&format!(
         "--fix: the hunt confirmed {} finding(s) with a repro; fixing them in run {tag}",
         targets.len()

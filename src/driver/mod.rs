@@ -410,8 +410,18 @@ impl Run {
                 signal::exit_code(*sig),
             ),
         };
+        let gate = || {
+            let list = self.checked_findings();
+            crate::engine::findings::gate::mode_exec_exit(
+                self.cfg.mode,
+                self.cfg.settings.fail_on,
+                &list,
+            )
+        };
         let code = if self.exec && !matches!(stop, Stop::Blocked(_) | Stop::Interrupted(_)) {
-            if improved {
+            if let Some(code) = gate() {
+                code
+            } else if improved {
                 exit::OK
             } else {
                 exit::NO_IMPROVEMENT

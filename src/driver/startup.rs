@@ -328,7 +328,12 @@ pub(super) fn settings_meta(cfg: &RunConfig, run_tag: &str, exec: bool) -> Vec<(
 
 /// The new run's tag: the explicit `--run-tag` (its earlier trial refs, returned, are moved
 /// aside with `--fresh` and for exec, else refused), or a slug of the goal not taken yet.
-fn choose_run_tag(cfg: &RunConfig, repo: &Repo, fresh: bool) -> Result<(String, Option<String>)> {
+fn choose_run_tag(
+    cfg: &RunConfig,
+    repo: &Repo,
+    paths: &crate::artifacts::Paths,
+    fresh: bool,
+) -> Result<(String, Option<String>)> {
     // Trial refs of an earlier run with the same explicit tag: moved aside (with `--fresh`, and
     // for exec) before the baseline.
     let mut taken_refs = None;
@@ -347,7 +352,9 @@ fn choose_run_tag(cfg: &RunConfig, repo: &Repo, fresh: bool) -> Result<(String, 
             let base = derive_tag(&cfg.goal);
             let mut tag = base.clone();
             let mut k = 2;
-            while repo.has_refs_under(&format!("refs/autoresearch/{tag}/")) {
+            while repo.has_refs_under(&format!("refs/autoresearch/{tag}/"))
+                || super::findings::report_taken(paths, cfg.mode, &tag)
+            {
                 tag = format!("{base}-{k}");
                 k += 1;
             }
@@ -360,7 +367,7 @@ fn choose_run_tag(cfg: &RunConfig, repo: &Repo, fresh: bool) -> Result<(String, 
 pub(super) fn start_fresh(setup: Setup, user_untracked: &[String]) -> Result<Run> {
     let (cfg, repo) = (&setup.cfg, &setup.repo);
     let fresh = setup.exec || cfg.settings.fresh == Some(true);
-    let (run_tag, taken_refs) = choose_run_tag(cfg, repo, fresh)?;
+    let (run_tag, taken_refs) = choose_run_tag(cfg, repo, &setup.paths, fresh)?;
     let head = repo.head()?;
     let placeholder = Row {
         iteration: 0,

@@ -150,8 +150,9 @@ impl Run {
         let lessons = self.lessons.recent(PROMPT_LESSONS, &self.cfg.goal);
         let own = self.checklist_feedback();
         let feedback = feedback.or(own.as_ref().map(|(t, b)| (t.as_str(), b.as_str())));
+        let template = self.turn_template();
         prompt::render(&PromptInput {
-            template: self.policy.template(),
+            template: &template,
             goal: &self.cfg.goal,
             metric: &self.cfg.metric,
             direction: self.cfg.direction,

@@ -37,6 +37,7 @@ mod recipes;
 mod report;
 mod resume;
 mod security;
+mod security_run;
 mod seq_keep;
 mod ship;
 mod skill;

@@ -50,6 +50,8 @@ pub fn finding(mode: Mode) -> Value {
                 .iter()
                 .map(|s| serde_json::to_value(s).unwrap_or_default())
                 .collect();
+            let mut nullable = stride.clone();
+            nullable.push(Value::Null);
             p.insert("stride".into(), json!({"type": "string", "enum": stride}));
             for k in ["owasp", "cwe", "scenario", "impact", "mitigation"] {
                 p.insert(k.into(), text());
@@ -57,6 +59,19 @@ pub fn finding(mode: Mode) -> Value {
             for k in ["likelihood", "confidence"] {
                 p.insert(k.into(), maybe_text());
             }
+            // A turn without a finding says what it examined (`clean: true`; the finding's
+            // fields are then ignored); a finding leaves both null.
+            let mut ex = serde_json::Map::new();
+            ex.insert(
+                "stride".into(),
+                json!({"type": ["string", "null"], "enum": nullable}),
+            );
+            ex.insert("owasp".into(), maybe_text());
+            ex.insert("vector".into(), maybe_text());
+            let mut examined = object(ex);
+            examined["type"] = json!(["object", "null"]);
+            p.insert("examined".into(), examined);
+            p.insert("clean".into(), json!({"type": ["boolean", "null"]}));
         }
         _ => {
             p.insert("hypothesis".into(), text());
@@ -83,11 +98,32 @@ mod tests {
             assert_eq!(s["required"].as_array().unwrap().len(), props.len());
             assert_eq!(s["additionalProperties"], false);
         }
+        let ex = &finding(Mode::Security)["properties"]["examined"];
+        assert_eq!(ex["required"].as_array().unwrap().len(), 3);
+        assert_eq!(ex["type"], json!(["object", "null"]));
         let answer = json!({"title": "t", "severity": "low", "locations": [], "evidence": "e",
             "repro": null, "repro_expect": null, "hypothesis": "h", "verdict": "disproven",
             "root_cause": null, "suggested_fix": null});
         let f: super::super::Finding = serde_json::from_value(answer).unwrap();
         assert_eq!(f.repro, None);
         assert_eq!(f.verdict, Some(super::super::Verdict::Disproven));
+    }
+
+    #[test]
+    fn a_strict_security_answer_is_a_finding_or_a_clean_turn() {
+        use super::super::coverage::parse_clean_turn;
+        let mut answer = json!({"title": "", "severity": "info", "locations": [],
+            "evidence": "", "repro": null, "repro_expect": null, "stride": "Tampering",
+            "owasp": "A03:2021", "cwe": "", "scenario": "", "impact": "", "mitigation": "",
+            "likelihood": null, "confidence": null,
+            "examined": {"stride": "Tampering", "owasp": "A03:2021", "vector": "the query"},
+            "clean": true});
+        let e = parse_clean_turn(&answer.to_string()).unwrap();
+        assert_eq!(e.vector.as_deref(), Some("the query"));
+        answer["examined"] = Value::Null;
+        answer["clean"] = Value::Null;
+        assert_eq!(parse_clean_turn(&answer.to_string()), None);
+        let f: super::super::Finding = serde_json::from_value(answer).unwrap();
+        assert_eq!(f.stride, Some(super::super::Stride::Tampering));
     }
 }

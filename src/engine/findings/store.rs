@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Finding;
+use super::coverage::{self, Checked, Coverage};
 use crate::config::Mode;
 
 /// What became of one turn's finding (the row's tag).
@@ -123,6 +124,9 @@ pub struct Store {
     pub findings: Vec<Validated>,
     #[serde(default)]
     pub tried: Vec<Tried>,
+    /// security: what the turns without a finding examined and reported clean.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examined: Vec<coverage::Examined>,
 }
 
 /// What the engine made of one turn's finding, before it is recorded.
@@ -193,6 +197,7 @@ impl Store {
             context,
             findings: Vec::new(),
             tried: Vec::new(),
+            examined: Vec::new(),
         }
     }
 
@@ -251,9 +256,24 @@ impl Store {
     /// The run's metric: debug counts the confirmed findings; security scores coverage.
     pub fn metric(&self, mode: Mode) -> f64 {
         match mode {
-            Mode::Security => security_score(&self.findings),
+            Mode::Security => self.coverage().score(),
             _ => self.confirmed().count() as f64,
         }
+    }
+
+    /// The validated findings, each with whether it is confirmed (the coverage score, the
+    /// SARIF log, the security gate and `--fix` take them so).
+    pub fn checked(&self) -> Vec<Checked> {
+        self.findings
+            .iter()
+            .map(|v| (v.finding.clone(), v.status == Outcome::Confirmed))
+            .collect()
+    }
+
+    /// security: the coverage of the threat model by the validated findings and the turns
+    /// reported clean.
+    pub fn coverage(&self) -> Coverage {
+        Coverage::of(&self.checked(), &self.examined)
     }
 
     /// Validated findings per severity, most severe first (`status`).
@@ -275,11 +295,46 @@ impl Store {
     }
 }
 
-/// Placeholder for the security mode's coverage score (`findings::coverage::score`, written
-/// with the security mode): the confirmed findings until then.
-fn security_score(findings: &[Validated]) -> f64 {
-    findings
-        .iter()
-        .filter(|v| v.status == Outcome::Confirmed)
-        .count() as f64
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqli(confirmed: bool) -> Assessed {
+        let f: Finding = serde_json::from_str(
+            r#"{"title":"sqli","severity":"high","stride":"Information Disclosure",
+                "owasp":"A03:2021","cwe":"CWE-89"}"#,
+        )
+        .unwrap();
+        let outcome = if confirmed {
+            Outcome::Confirmed
+        } else {
+            Outcome::Unconfirmed
+        };
+        Assessed {
+            finding: Some(f),
+            ..Assessed::nothing(outcome, String::new())
+        }
+    }
+
+    #[test]
+    fn the_security_metric_is_the_coverage_score_and_debug_counts_confirmed() {
+        let s = Store::new(Mode::Security, "t", None).with(1, &sqli(true), None);
+        // (1/6) * 35 + (1/10) * 35 + 1 * 2 = 5.8333 + 3.5 + 2
+        assert_eq!(s.metric(Mode::Security), 11.33);
+        assert_eq!(s.metric(Mode::Debug), 1.0);
+        // An unconfirmed finding covers its categories but adds no confirmed points.
+        let u = Store::new(Mode::Security, "t", None).with(1, &sqli(false), None);
+        assert_eq!(u.metric(Mode::Security), 9.33);
+        // A clean report is recorded but never scores.
+        let mut c = s.clone();
+        c.examined.push(coverage::Examined {
+            stride: Some(super::super::Stride::DenialOfService),
+            owasp: Some("A05:2021".into()),
+            vector: None,
+        });
+        assert_eq!(c.metric(Mode::Security), 11.33);
+        assert_eq!(c.coverage().untested_stride().len(), 4);
+        let back: Store = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.examined, c.examined);
+    }
 }

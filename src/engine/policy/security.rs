@@ -27,6 +27,14 @@ impl Policy for Security {
     }
 
     // `goal_reached` stays the default `None`: a score of 0 means nothing found yet, never done.
+
+    fn reports_findings(&self) -> bool {
+        true
+    }
+
+    fn exhausted(&self, pivots: u64) -> super::Stop {
+        super::debug::diminishing_returns(pivots)
+    }
 }
 
 /// The adversarial lens of a turn; the lenses take turns so the audit looks from every side.

@@ -48,6 +48,14 @@ fn never_stops_because_the_metric_is_zero() {
 }
 
 #[test]
+fn security_reports_findings_and_ends_on_diminishing_returns() {
+    assert!(Security.reports_findings());
+    assert!(
+        matches!(Security.exhausted(3), crate::engine::policy::Stop::Goal(m) if m.contains("diminishing returns"))
+    );
+}
+
+#[test]
 fn lenses_rotate_through_all_five() {
     let seen: Vec<Lens> = (1..=5).map(lens_for).collect();
     assert_eq!(seen, Lens::ALL);
