@@ -547,6 +547,38 @@ fn launch_command(args: &RunArgs) -> ExitCode {
 }
 
 /// Parses the command line and runs the command; returns the process exit code.
+/// The exit of a command line clap refused: help and version print and exit 0 (help for a
+/// missing subcommand exits 2); anything else is one error line, exit 2 (for `exec`, with its
+/// JSON error line too).
+fn parse_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                exit::BLOCKED
+            } else {
+                exit::OK
+            },
+        );
+    }
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("error: invalid arguments");
+    eprintln!("codex-autoresearch: {first}");
+    if std::env::args().nth(1).as_deref() == Some("exec") {
+        exec_error(first.trim_start_matches("error: "), exit::BLOCKED);
+    }
+    ExitCode::from(exit::BLOCKED)
+}
+
 pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == crate::notify::HELPER) {
@@ -554,34 +586,7 @@ pub fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                let _ = e.print();
-                return ExitCode::from(
-                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                        exit::BLOCKED
-                    } else {
-                        exit::OK
-                    },
-                );
-            }
-            let rendered = e.render().to_string();
-            let first = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("error: invalid arguments");
-            eprintln!("codex-autoresearch: {first}");
-            if std::env::args().nth(1).as_deref() == Some("exec") {
-                exec_error(first.trim_start_matches("error: "), exit::BLOCKED);
-            }
-            return ExitCode::from(exit::BLOCKED);
-        }
+        Err(e) => return parse_error(&e),
     };
     match cli.command {
         Command::Run(args) => run_command(&args, false),
