@@ -317,6 +317,12 @@ impl Run {
             return None;
         }
         let store = self.store().ok()?;
+        // A hunt whose turns all crashed never saved: write the (empty) reports now, so the
+        // line below names files that exist (and CI's SARIF upload finds one).
+        let dir = self.findings_dir();
+        if !dir.join(files::JSON).exists() {
+            files::save(&dir, &store).ok()?;
+        }
         let counts: Vec<String> = store
             .by_severity()
             .iter()
@@ -331,7 +337,7 @@ impl Run {
             } else {
                 format!(" — {}", counts.join(", "))
             },
-            self.findings_dir().join("findings.md").display()
+            dir.join("findings.md").display()
         ))
     }
 }

@@ -257,6 +257,27 @@ fn exec_fail_on_exits_1_at_or_above_the_threshold_and_0_below() {
 }
 
 #[test]
+fn a_hunt_whose_turns_all_crash_still_writes_the_reports_its_last_line_names() {
+    let repo = webapp();
+    let a = repo.script("crash.sh", "exit 3");
+    let r = repo.run_owned(&security_args("exec", &a, 1, &["--scope", "**"]));
+    r.expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "crash"]);
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("findings: 0 validated"));
+    let named = line
+        .and_then(|l| l.split("report: ").nth(1))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(std::path::Path::new(named.trim()).is_file(), "{named}");
+    // CI uploads the SARIF whatever happened: an empty log, valid against the schema.
+    let sarif = read_json(&repo, "security.sarif");
+    assert!(sarif_errors(&sarif).is_empty(), "{sarif:#}");
+    assert_eq!(sarif["runs"][0]["results"], serde_json::json!([]));
+}
+
+#[test]
 fn diff_limits_the_scope_of_a_run() {
     let repo = webapp();
     repo.git(&["checkout", "-q", "-b", "pr"]);
