@@ -172,6 +172,7 @@ impl Run {
         let assessed = match parse::extract(&text) {
             Err(why) => Assessed::nothing(Outcome::NoFinding, why),
             Ok(f) => {
+                let f = validate::relative_paths(f, &self.repo_roots());
                 let (repo, head) = (&self.repo.repo, self.head);
                 match validate::precheck(f, &store, &|p| read_at(repo, head, p)) {
                     Pre::Done(a) => a,
@@ -298,6 +299,17 @@ impl Run {
             },
         )
         .into()
+    }
+
+    /// The repository's directory as git gives it and resolved (agents may cite either).
+    fn repo_roots(&self) -> Vec<String> {
+        let dir = self.repo.repo.workdir().map(Path::to_path_buf);
+        let real = dir.as_ref().and_then(|d| d.canonicalize().ok());
+        [dir, real]
+            .into_iter()
+            .flatten()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect()
     }
 
     /// The ref the rollback kept iteration `n`'s trial `commit` under.
