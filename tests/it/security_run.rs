@@ -246,6 +246,14 @@ fn exec_fail_on_exits_1_at_or_above_the_threshold_and_0_below() {
         &["--scope", "**", "--fail-on", "high"],
     ));
     high.expect_code(1);
+    // The exit is explained in one line: which findings failed the gate.
+    assert!(
+        high.stderr
+            .lines()
+            .any(|l| l.contains("--fail-on high: 1 validated finding(s) at or above high: ")),
+        "{}",
+        high.stderr
+    );
     let critical = repo.run_owned(&security_args(
         "exec",
         &a,
