@@ -175,6 +175,12 @@ fn scripted_findings_are_checked_scored_and_reported() {
         "{coverage}"
     );
     assert!(coverage.contains("| Information Disclosure | finding |"));
+    // The report names the STRIDE category as the agent and coverage.md do.
+    let md = std::fs::read_to_string(repo.find_artifact("findings.md")).unwrap();
+    assert!(
+        md.contains("- **STRIDE:** Information Disclosure\n"),
+        "{md}"
+    );
 
     // The SARIF log of the run validates and names the planted lines.
     let sarif = read_json(&repo, "security.sarif");

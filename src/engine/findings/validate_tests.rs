@@ -77,6 +77,8 @@ fn a_finding_at_an_overlapping_location_merges_into_the_first() {
     assert_eq!(store.findings.len(), 1);
     assert_eq!(store.findings[0].also_in, vec![2]);
     assert!(a.describe("").ends_with("same as finding #1"));
+    // eliminated.md and the prompt say why, as the row does.
+    assert_eq!(store.tried[1].note, "same as finding #1");
     // Another kind (security: another CWE) at the same place is another finding.
     let mut other = finding(3, 3, "for i in range(k - 1):");
     other.cwe = Some("CWE-89".into());
