@@ -87,7 +87,7 @@ fn finding_md(v: &Validated) -> String {
     field(
         &mut s,
         "STRIDE",
-        f.stride.map(|x| format!("{x:?}")).as_deref(),
+        f.stride.map(crate::engine::findings::coverage::stride_name),
     );
     field(&mut s, "OWASP", f.owasp.as_deref());
     field(&mut s, "CWE", f.cwe.as_deref());

@@ -95,6 +95,10 @@ impl Run {
         if let Some(line) = self.findings_line() {
             self.out.note(&line);
         }
+        let gate = crate::engine::findings::gate::fail_on_line;
+        if let Some(line) = gate(self.cfg.settings.fail_on, &self.checked_findings()) {
+            self.out.note(&line);
+        }
         if let Some(cmd) = self.cfg.notify.clone() {
             self.notify(&cmd, &ended);
         }

@@ -172,6 +172,7 @@ impl Run {
         let assessed = match parse::extract(&text) {
             Err(why) => Assessed::nothing(Outcome::NoFinding, why),
             Ok(f) => {
+                let f = validate::relative_paths(f, &self.repo_roots());
                 let (repo, head) = (&self.repo.repo, self.head);
                 match validate::precheck(f, &store, &|p| read_at(repo, head, p)) {
                     Pre::Done(a) => a,
@@ -300,6 +301,17 @@ impl Run {
         .into()
     }
 
+    /// The repository's directory as git gives it and resolved (agents may cite either).
+    fn repo_roots(&self) -> Vec<String> {
+        let dir = self.repo.repo.workdir().map(Path::to_path_buf);
+        let real = dir.as_ref().and_then(|d| d.canonicalize().ok());
+        [dir, real]
+            .into_iter()
+            .flatten()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect()
+    }
+
     /// The ref the rollback kept iteration `n`'s trial `commit` under.
     fn trial_ref(&self, n: u64, commit: Oid) -> Option<String> {
         let base = format!("refs/autoresearch/{}/trial-{n}", self.run_tag);
@@ -317,6 +329,12 @@ impl Run {
             return None;
         }
         let store = self.store().ok()?;
+        // A hunt whose turns all crashed never saved: write the (empty) reports now, so the
+        // line below names files that exist (and CI's SARIF upload finds one).
+        let dir = self.findings_dir();
+        if !dir.join(files::JSON).exists() {
+            files::save(&dir, &store).ok()?;
+        }
         let counts: Vec<String> = store
             .by_severity()
             .iter()
@@ -331,7 +349,7 @@ impl Run {
             } else {
                 format!(" — {}", counts.join(", "))
             },
-            self.findings_dir().join("findings.md").display()
+            dir.join("findings.md").display()
         ))
     }
 }

@@ -210,6 +210,30 @@ fn unfounded_unconfirmed_duplicate_and_disproven_turns_are_discarded_and_fed_bac
 }
 
 #[test]
+fn a_finding_citing_an_absolute_or_dot_slash_path_in_the_repository_counts() {
+    let repo = fixture();
+    let mut absolute = off_by_one("python3 test_calc.py");
+    absolute["locations"][0]["path"] = repo.root.join("calc.py").display().to_string().into();
+    let mut dotted = off_by_one("python3 test_calc.py");
+    dotted["locations"][0]["path"] = "./calc.py".into();
+    let a = agent(&repo, &[(":", absolute), (":", dotted)]);
+    repo.run_owned(&debug_args(&a, 2, &[])).expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "keep", "discard"]);
+    let rows = repo.rows();
+    assert!(
+        rows[1][6].starts_with("[CONFIRMED] high: window_sum drops the last item (calc.py:7-8)"),
+        "{}",
+        rows[1][6]
+    );
+    assert!(rows[2][6].starts_with("[DUPLICATE]"), "{}", rows[2][6]);
+    // Stored relative, as the SARIF and the reports name it.
+    assert_eq!(
+        findings(&repo)["findings"][0]["finding"]["locations"][0]["path"],
+        "calc.py"
+    );
+}
+
+#[test]
 fn debug_needs_a_symptom() {
     let repo = fixture();
     let r = repo.run(&[

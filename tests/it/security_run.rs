@@ -175,6 +175,12 @@ fn scripted_findings_are_checked_scored_and_reported() {
         "{coverage}"
     );
     assert!(coverage.contains("| Information Disclosure | finding |"));
+    // The report names the STRIDE category as the agent and coverage.md do.
+    let md = std::fs::read_to_string(repo.find_artifact("findings.md")).unwrap();
+    assert!(
+        md.contains("- **STRIDE:** Information Disclosure\n"),
+        "{md}"
+    );
 
     // The SARIF log of the run validates and names the planted lines.
     let sarif = read_json(&repo, "security.sarif");
@@ -246,6 +252,14 @@ fn exec_fail_on_exits_1_at_or_above_the_threshold_and_0_below() {
         &["--scope", "**", "--fail-on", "high"],
     ));
     high.expect_code(1);
+    // The exit is explained in one line: which findings failed the gate.
+    assert!(
+        high.stderr
+            .lines()
+            .any(|l| l.contains("--fail-on high: 1 validated finding(s) at or above high: ")),
+        "{}",
+        high.stderr
+    );
     let critical = repo.run_owned(&security_args(
         "exec",
         &a,
@@ -254,6 +268,27 @@ fn exec_fail_on_exits_1_at_or_above_the_threshold_and_0_below() {
     ));
     critical.expect_code(0);
     assert_eq!(repo.statuses(), ["baseline", "keep"]);
+}
+
+#[test]
+fn a_hunt_whose_turns_all_crash_still_writes_the_reports_its_last_line_names() {
+    let repo = webapp();
+    let a = repo.script("crash.sh", "exit 3");
+    let r = repo.run_owned(&security_args("exec", &a, 1, &["--scope", "**"]));
+    r.expect_code(0);
+    assert_eq!(repo.statuses(), ["baseline", "crash"]);
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("findings: 0 validated"));
+    let named = line
+        .and_then(|l| l.split("report: ").nth(1))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(std::path::Path::new(named.trim()).is_file(), "{named}");
+    // CI uploads the SARIF whatever happened: an empty log, valid against the schema.
+    let sarif = read_json(&repo, "security.sarif");
+    assert!(sarif_errors(&sarif).is_empty(), "{sarif:#}");
+    assert_eq!(sarif["runs"][0]["results"], serde_json::json!([]));
 }
 
 #[test]

@@ -45,6 +45,35 @@ pub fn mode_exec_exit(mode: Mode, threshold: Option<Severity>, findings: &[Check
     (mode == Mode::Security).then(|| exec_exit(threshold, findings))
 }
 
+/// The line that says why `exec --fail-on` exits as it does: the validated findings at or
+/// above the threshold, most severe first (`None` without `--fail-on`).
+pub fn fail_on_line(threshold: Option<Severity>, findings: &[Checked]) -> Option<String> {
+    let t = threshold?;
+    let mut hits: Vec<_> = findings
+        .iter()
+        .filter(|(f, _)| at_or_above(f.severity, t))
+        .collect();
+    if hits.is_empty() {
+        return Some(format!(
+            "--fail-on {}: no validated finding at or above {}",
+            t.as_str(),
+            t.as_str()
+        ));
+    }
+    hits.sort_by_key(|(f, _)| std::cmp::Reverse(rank(f.severity)));
+    let names: Vec<String> = hits
+        .iter()
+        .map(|(f, _)| format!("{} ({})", f.title, f.severity.as_str()))
+        .collect();
+    Some(format!(
+        "--fail-on {}: {} validated finding(s) at or above {}: {}",
+        t.as_str(),
+        hits.len(),
+        t.as_str(),
+        names.join("; ")
+    ))
+}
+
 /// Counts of validated findings by severity, most severe first (for status and the report).
 pub fn counts(findings: &[Checked]) -> [(Severity, usize); 5] {
     let order = [
@@ -95,6 +124,28 @@ mod tests {
             None
         );
         assert_eq!(mode_exec_exit(Mode::Loop, None, &[]), None);
+    }
+
+    #[test]
+    fn the_fail_on_line_names_the_findings_that_fail_the_gate_most_severe_first() {
+        let f = vec![
+            (finding("high", "Tampering", "A03"), true),
+            (finding("low", "Tampering", "A03"), false),
+            (finding("critical", "Spoofing", "A07"), false),
+        ];
+        assert_eq!(fail_on_line(None, &f), None);
+        let line = fail_on_line(Some(Severity::High), &f).unwrap();
+        assert!(
+            line.starts_with("--fail-on high: 2 validated finding(s) at or above high: ")
+                && line.find("(critical)") < line.find("(high)")
+                && !line.contains("(low)")
+                && !line.contains('\n'),
+            "{line}"
+        );
+        assert_eq!(
+            fail_on_line(Some(Severity::Critical), &f[..2]).unwrap(),
+            "--fail-on critical: no validated finding at or above critical"
+        );
     }
 
     #[test]

@@ -236,7 +236,11 @@ impl Store {
             title: f.map(|f| f.title.clone()).unwrap_or_default(),
             hypothesis: f.and_then(|f| f.hypothesis.clone()),
             outcome: a.outcome,
-            note: if a.note.is_empty() {
+            note: if let (Outcome::Duplicate, Some(of), true) =
+                (a.outcome, a.duplicate_of, a.note.is_empty())
+            {
+                format!("same as finding #{of}")
+            } else if a.note.is_empty() {
                 f.map(|f| one_line(&f.evidence)).unwrap_or_default()
             } else {
                 a.note.clone()

@@ -69,6 +69,28 @@ pub fn same(a: &Finding, b: &Finding) -> bool {
         })
 }
 
+/// The finding with each location's path made relative to the repository as agents often
+/// cite it otherwise: a leading `./` dropped, an absolute path under one of `roots` (the
+/// repository's directory, as given and resolved) made relative. Other paths stay as they are
+/// (and are then refused as not inside the repository).
+pub fn relative_paths(mut f: Finding, roots: &[String]) -> Finding {
+    for loc in &mut f.locations {
+        let under = roots.iter().find_map(|r| {
+            let r = r.trim_end_matches('/');
+            loc.path
+                .strip_prefix(r)?
+                .strip_prefix('/')
+                .map(str::to_string)
+        });
+        let mut p = under.unwrap_or_else(|| loc.path.clone());
+        while let Some(rest) = p.strip_prefix("./") {
+            p = rest.trim_start_matches('/').to_string();
+        }
+        loc.path = p;
+    }
+    f
+}
+
 /// Checks a finding against the retained commit and the findings so far.
 pub fn precheck(f: Finding, store: &Store, read: &dyn Fn(&str) -> Option<String>) -> Pre {
     let verdict = match f.verdict {

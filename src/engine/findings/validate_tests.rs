@@ -77,6 +77,8 @@ fn a_finding_at_an_overlapping_location_merges_into_the_first() {
     assert_eq!(store.findings.len(), 1);
     assert_eq!(store.findings[0].also_in, vec![2]);
     assert!(a.describe("").ends_with("same as finding #1"));
+    // eliminated.md and the prompt say why, as the row does.
+    assert_eq!(store.tried[1].note, "same as finding #1");
     // Another kind (security: another CWE) at the same place is another finding.
     let mut other = finding(3, 3, "for i in range(k - 1):");
     other.cwe = Some("CWE-89".into());
@@ -174,5 +176,29 @@ fn a_broken_json_answer_is_not_repeated_as_the_row_description() {
     assert_eq!(
         a.describe("looked at the parser, nothing"),
         "[NO FINDING] looked at the parser, nothing — the finding does not parse (eof)"
+    );
+}
+
+#[test]
+fn a_path_cited_with_dot_slash_or_absolute_under_the_repository_is_made_relative() {
+    let roots = ["/work/repo".to_string(), "/private/work/repo/".to_string()];
+    let cite = |p: &str| {
+        let mut f = finding(3, 4, "for i in range(k - 1):\n total += xs[i]");
+        f.locations[0].path = p.into();
+        relative_paths(f, &roots).locations[0].path.clone()
+    };
+    assert_eq!(cite("./calc.py"), "calc.py");
+    assert_eq!(cite(".//./calc.py"), "calc.py");
+    assert_eq!(cite("/work/repo/calc.py"), "calc.py");
+    assert_eq!(cite("/private/work/repo/calc.py"), "calc.py");
+    // Outside the repository (or a sibling sharing the prefix): left for the check to refuse.
+    assert_eq!(cite("/work/repo2/calc.py"), "/work/repo2/calc.py");
+    assert_eq!(cite("/etc/passwd"), "/etc/passwd");
+    let f = finding(3, 4, "for i in range(k - 1):\n total += xs[i]");
+    let mut g = f.clone();
+    g.locations[0].path = "./calc.py".into();
+    assert_eq!(
+        pre(relative_paths(g, &roots), &Store::default()),
+        pre(f, &Store::default())
     );
 }
