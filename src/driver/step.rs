@@ -461,7 +461,14 @@ impl Run {
                 continue;
             }
             it.reported = p.reported_paths.clone();
-            let description = p.description.clone();
+            let mut description = p.description.clone();
+            // A findings turn answers in JSON: its commit (the instrumentation) is named by the
+            // finding's title, not by the JSON.
+            if self.policy.reports_findings()
+                && let Ok(f) = crate::engine::findings::parse::extract(&p.output)
+            {
+                description = f.title;
+            }
             return Ok(match p.outcome {
                 Outcome::Completed => TurnEnd::Completed { description },
                 Outcome::Interrupted(sig) => TurnEnd::Interrupted(sig),

@@ -170,7 +170,7 @@ impl Assessed {
             }
             // A broken JSON answer is not a description: the note says what is wrong with it.
             None if said.contains("\":") || said.trim_end().ends_with('}') => {
-                "the agent's answer".to_string()
+                "unreadable answer".to_string()
             }
             None => one_line(said),
         };

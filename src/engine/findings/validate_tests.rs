@@ -171,7 +171,7 @@ fn a_broken_json_answer_is_not_repeated_as_the_row_description() {
     let said = r#"  total += xs[i]"}],"evidence":"one short","verdict":"confirmed"}"#;
     assert_eq!(
         a.describe(said),
-        "[NO FINDING] the agent's answer — the finding does not parse (eof)"
+        "[NO FINDING] unreadable answer — the finding does not parse (eof)"
     );
     assert_eq!(
         a.describe("looked at the parser, nothing"),
