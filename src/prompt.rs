@@ -138,7 +138,8 @@ pub fn render(p: &PromptInput<'_>) -> String {
     };
     let feedback = match p.feedback {
         Some((title, text)) if !text.trim().is_empty() => {
-            format!("\n## {title}\n```\n{}\n```\n", text.trim_end())
+            let fence = fence_for(text);
+            format!("\n## {title}\n{fence}\n{}\n{fence}\n", text.trim_end())
         }
         _ => String::new(),
     };
@@ -206,6 +207,13 @@ fn fill<'a>(template: &str, value: impl Fn(&str) -> Option<&'a str>) -> String {
     out
 }
 
+/// A code fence longer than any run of backticks in `text`, so fenced output that holds its own
+/// fences (ship's failing items, each in a fence) stays one block.
+fn fence_for(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat(longest.max(2) + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +271,22 @@ mod tests {
         let text = render(&i);
         assert!(text.contains("render {{feedback}} literally"), "{text}");
         assert!(text.contains("expected {{never}} got {{goal}}"), "{text}");
+    }
+
+    #[test]
+    fn feedback_holding_fences_stays_one_block() {
+        let items = "### build (`cargo build`)\n```\nerror: x\n```\n### fmt (`cargo fmt`)\n```\ndiff\n```\n";
+        let text = render(&input(
+            Directive::Continue,
+            Some(("Failing checklist items (fix one this turn)", items)),
+        ));
+        let section = text
+            .split("## Failing checklist items (fix one this turn)\n")
+            .nth(1)
+            .unwrap();
+        assert!(section.starts_with("````\n### build"), "{section}");
+        assert!(section.contains("diff\n```\n````\n"), "{section}");
+        assert_eq!(fence_for("plain"), "```");
     }
 
     #[test]

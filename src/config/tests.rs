@@ -65,6 +65,11 @@ fn contradictions_are_errors() {
     let mut s = base();
     s.agent_cmd = None;
     assert!(err(s).contains("--agent-cmd"));
+    // A task list without its format named the missing metric instead of the missing format.
+    let mut s = base();
+    s.metric = None;
+    s.checklist = Some("PLAN.md".into());
+    assert!(err(s).contains("--checklist only applies with --verify-format checklist"));
     let mut s = base();
     s.mode = Some(Mode::Fix);
     s.direction = Some(Direction::Higher);

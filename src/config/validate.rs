@@ -127,6 +127,14 @@ pub fn check_mode_flags(s: &Settings) -> Result<()> {
             )));
         }
     }
+    if s.checklist.is_some()
+        && mode != Mode::Ship
+        && s.verify_format != Some(VerifyFormat::Checklist)
+    {
+        return Err(Error::Usage(
+            "--checklist only applies with --verify-format checklist (add it to make the task list the metric)".into(),
+        ));
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub const MAX_CANDIDATES: usize = 3;
 pub struct Candidate {
     pub goal: String,
     pub mode: String,
+    #[serde(deserialize_with = "one_or_many")]
     pub scope: Vec<String>,
     pub metric: String,
     pub direction: String,
@@ -26,6 +27,21 @@ pub struct Candidate {
     pub verify_format: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric_regex: Option<String>,
+}
+
+/// A scope given as one string (`"src/**,Cargo.toml"`, as `--scope` takes it) or as a list: a
+/// command agent's string scope refused every candidate of its answer.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scope {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Scope::deserialize(d)? {
+        Scope::One(s) => vec![s],
+        Scope::Many(v) => v,
+    })
 }
 
 /// The agent's answer.
@@ -174,6 +190,14 @@ mod tests {
         let mut bad = c[0].clone();
         bad.direction = "down".into();
         assert!(bad.settings().unwrap_err().starts_with("direction:"));
+    }
+
+    #[test]
+    fn a_scope_may_be_one_string() {
+        let text = ONE.replace(r#"["src/**"]"#, r#""src/**,Cargo.toml""#);
+        let c = parse_answer(&text).unwrap();
+        let s = c[0].settings().unwrap();
+        assert_eq!(s.scope.unwrap().0, vec!["src/**", "Cargo.toml"]);
     }
 
     #[test]

@@ -85,8 +85,16 @@ fn current_version(root: &Path, ty: ShipType) -> Result<String, String> {
     let Some(manifest) = readiness::manifest(ty) else {
         return Err("this project type has no version".into());
     };
-    let text = std::fs::read_to_string(root.join(manifest))
-        .map_err(|e| format!("cannot read {manifest}: {e}"))?;
+    let path = root.join(manifest);
+    if ty == ShipType::PythonPackage && !path.exists() {
+        // A setup.py-only project: its version is code the engine does not run.
+        return Err(
+            "no pyproject.toml: the engine reads the version from its [project] (or [tool.poetry]) table; add one with the version, or ship with --ship-type generic and [[ship.check]] entries"
+                .into(),
+        );
+    }
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {manifest}: {e}"))?;
     version_of(ty, &text).ok_or_else(|| format!("{manifest} declares no version"))
 }
 
@@ -242,6 +250,22 @@ mod tests {
         let parents: Vec<&git2::Commit> = parent.iter().collect();
         repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
             .unwrap()
+    }
+
+    #[test]
+    fn a_setup_py_project_is_told_where_the_version_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        std::fs::write(root.join("setup.py"), "setup(version=about['v'])\n").unwrap();
+        commit_all(&repo, "first");
+        let ty = ShipType::PythonPackage;
+        for check in [EngineCheck::VersionBumped, EngineCheck::Changelog] {
+            let (ok, why) = run(&repo, root, ty, check);
+            assert!(!ok, "{why}");
+            assert!(why.starts_with("no pyproject.toml:"), "{why}");
+            assert!(why.contains("--ship-type generic"), "{why}");
+        }
     }
 
     #[test]

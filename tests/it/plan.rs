@@ -185,6 +185,13 @@ fn bad_candidates_are_rejected_with_their_reasons_and_never_written() {
         "{}",
         reasons(1)
     );
+    // Once, though each of the K verify runs opened them.
+    assert_eq!(
+        v["candidates"][1]["reasons"].as_array().unwrap().len(),
+        1,
+        "{}",
+        reasons(1)
+    );
     assert!(
         reasons(2).contains("every tracked file in --scope *.sh is protected (count.sh)"),
         "{}",
