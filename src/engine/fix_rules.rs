@@ -40,7 +40,14 @@ const TEST_DIRS: &[&str] = &[
 ];
 
 /// Lines that make a test: removing more of them than a trial adds weakens the tests.
-const TEST_LINES: &[&str] = &["assert", "expect(", "#[test", "def test_", "@test", "func test"];
+const TEST_LINES: &[&str] = &[
+    "assert",
+    "expect(",
+    "#[test",
+    "def test_",
+    "@test",
+    "func test",
+];
 
 /// Markers that skip a test: adding one to a test file weakens the tests.
 const SKIPS: &[&str] = &[
@@ -135,10 +142,7 @@ pub fn broken_rule(changes: &[FileChange]) -> Option<String> {
                     c.path
                 ));
             }
-            if let Some((m, l)) = added
-                .iter()
-                .find_map(|l| suppression_in(l).map(|m| (m, l)))
-            {
+            if let Some((m, l)) = added.iter().find_map(|l| suppression_in(l).map(|m| (m, l))) {
                 return Some(format!(
                     "[SUPPRESSION] `{m}` added in {}: {}",
                     c.path,
@@ -191,8 +195,15 @@ mod tests {
             broken_rule(&[change("app.py", Some(old), Some(new))]).as_deref(),
             Some("[SUPPRESSION] `nosec` added in app.py: q = db.execute(sql)  # nosec B608")
         );
-        let rs = broken_rule(&[change("src/a.rs", None, Some("#[allow(unused)]\nfn f() {}\n"))]);
-        assert!(rs.unwrap().starts_with("[SUPPRESSION] `#[allow(` added in src/a.rs"));
+        let rs = broken_rule(&[change(
+            "src/a.rs",
+            None,
+            Some("#[allow(unused)]\nfn f() {}\n"),
+        )]);
+        assert!(
+            rs.unwrap()
+                .starts_with("[SUPPRESSION] `#[allow(` added in src/a.rs")
+        );
         // A marker already there, or only removed, or mentioned in prose, is no addition.
         let kept = "x = 1  # noqa\ny = 2\n";
         assert_eq!(
@@ -242,7 +253,9 @@ mod tests {
         let thinner = "def test_sum():\n    assert total(3) == 6\n";
         assert_eq!(
             broken_rule(&[change("test_calc.py", Some(test), Some(thinner))]).as_deref(),
-            Some("[WEAKENS TESTS] removed 1 assertion or test line(s) from test_calc.py and added 0")
+            Some(
+                "[WEAKENS TESTS] removed 1 assertion or test line(s) from test_calc.py and added 0"
+            )
         );
         let skipped = format!("import pytest\n@pytest.mark.skip\n{test}");
         assert!(
