@@ -212,7 +212,38 @@ pub(super) fn after_hunt(fix: Option<FixAfter>, hunt: Result<Summary>) -> Result
         output: fix.output,
     });
     link_fixes(&paths, &dir, &tag, &fix.output);
-    fixed
+    let gate = fix.settings.fail_on;
+    fixed.map(|summary| gate_unfixed(fix.exec, mode, gate, &dir, summary))
+}
+
+/// `exec`: a fix run that completed exits as the hunt's mode decides over the findings it left
+/// unfixed (security: `--fail-on` over those without `fixed_by`); otherwise with its own code.
+fn gate_unfixed(
+    exec: bool,
+    mode: Mode,
+    fail_on: Option<crate::config::Severity>,
+    dir: &std::path::Path,
+    mut summary: Summary,
+) -> Summary {
+    use crate::error::exit;
+    let completed = matches!(summary.exit_code, exit::OK | exit::NO_IMPROVEMENT);
+    if !exec || !completed {
+        return summary;
+    }
+    let Ok(Some(store)) = files::load(dir) else {
+        return summary;
+    };
+    let unfixed: Vec<_> = store
+        .checked()
+        .into_iter()
+        .zip(&store.findings)
+        .filter(|(_, v)| v.fixed_by.is_none())
+        .map(|(c, _)| c)
+        .collect();
+    if let Some(code) = crate::engine::findings::gate::mode_exec_exit(mode, fail_on, &unfixed) {
+        summary.exit_code = code;
+    }
+    summary
 }
 
 /// Records, for each finding, the fix run's first keep after which its repro passed.

@@ -14,6 +14,7 @@ mod ending;
 mod engine_metric;
 mod findings;
 mod fix_phase;
+mod fix_rules;
 mod gates;
 mod holdout;
 mod judge;

@@ -305,6 +305,7 @@ impl Run {
                     changed: !insp.changed.is_empty(),
                     scope: insp.scope.clone(),
                     protected: insp.protected.clone(),
+                    rule: self.broken_fix_rule(&insp),
                 };
                 found.protected.extend(self.evaluators_changed_by_turn()?);
                 it.insp = Some(insp);

@@ -7,6 +7,7 @@ pub mod effect;
 pub mod evaluator;
 pub mod experiments;
 pub mod findings;
+pub mod fix_rules;
 pub mod gates;
 pub mod goal;
 pub mod holdout;

@@ -83,6 +83,8 @@ pub struct Found {
     pub scope: Vec<String>,
     /// Protected paths (the engine's files and `.git/...` included).
     pub protected: Vec<String>,
+    /// A fix run's rule the changes break (`[SUPPRESSION] ...`, see [`super::fix_rules`]).
+    pub rule: Option<String>,
 }
 
 impl Found {
@@ -276,7 +278,8 @@ fn violation(found: &Found, desc: &str) -> Option<String> {
     } else if !found.scope.is_empty() {
         ("[SCOPE]", &found.scope)
     } else {
-        return None;
+        let rule = found.rule.as_deref()?;
+        return Some(format!("{rule} — {desc} ({})", super::fix_rules::FEEDBACK));
     };
     Some(format!("{tag} {} — {desc}", super::list_paths(paths)))
 }

@@ -200,6 +200,7 @@ fn found(scope: &[&str], protected: &[&str]) -> Obs {
         changed: true,
         scope: scope.iter().map(|s| s.to_string()).collect(),
         protected: protected.iter().map(|s| s.to_string()).collect(),
+        ..Found::default()
     })
 }
 
@@ -397,6 +398,7 @@ fn guide_5_3_your_untracked_file_changed_or_deleted_is_a_scope_discard() {
         changed: false,
         scope: vec!["notes.txt (your untracked file)".into()],
         protected: vec![],
+        ..Found::default()
     });
     setup()
         .start()

@@ -2,7 +2,8 @@
 //! through the command agent and the real Codex CLI, checked by the engine (confirmed,
 //! [UNFOUNDED], [UNCONFIRMED], merged duplicates, "examined, clean" turns), the coverage score,
 //! `coverage.md` and `security.sarif` from the run, `status`, `exec --fail-on` exit codes,
-//! `--diff` in a run, and `--fix` driving the SQL injection's repro to passing.
+//! `--diff` in a run, and `--fix` driving the SQL injection's repro to passing (a fix that adds a
+//! suppression or deletes a repro discarded; exec's exit gating the findings left unfixed).
 
 use serde_json::Value;
 
@@ -35,6 +36,12 @@ fn webapp() -> TestRepo {
 /// `answers[N-1]` on its last line; in the fix run that follows `--fix`, it parameterises the
 /// query (the SQL injection's fix).
 fn agent(repo: &TestRepo, answers: &[&str]) -> String {
+    fixing_agent(repo, answers, &[])
+}
+
+/// [`agent`], whose fix run's turn N first runs `turns[N-1]` (shell; `$FIX` parameterises the
+/// query) and stops there; later turns parameterise the query.
+fn fixing_agent(repo: &TestRepo, answers: &[&str], turns: &[&str]) -> String {
     let fix = repo.aux.join("fix.py");
     std::fs::write(
         &fix,
@@ -44,8 +51,12 @@ fn agent(repo: &TestRepo, answers: &[&str]) -> String {
          open('app.py', 'w').write(s)\n",
     )
     .unwrap();
+    let mut fix_turns = String::new();
+    for (n, t) in turns.iter().enumerate() {
+        fix_turns.push_str(&format!("    {}) {t}; exit 0 ;;\n", n + 1));
+    }
     let mut body = format!(
-        "if [ \"$AUTORESEARCH_MODE\" = fix ]; then\n  cat > \"{aux}/fix-prompt.md\"\n  python3 {fix}; echo 'parameterised the query'; exit 0\nfi\n\
+        "if [ \"$AUTORESEARCH_MODE\" = fix ]; then\n  FIX=\"python3 {fix}\"\n  cat > \"{aux}/fix-prompt.md\"\n  cp \"{aux}/fix-prompt.md\" \"{aux}/fix-prompt-$AUTORESEARCH_ITERATION.md\"\n  case \"$AUTORESEARCH_ITERATION\" in\n{fix_turns}  esac\n  python3 {fix}; echo 'parameterised the query'; exit 0\nfi\n\
          cat > \"{aux}/prompt-$AUTORESEARCH_ITERATION.md\"\ncase \"$AUTORESEARCH_ITERATION\" in\n",
         aux = repo.aux.display(),
         fix = fix.display()
@@ -344,6 +355,89 @@ fn security_fix_drives_the_confirmed_high_findings_repro_to_passing() {
             .starts_with(&rows[1][1])
     );
     assert!(f["findings"][1].get("fixed_by").is_none());
+}
+
+#[test]
+fn a_fix_that_adds_a_suppression_or_deletes_a_repro_is_discarded_and_the_clean_fix_kept() {
+    let repo = webapp();
+    // Both cheats also fix the injection: without the rules, the first would be kept.
+    let a = fixing_agent(
+        &repo,
+        &["sqli"],
+        &[
+            "$FIX; sed -i 's/fetchall()$/fetchall()  # nosec B608/' app.py; echo 'fixed, scanner quiet'",
+            "$FIX; rm repro/traversal.py; echo 'fixed, repros tidied'",
+        ],
+    );
+    let r = repo.run_owned(&security_args("run", &a, 3, &["--scope", "**", "--fix"]));
+    r.expect_code(0);
+    assert_eq!(
+        repo.statuses(),
+        ["baseline", "discard", "discard", "keep"],
+        "{}",
+        r.stderr
+    );
+    let rows = repo.rows();
+    assert!(
+        rows[1][6].starts_with(
+            "[SUPPRESSION] `nosec` added in app.py: return db.execute(query, (name,)).fetchall() # nosec B608 — fixed, scanner quiet"
+        ),
+        "{}",
+        rows[1][6]
+    );
+    assert!(
+        rows[2][6].starts_with(
+            "[WEAKENS TESTS] deleted the test file repro/traversal.py — fixed, repros tidied"
+        ),
+        "{}",
+        rows[2][6]
+    );
+    assert_eq!(tsv_num(&rows[3][2]), 0.0);
+    // The agent is told why (the next turn's prompt carries the discard).
+    let next = repo.aux_read("fix-prompt-2.md");
+    assert!(
+        next.contains("[SUPPRESSION] `nosec` added in app.py"),
+        "{next}"
+    );
+    assert!(!repo.read("app.py").contains("nosec"));
+    assert!(repo.read("repro/traversal.py").contains("import"));
+    let f = read_json(&repo, "findings.json");
+    assert!(
+        f["findings"][0]["fixed_by"]
+            .as_str()
+            .unwrap()
+            .starts_with(&rows[3][1])
+    );
+}
+
+#[test]
+fn exec_fix_fail_on_gates_the_findings_the_fix_run_left_unfixed() {
+    let exec = |answers: &[&str], turns: &[&str], fail_on: &str| {
+        let repo = webapp();
+        let a = fixing_agent(&repo, answers, turns);
+        let n = answers.len();
+        let r = repo.run_owned(&security_args(
+            "exec",
+            &a,
+            n,
+            &["--scope", "**", "--fix", "--fail-on", fail_on],
+        ));
+        assert_eq!(repo.state()["mode"], "fix", "{}", r.stderr);
+        (r.code, r.stderr)
+    };
+    // The high finding fixed: nothing at or above high is left.
+    let (code, err) = exec(&["sqli"], &[], "high");
+    assert_eq!(code, 0, "{err}");
+    // Fixed, but the unconfirmed high finding (not a target) is left: 1, though the fix run
+    // reached its goal.
+    let (code, err) = exec(&["sqli", "repro-passes"], &[], "high");
+    assert_eq!(code, 1, "{err}");
+    // Not fixed: 1 at high; 0 at critical, though the fix run improved nothing.
+    let idle = ["echo 'looked, changed nothing'"];
+    let (code, err) = exec(&["sqli"], &idle, "high");
+    assert_eq!(code, 1, "{err}");
+    let (code, err) = exec(&["sqli"], &idle, "critical");
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]
