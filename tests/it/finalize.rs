@@ -77,7 +77,8 @@ fn issue_13_finalize_replays_each_keep_as_its_own_commit_on_a_new_branch() {
     let branch = "autoresearch/fin-final";
     assert!(
         r.stdout.contains(&format!("git push -u origin {branch}"))
-            && r.stdout.contains(&format!("gh pr create --head {branch} --fill\n")),
+            && r.stdout
+                .contains(&format!("gh pr create --head {branch} --fill\n")),
         "{}",
         r.stdout
     );
