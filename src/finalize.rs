@@ -44,7 +44,7 @@ pub fn default_branch(run_tag: &str) -> String {
 }
 
 /// The message of the squashed commit: a subject with the metric's move, then one line per keep
-/// (iteration, description, metric and delta).
+/// (iteration, description without its measured `[labels: ...]` prefix, metric and delta).
 pub fn squash_message(run_tag: &str, metric: &str, baseline: f64, keeps: &[Row]) -> String {
     let last = keeps.last().map_or(baseline, |k| k.metric);
     let n = keeps.len();
@@ -58,7 +58,7 @@ pub fn squash_message(run_tag: &str, metric: &str, baseline: f64, keeps: &[Row])
         msg.push_str(&format!(
             "- #{} {} ({metric} {}, {})\n",
             k.iteration,
-            k.description,
+            crate::engine::gates::without_labels(&k.description),
             canonical(k.metric),
             signed(k.delta)
         ));
@@ -345,7 +345,7 @@ mod tests {
     fn the_squashed_message_lists_every_keep_with_its_delta() {
         let keeps = [
             keep(2, 8.0, -2.0, "cache the parse"),
-            keep(5, 6.5, -1.5, "var -> let"),
+            keep(5, 6.5, -1.5, "[labels: fast, pure] var -> let"),
         ];
         assert_eq!(
             squash_message("r1", "ms", 10.0, &keeps),

@@ -686,6 +686,15 @@ pub fn labels_of(description: &str) -> Vec<String> {
     normalize_labels(&[inside]).unwrap_or_default()
 }
 
+/// A row's description without its `[labels: a, b] ` prefix (the measurement's, not the change's
+/// words); unchanged when it has none.
+pub fn without_labels(description: &str) -> &str {
+    match split_prefix(description) {
+        Some((_, rest)) if !rest.trim().is_empty() => rest.trim_start(),
+        _ => description,
+    }
+}
+
 fn split_prefix(description: &str) -> Option<(&str, &str)> {
     let t = description.trim_start();
     let head = t.get(..8)?;
