@@ -31,7 +31,11 @@ pub struct Ended {
 pub fn describe_stop(stop: &Stop) -> (&'static str, Option<&'static str>, String) {
     match stop {
         Stop::Goal(m) => ("goal_reached", None, m.clone()),
-        Stop::Cap(cap) => ("iterations", None, format!("iteration cap {cap} reached")),
+        Stop::Cap(cap) => (
+            "iterations",
+            None,
+            format!("{cap} experiments done (--iterations {cap})"),
+        ),
         Stop::Budget(b, m) => ("budget", Some(b.as_str()), m.clone()),
         Stop::Plateau(n) => (
             "plateau",

@@ -186,7 +186,7 @@ fn goal_and_cap_are_recorded() {
     let e = assert_ended(
         &repo,
         "iterations",
-        "iteration cap reached: iteration cap 2",
+        "iteration cap reached: 2 experiments done (--iterations 2)",
         0,
     );
     assert!(e["budget"].is_null());
@@ -273,7 +273,7 @@ fn notify_gets_the_outcome_and_cannot_hang_the_run() {
         "AUTORESEARCH_RUN_TAG=nt".to_string(),
         "AUTORESEARCH_BASELINE=10".to_string(),
         "AUTORESEARCH_BEST=8".to_string(),
-        "AUTORESEARCH_DETAIL=iteration cap 2 reached".to_string(),
+        "AUTORESEARCH_DETAIL=2 experiments done (--iterations 2)".to_string(),
         format!("AUTORESEARCH_REPO={}", root.display()),
         format!(
             "AUTORESEARCH_REPORT={}",
