@@ -67,6 +67,9 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "# Autoresearch report: {}\n", r.run_tag);
     let _ = writeln!(o, "- goal: {}", one_line(&r.goal));
     let _ = writeln!(o, "- {}", ending(r));
+    for link in &r.mode_reports {
+        let _ = writeln!(o, "- mode report: [{link}]({link})");
+    }
     let _ = writeln!(
         o,
         "- started: {}",

@@ -59,6 +59,8 @@ pub struct Report {
     pub lessons: Vec<LessonAdded>,
     /// Every main row of the results log (for the chart).
     pub rows: Vec<Row>,
+    /// The mode reports of this run (debug, security, ship), as links relative to the report.
+    pub mode_reports: Vec<String>,
 }
 
 /// Where the report went.
@@ -151,6 +153,7 @@ pub fn gather(repo: &Repo, paths: &Paths) -> Result<Report> {
         })
         .collect();
     let lessons_text = std::fs::read_to_string(&paths.lessons).unwrap_or_default();
+    let mode_reports = mode_reports(paths, &meta("run_tag"));
     let t = &replay.tally;
     Ok(Report {
         run_tag: meta("run_tag"),
@@ -181,7 +184,31 @@ pub fn gather(repo: &Repo, paths: &Paths) -> Result<Report> {
         usage,
         lessons: model::lessons_added(&lessons_text, &meta("run_tag")),
         rows: log.rows,
+        mode_reports,
     })
+}
+
+/// The report files of the run's mode directories that exist, relative to the report's
+/// directory (`paths.private`).
+fn mode_reports(paths: &Paths, tag: &str) -> Vec<String> {
+    const MAIN: [(&str, &str); 3] = [
+        ("debug", "findings.md"),
+        ("security", "findings.md"),
+        ("ship", "checklist.md"),
+    ];
+    MAIN.iter()
+        .map(|(mode, file)| paths.mode_dir(mode, tag).join(file))
+        .filter(|f| f.is_file())
+        .map(|f| {
+            if let Ok(rel) = f.strip_prefix(&paths.private) {
+                rel.display().to_string()
+            } else if let Ok(rel) = f.strip_prefix(&paths.dir) {
+                format!("../{}", rel.display())
+            } else {
+                f.display().to_string()
+            }
+        })
+        .collect()
 }
 
 /// Writes `report.md` and `progress.svg` for the run in the repository at `repo` (default: the

@@ -125,6 +125,15 @@ fn a_finding_whose_repro_fails_is_confirmed_and_its_instrumentation_kept_under_a
         md.contains("`python3 test_calc.py` fails on the retained tree (exit 1)"),
         "{md}"
     );
+    // The morning report links the findings report (relative to itself).
+    let report = repo.find_artifact("report.md");
+    let text = std::fs::read_to_string(&report).unwrap();
+    let link = text
+        .lines()
+        .find_map(|l| l.strip_prefix("- mode report: ["))
+        .and_then(|l| l.split(']').next())
+        .unwrap_or_else(|| panic!("no mode report line in {text}"));
+    assert!(report.parent().unwrap().join(link).is_file(), "{link}");
 }
 
 #[test]
