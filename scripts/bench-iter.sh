@@ -35,7 +35,9 @@ AGENT
 fi
 cd "$repo"
 git reset -q --hard bench-base
-rm -rf autoresearch-results .codex-autoresearch
+# Both layouts: an A/B against a build from before the current layout writes the March names.
+rm -rf autoresearch-results .codex-autoresearch research-results.tsv autoresearch-state.json \
+  autoresearch-lessons.md .autoresearch
 git for-each-ref --format='%(refname)' refs/autoresearch | xargs -r -n1 git update-ref -d
 "$BIN" run --goal "bench" --scope 'src/**' --metric n --direction lower \
   --verify "$DIR/verify.sh" --agent command --agent-cmd "$DIR/agent.sh" \
